@@ -1,0 +1,112 @@
+"""Running a lab's testinfra checks against its machine over SSH (paramiko, sudo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .errors import MachineError
+from .lab import Lab
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check's verdict."""
+
+    name: str
+    title: str
+    step: str | None
+    outcome: str  # passed, failed, error, skipped
+    message: str
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "passed"
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    """The verdict of one `labgen check`: which state was checked and each check's result."""
+
+    lab: str
+    target: str
+    only: bool
+    results: list[CheckResult]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "lab": self.lab,
+            "target_step": self.target,
+            "only_target": self.only,
+            "ok": self.ok,
+            "results": [asdict(r) for r in self.results],
+        }
+
+
+def run_checks(
+    lab: Lab, ssh_config: Path, target: str | None = None, only: bool = False
+) -> CheckRun:
+    """Run the checks that hold after step `target` (default: the lab's last step).
+
+    pytest runs in a child process: testinfra caches its connections per process,
+    and a lab's checks must not share state with labgen itself.
+    """
+    target = target or lab.steps[-1].id
+    lab.step(target)  # an unknown step is a usage error, before anything runs
+    with tempfile.TemporaryDirectory(prefix="labgen-check-") as tmp:
+        report = Path(tmp) / "report.json"
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(lab.checks_file),
+            "-p",
+            "generator.pytest_plugin",
+            f"--labgen-report={report}",
+            f"--labgen-order={','.join(s.id for s in lab.steps)}",
+            f"--labgen-target={target}",
+            *(["--labgen-only"] if only else []),
+            "--hosts=paramiko://default",
+            f"--ssh-config={ssh_config}",
+            "--sudo",
+            # Isolated from whatever pytest configuration the user's cwd holds.
+            "-c",
+            os.devnull,
+            f"--rootdir={lab.path}",
+            "--import-mode=importlib",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--tb=short",
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
+        if not report.is_file():
+            raise MachineError(
+                f"the checks of lab {lab.name!r} did not run (pytest exit {proc.returncode}):\n"
+                + (proc.stdout + proc.stderr)[-3000:]
+            )
+        data = json.loads(report.read_text(encoding="utf-8"))
+    results = [
+        CheckResult(
+            name=r["name"],
+            title=r["title"],
+            step=r["step"],
+            outcome=r["outcome"],
+            message=r["message"],
+            duration=r["duration"],
+        )
+        for r in data["results"]
+    ]
+    order = {step.id: i for i, step in enumerate(lab.steps)}
+    results.sort(key=lambda r: order.get(r.step or "", -1))
+    return CheckRun(lab=lab.name, target=target, only=only, results=results)

@@ -1,0 +1,197 @@
+"""The `labgen` command line: parses arguments and hands them to one function per verb."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from rich.markup import escape
+
+from . import __version__, lifecycle, ui
+from .errors import EXIT_FAILED, EXIT_OK, LabgenError
+from .lab import iter_labs
+from .providers import providers
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+PROVIDER_HELP = (
+    "Vagrant provider: " + ", ".join(providers()) + ". Default: $LABGEN_PROVIDER, else docker."
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="labgen")
+def main() -> None:
+    """Reproducible container-networking labs on Vagrant machines.
+
+    A lab is a folder (lab.yaml and testinfra checks). `labgen up LAB` renders it
+    into a Vagrant machine with Docker and the lab's steps installed;
+    `labgen run LAB --all` walks the steps; `labgen check LAB` says whether the
+    machine is in the state the steps should leave it in.
+
+    Machines live under $LABGEN_HOME (default: the per-user data directory).
+
+    Exit status: 0 success, 1 a machine or check failed, 2 bad input or a
+    missing prerequisite (nothing was started).
+    """
+
+
+def _handle_errors(func: F) -> F:
+    """One place turns a LabgenError into a message and an exit status."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except LabgenError as exc:
+            ui.err.print(f"[red]labgen: error:[/] {escape(exc.message)}")
+            if exc.hint:
+                ui.err.print(f"[dim]hint: {escape(exc.hint)}[/]")
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            ui.err.print("labgen: interrupted")
+            sys.exit(130)
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper  # type: ignore[return-value]
+
+
+@main.command("list")
+@_handle_errors
+def list_cmd() -> None:
+    """List the labs, with their titles."""
+    ui.print_labs(list(iter_labs()))
+
+
+@main.command()
+@click.argument("lab")
+@click.option("--provider", "-p", help=PROVIDER_HELP)
+@click.option("--name", help="Machine name (default: the lab's name); lets one lab run twice.")
+@click.option("--verbose", "-v", is_flag=True, help="Show every line Vagrant prints.")
+@_handle_errors
+def up(lab: str, provider: str | None, name: str | None, verbose: bool) -> None:
+    """Bring up LAB's machine (a lab name, or a path to a lab folder).
+
+    Renders the lab into an instance directory, builds the docker provider's base
+    image on first use, and runs `vagrant up`. A machine that already runs is reused.
+    """
+    with ui.progress(f"Bringing up {lab}", verbose) as say:
+        result = lifecycle.up(lab, provider, name, say)
+    verb = "is already up" if result.reused else "is up"
+    ui.out.print(
+        f"[green]Machine {result.instance} {verb}[/] (lab {result.lab}, provider "
+        f"{result.provider}, {result.seconds:.1f} s)."
+    )
+    ui.out.print("Next:")
+    ui.out.print(f"  labgen run {result.instance} --all     run every step of the lab")
+    ui.out.print(f"  labgen check {result.instance}         is the machine where the steps lead?")
+    ui.out.print(
+        f"  labgen ssh {result.instance}           a shell on the machine (labgen-lab list)"
+    )
+    ui.out.print(f"  labgen destroy {result.instance}       remove it when done")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the machines as JSON.")
+@_handle_errors
+def status(as_json: bool) -> None:
+    """Show the lab machines that exist and their state."""
+    ui.print_status(lifecycle.status(), as_json)
+
+
+@main.command()
+@click.argument("machine")
+@click.argument("steps", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Run every step, in order.")
+@_handle_errors
+def run(machine: str, steps: tuple[str, ...], every: bool) -> None:
+    """Run STEPS of the lab on MACHINE, in order, showing their output.
+
+    Where the documented command is interactive (-it, a foreground server, logs -f),
+    the lab's non-interactive form runs instead. Stops at the first failing step.
+    """
+    outcomes = lifecycle.run_steps(machine, steps, every, ui.announce_step)
+    failed = [o for o in outcomes if o.exit_code != 0]
+    if failed:
+        ui.out.print(f"[red]step {failed[0].step} failed with exit status {failed[0].exit_code}[/]")
+        sys.exit(EXIT_FAILED)
+    ui.out.print(
+        f"\n[green]{len(outcomes)} step(s) ran[/]; `labgen check {machine}` checks the result"
+    )
+
+
+@main.command()
+@click.argument("machine")
+@click.option(
+    "--step",
+    "-s",
+    help="Check the state after this step (default: the furthest step run, else the last).",
+)
+@click.option("--only", is_flag=True, help="Only the chosen step's own checks.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@_handle_errors
+def check(machine: str, step: str | None, only: bool, as_json: bool) -> None:
+    """Run MACHINE's lab checks (testinfra over SSH) and say which pass.
+
+    One line per check, grouped by the step after which it must hold. Exit 0 when
+    all pass, 1 when any fails.
+    """
+    if only and step is None:
+        raise click.UsageError("--only needs --step STEP")
+    result, lab = lifecycle.check(machine, step, only)
+    ui.print_check_run(result, lab, as_json)
+    sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("machine")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@_handle_errors
+def ssh(machine: str, command: tuple[str, ...]) -> None:
+    """A shell on MACHINE, or one COMMAND (after --) with its exit status."""
+    sys.exit(lifecycle.ssh_into(machine, command))
+
+
+@main.command()
+@click.argument("machines", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Destroy every lab machine.")
+@_handle_errors
+def destroy(machines: tuple[str, ...], every: bool) -> None:
+    """Destroy MACHINES and remove their instance directories."""
+    if not machines and not every:
+        raise click.UsageError("name the machines to destroy, or pass --all")
+    if machines and every:
+        raise click.UsageError("name machines or pass --all, not both")
+    with ui.progress("Destroying") as say:
+        done = lifecycle.destroy(machines, every, say)
+    for name in done:
+        ui.out.print(f"destroyed {name}")
+
+
+@main.group()
+def box() -> None:
+    """The docker provider's base image (Debian, Docker, sshd, offline images)."""
+
+
+@box.command("build")
+@click.option("--force", is_flag=True, help="Rebuild even if the current image exists.")
+@click.option("--verbose", "-v", is_flag=True, help="Show every line of the build.")
+@_handle_errors
+def box_build(force: bool, verbose: bool) -> None:
+    """Build the base image from Debian packages (about a minute; needs root)."""
+    with ui.progress("Building the base image", verbose) as say:
+        tag, built = lifecycle.ensure_box(force, say)
+    ui.out.print(f"{tag} {'built' if built else 'already built'}")
+
+
+@box.command("list")
+@_handle_errors
+def box_list() -> None:
+    """List the base images built on this host."""
+    from .box import list_boxes
+
+    for info in list_boxes():
+        mark = "*" if info.current else " "
+        ui.out.print(f"{mark} {info.tag}  {info.created}  {info.size}")

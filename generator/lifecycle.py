@@ -1,0 +1,284 @@
+"""The verbs that act on lab machines: up, run, check, ssh, destroy, status.
+
+Each reads like the procedure it performs and returns data; cli.py prints it.
+Data flows one way: lab file -> Lab -> rendered instance dir -> machine -> results.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import box, hostdocker, render, resources, ssh
+from .checks import CheckRun, run_checks
+from .errors import UsageError
+from .instance import Instance, InstanceState, all_instances
+from .lab import Lab, load_lab, load_lab_dir
+from .machine import Machine, require_vagrant, vagrant_env
+from .providers import Provider
+from .providers import get as get_provider
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class UpResult:
+    instance: str
+    lab: str
+    provider: str
+    reused: bool
+    seconds: float
+    box_built: bool
+
+
+def preflight(provider: Provider) -> None:
+    """Everything a provider needs on the host, checked before anything is created."""
+    require_vagrant()
+    for tool in provider.requires:
+        if tool == "docker":
+            hostdocker.require_daemon()
+        elif tool != "vagrant" and shutil.which(tool) is None:
+            raise UsageError(
+                f"the {provider.name} provider needs {tool}, which is not on PATH",
+                hint=f"install it, or choose another provider with --provider ({provider.summary})",
+            )
+
+
+def up(lab_ref: str, provider_name: str | None, name: str | None, say: Say) -> UpResult:
+    """Bring the lab's machine up, or reuse it when it already runs."""
+    started = time.monotonic()
+    lab = load_lab(lab_ref)
+    instance = Instance(resources.validate_name(name or lab.name, "instance name"))
+    provider = get_provider(provider_name)
+    preflight(provider)
+
+    if instance.exists():
+        state = instance.load()
+        if state.lab != lab.name or state.provider != provider.name:
+            raise UsageError(
+                f"machine {instance.name!r} already exists for lab {state.lab!r} on "
+                f"{state.provider}",
+                hint=f"`labgen destroy {instance.name}` first, or pick another --name",
+            )
+        machine = Machine(instance.path)
+        if machine.state() == "running":
+            say(f"machine {instance.name} is already running; reusing it")
+            return UpResult(instance.name, lab.name, provider.name, True, _since(started), False)
+        say(f"starting the existing machine {instance.name}")
+        machine.up(provider.name, say)
+        _save_ssh_config(instance, machine)
+        return UpResult(instance.name, lab.name, provider.name, False, _since(started), False)
+
+    built = False
+    if provider.name == "docker":
+        _, built = box.ensure_base_image(say)
+    _render_new(lab, instance, provider, say)
+    machine = Machine(instance.path)
+    try:
+        say(f"vagrant up --provider={provider.name}")
+        machine.up(provider.name, say)
+        _save_ssh_config(instance, machine)
+    except BaseException:
+        # No half-made machines: take it all down, keep the log for the user.
+        kept = _keep_log(instance)
+        say("bringing the machine up failed; removing what was created")
+        _teardown(instance)
+        if kept:
+            say(f"Vagrant's log is kept in {kept}")
+        raise
+    return UpResult(instance.name, lab.name, provider.name, False, _since(started), built)
+
+
+def _render_new(lab: Lab, instance: Instance, provider: Provider, say: Say) -> None:
+    others = [i.load() for i in all_instances()]
+    docker = render.docker_settings(
+        instance.name,
+        probe=provider.name == "docker",
+        taken_subnets=[s.subnet for s in others if s.subnet],
+        taken_ports=[s.ssh_port for s in others if s.ssh_port],
+    )
+    resources.instances_dir().mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{instance.name}-", dir=resources.instances_dir()))
+    try:
+        public_key = render.write_keypair(tmp, comment=f"labgen-{instance.name}")
+        digest = render.render_instance(lab, instance.name, docker, public_key, tmp)
+        Instance(tmp.name).save(
+            InstanceState(
+                instance=instance.name,
+                lab=lab.name,
+                lab_path=str(lab.path),
+                provider=provider.name,
+                render_digest=digest,
+                created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                container=docker.container if provider.name == "docker" else "",
+                network=docker.network if provider.name == "docker" else "",
+                subnet=docker.subnet if provider.name == "docker" else "",
+                ssh_port=docker.ssh_port if provider.name == "docker" else 0,
+            )
+        )
+        render.copy_tree_atomic(tmp, instance.path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    say(f"rendered {instance.path}")
+
+
+def _save_ssh_config(instance: Instance, machine: Machine) -> None:
+    instance.ssh_config.write_text(machine.ssh_config(), encoding="utf-8")
+
+
+def _keep_log(instance: Instance) -> Path | None:
+    log = instance.path / "vagrant.log"
+    if not log.is_file():
+        return None
+    logs = resources.labgen_home() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    kept = logs / f"{instance.name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    shutil.copyfile(log, kept)
+    return kept
+
+
+def _teardown(instance: Instance) -> None:
+    """Destroy the machine (if Vagrant knows one) and remove the instance directory."""
+    if (instance.path / ".vagrant").is_dir():
+        Machine(instance.path).destroy()
+    shutil.rmtree(instance.path, ignore_errors=True)
+
+
+def destroy(names: Sequence[str], every: bool, say: Say) -> list[str]:
+    """Destroy the named machines (or all) and remove their instance directories."""
+    if every:
+        targets = all_instances()
+    else:
+        targets = [Instance(resources.validate_name(n, "instance name")) for n in names]
+        for target in targets:
+            target.load()  # an unknown name is a usage error before anything is destroyed
+    if not targets:
+        say("no lab machines to destroy")
+    done = []
+    for target in targets:
+        say(f"destroying {target.name}")
+        _teardown(target)
+        done.append(target.name)
+    return done
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    instance: str
+    lab: str
+    provider: str
+    state: str
+    steps_run: list[str]
+    created: str
+    path: str
+
+
+def status() -> list[StatusRow]:
+    """Every lab machine labgen knows of, with Vagrant's word for its state."""
+    rows = []
+    for inst in all_instances():
+        state = inst.load()
+        machine_state = (
+            Machine(inst.path).state() if (inst.path / ".vagrant").is_dir() else "not_created"
+        )
+        rows.append(
+            StatusRow(
+                instance=inst.name,
+                lab=state.lab,
+                provider=state.provider,
+                state=machine_state,
+                steps_run=state.steps_run,
+                created=state.created,
+                path=str(inst.path),
+            )
+        )
+    return rows
+
+
+def _lab_of(state: InstanceState) -> Lab:
+    path = Path(state.lab_path)
+    return load_lab_dir(path) if path.is_dir() else load_lab(state.lab)
+
+
+def _running(instance_name: str) -> tuple[Instance, InstanceState, Lab]:
+    instance = Instance(resources.validate_name(instance_name, "lab machine name"))
+    state = instance.load()
+    if not instance.ssh_config.is_file():
+        raise UsageError(
+            f"machine {instance.name!r} was never brought up completely",
+            hint=f"`labgen up {state.lab}` brings it up",
+        )
+    return instance, state, _lab_of(state)
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    step: str
+    exit_code: int
+    seconds: float
+
+
+def run_steps(
+    instance_name: str,
+    step_ids: Sequence[str],
+    every: bool,
+    announce: Callable[[int, int, object], None],
+) -> list[StepOutcome]:
+    """Run steps' robot commands on the machine in order; stop at the first failure."""
+    instance, state, lab = _running(instance_name)
+    if every and step_ids:
+        raise UsageError("give step names or --all, not both")
+    if not every and not step_ids:
+        raise UsageError(
+            "which steps? name them, or pass --all",
+            hint=f"lab {lab.name!r} has: {', '.join(s.id for s in lab.steps)}",
+        )
+    steps = lab.steps if every else [lab.step(s) for s in step_ids]
+    outcomes = []
+    with ssh.connect(instance.ssh_config) as client:
+        for step in steps:
+            announce(lab.step_index(step.id) + 1, len(lab.steps), step)
+            began = time.monotonic()
+            code = ssh.run(client, f"labgen-lab run {shlex.quote(step.id)}")
+            outcomes.append(StepOutcome(step.id, code, _since(began)))
+            if code != 0:
+                break
+            state.steps_run.append(step.id)
+            instance.save(state)
+    return outcomes
+
+
+def check(instance_name: str, step: str | None, only: bool) -> tuple[CheckRun, Lab]:
+    """Run the checks that must hold now: after `step`, or after the furthest step run."""
+    instance, state, lab = _running(instance_name)
+    if step is None and state.steps_run:
+        step = max(state.steps_run, key=lab.step_index)
+    return run_checks(lab, instance.ssh_config, target=step, only=only), lab
+
+
+def ssh_into(instance_name: str, command: Sequence[str]) -> int:
+    """A shell on the machine, or one command; returns its exit status."""
+    instance, _, _ = _running(instance_name)
+    if command:
+        with ssh.connect(instance.ssh_config) as client:
+            return ssh.run(client, shlex.join(command))
+    if shutil.which("ssh"):
+        return subprocess.call(["ssh", "-F", str(instance.ssh_config), ssh.HOST_ALIAS])
+    return subprocess.call(["vagrant", "ssh"], cwd=instance.path, env=vagrant_env())
+
+
+def _since(started: float) -> float:
+    return round(time.monotonic() - started, 1)
+
+
+def ensure_box(force: bool, say: Say) -> tuple[str, bool]:
+    """`labgen box build`: the docker provider's base image, built unless present."""
+    return box.ensure_base_image(say, force=force)

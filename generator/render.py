@@ -1,0 +1,207 @@
+"""Rendering a lab into an instance directory: Vagrantfile, provisioning, the lab's scripts."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import shlex
+import shutil
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from . import __version__, box, hostdocker, resources
+from .lab import CHECKS_FILE, LAB_FILE, Lab
+from .providers import Provider, providers
+
+LAB_ROOT_IN_MACHINE = "/opt/labgen"
+# The machine networks labgen carves /24s from; far from Docker's default 172.17-172.29.
+SUBNET_POOL = ipaddress.ip_network("172.30.0.0/16")
+KEY_NAME = "id_ed25519"
+
+
+@dataclass(frozen=True)
+class DockerSettings:
+    """What the docker provider's block needs that only the host can tell."""
+
+    image: str
+    container: str
+    network: str
+    subnet: str
+    ssh_port: int
+    privileged: bool
+    nameservers: list[str] = field(default_factory=list)
+
+
+def jinja_env() -> jinja2.Environment:
+    """Templates fail loudly on a missing value; |sh and |ruby quote for their language."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(
+            [str(resources.data_root()), str(resources.templates_dir())]
+        ),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["sh"] = lambda value: shlex.quote(str(value))
+    env.filters["ruby"] = ruby_literal
+    env.filters["comment"] = lambda value: " ".join(str(value).split())
+    return env
+
+
+def ruby_literal(value: object) -> str:
+    """A single-quoted Ruby string literal: only backslash and quote are special there."""
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
+
+
+def docker_settings(
+    instance: str,
+    *,
+    probe: bool,
+    taken_subnets: Iterable[str] = (),
+    taken_ports: Iterable[int] = (),
+) -> DockerSettings:
+    """Choose the docker block's network, SSH port and run mode for `instance`.
+
+    With `probe` (the machine will use the docker provider) the host's Docker is
+    asked which subnets are free and whether --privileged works; otherwise the
+    block gets defaults that a later `vagrant up --provider=docker` can still use.
+    """
+    image = box.base_image_tag()
+    if probe:
+        used = [*hostdocker.used_subnets(), *(ipaddress.ip_network(s) for s in taken_subnets)]
+        subnet = next(
+            str(net)
+            for net in SUBNET_POOL.subnets(new_prefix=24)
+            if not any(net.overlaps(u) for u in used)
+        )
+        privileged = hostdocker.privileged_works(image)
+        port = _free_port(set(taken_ports))
+    else:
+        subnet, privileged, port = str(next(SUBNET_POOL.subnets(new_prefix=24))), True, 2222
+    return DockerSettings(
+        image=image,
+        container=f"labgen-{instance}",
+        network=f"labgen-{instance}",
+        subnet=subnet,
+        ssh_port=port,
+        privileged=privileged,
+        nameservers=host_nameservers(),
+    )
+
+
+def host_nameservers(resolv_conf: Path = Path("/etc/resolv.conf")) -> list[str]:
+    """The host's real resolvers (a loopback stub is useless inside the machine)."""
+    candidates = [resolv_conf, Path("/run/systemd/resolve/resolv.conf")]
+    for path in candidates:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            continue
+        servers = []
+        for line in lines:
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] == "nameserver":
+                try:
+                    addr = ipaddress.ip_address(parts[1])
+                except ValueError:
+                    continue
+                if not addr.is_loopback:
+                    servers.append(str(addr))
+        if servers:
+            return servers
+    return []
+
+
+def _free_port(taken: set[int]) -> int:
+    for _ in range(20):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in taken:
+            return port
+    raise RuntimeError("no free local port found")
+
+
+def render_instance(
+    lab: Lab, instance: str, docker: DockerSettings, public_key: str, target: Path
+) -> str:
+    """Write the Vagrantfile, provision.sh and lab/ into `target`; return their digest."""
+    env = jinja_env()
+    spec = box.box_spec()
+    lab_dir = f"{LAB_ROOT_IN_MACHINE}/{lab.name}"
+    table: dict[str, Provider] = providers()
+    files: dict[str, str] = {
+        "Vagrantfile": env.get_template("Vagrantfile.j2").render(
+            lab=lab,
+            instance=instance,
+            labgen_version=__version__,
+            user=spec.user,
+            providers=table,
+            docker=docker,
+            public_key=public_key,
+        ),
+        "provision.sh": env.get_template("provision.sh.j2").render(
+            lab=lab,
+            lab_dir=lab_dir,
+            user=spec.user,
+            packages=spec.packages,
+            substitutes=[box.substitute(name) for name in lab.spec.images],
+            images_dir=box.IMAGES_DIR_IN_MACHINE,
+            substitute_label=box.LABEL_SUBSTITUTE,
+        ),
+        "lab/labgen-lab": env.get_template("lab/labgen-lab.sh.j2").render(lab=lab, lab_dir=lab_dir),
+        "lab/steps/ORDER": "".join(f"{step.id}\n" for step in lab.steps),
+    }
+    step_template = env.get_template("lab/step.sh.j2")
+    for index, step in enumerate(lab.steps, start=1):
+        files[f"lab/steps/{step.id}.sh"] = step_template.render(lab=lab, index=index, step=step)
+        files[f"lab/steps/{step.id}.title"] = step.title + "\n"
+        files[f"lab/steps/{step.id}.command"] = step.command.rstrip("\n") + "\n"
+        files[f"lab/steps/{step.id}.md"] = step.explain.rstrip("\n") + "\n"
+    for name in (LAB_FILE, CHECKS_FILE):
+        files[f"lab/{name}"] = (lab.path / name).read_text(encoding="utf-8")
+
+    digest = hashlib.sha256()
+    for rel in sorted(files):
+        path = target / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(files[rel], encoding="utf-8")
+        if rel.endswith(".sh") or rel == "lab/labgen-lab":
+            path.chmod(0o755)
+        digest.update(rel.encode() + b"\0" + files[rel].encode() + b"\0")
+    return digest.hexdigest()
+
+
+def write_keypair(target: Path, comment: str) -> str:
+    """A fresh ed25519 key pair in target/keys; returns the public key line."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    keys = target / "keys"
+    keys.mkdir(parents=True, exist_ok=True)
+    (keys / KEY_NAME).write_bytes(private)
+    (keys / KEY_NAME).chmod(0o600)
+    line = f"{public.decode()} {comment}"
+    (keys / f"{KEY_NAME}.pub").write_text(line + "\n", encoding="utf-8")
+    return line
+
+
+def copy_tree_atomic(source: Path, target: Path) -> None:
+    """Move a fully rendered directory into place (no half-made instance dirs)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        shutil.rmtree(target)
+    source.rename(target)

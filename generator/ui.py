@@ -1,0 +1,135 @@
+"""How results look to people: progress on stderr, tables and verdicts on stdout."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import asdict
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .checks import CheckRun
+from .lab import Lab, Step
+from .lifecycle import Say, StatusRow
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+MARKS = {
+    "passed": "[green]✓[/]",
+    "failed": "[red]✗[/]",
+    "error": "[red]![/]",
+    "skipped": "[yellow]-[/]",
+}
+
+
+@contextlib.contextmanager
+def progress(title: str, verbose: bool = False) -> Iterator[Say]:
+    """A spinner showing the latest line of long work; every line with --verbose."""
+    if verbose or not err.is_terminal:
+
+        def say(line: str) -> None:
+            if line.strip():
+                err.print(f"  {escape(line.strip())}")
+
+        err.print(f"[bold]{escape(title)}[/]")
+        yield say
+        return
+    with err.status(f"[bold]{escape(title)}[/]") as status:
+
+        def say_live(line: str) -> None:
+            if line.strip():
+                status.update(f"[bold]{escape(title)}[/] [dim]{escape(line.strip()[:100])}[/]")
+
+        yield say_live
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def print_labs(labs: list[Lab]) -> None:
+    table = Table(box=None, show_header=True, header_style="bold")
+    table.add_column("LAB")
+    table.add_column("STEPS", justify="right")
+    table.add_column("TITLE")
+    for lab in labs:
+        table.add_row(lab.name, str(len(lab.steps)), lab.title)
+    out.print(table)
+
+
+def print_status(rows: list[StatusRow], as_json: bool) -> None:
+    if as_json:
+        print_json([asdict(r) for r in rows])
+        return
+    if not rows:
+        out.print("no lab machines; `labgen up LAB` brings one up (`labgen list` shows the labs)")
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("MACHINE", "LAB", "PROVIDER", "STATE", "STEPS RUN", "CREATED"):
+        table.add_column(col)
+    for r in rows:
+        color = "green" if r.state == "running" else "yellow"
+        table.add_row(
+            r.instance,
+            r.lab,
+            r.provider,
+            f"[{color}]{r.state}[/]",
+            str(len(r.steps_run)),
+            r.created,
+        )
+    out.print(table)
+
+
+def announce_step(index: int, total: int, step: object) -> None:
+    assert isinstance(step, Step)
+    out.print(f"\n[bold]Step {index}/{total} {escape(step.id)}[/]: {escape(step.title)}")
+    out.print(f"[cyan]$ {escape(step.command)}[/]")
+    if step.run is not None:
+        out.print("[dim]labgen runs its non-interactive form:[/]")
+        for line in step.run.strip().splitlines():
+            out.print(f"[dim]  {escape(line)}[/]")
+    sys.stdout.flush()
+
+
+def print_check_run(run: CheckRun, lab: Lab, as_json: bool) -> None:
+    if as_json:
+        print_json(run.to_json())
+        return
+    target = lab.step(run.target)
+    scope = "the checks of step" if run.only else "the state after step"
+    out.print(
+        f"Checking {scope} {lab.step_index(run.target) + 1}/{len(lab.steps)} "
+        f"[bold]{escape(target.id)}[/] of lab {escape(lab.name)}"
+    )
+    current = object()
+    for r in run.results:
+        if r.step != current:
+            current = r.step
+            if r.step is not None:
+                step = lab.step(r.step)
+                number = lab.step_index(step.id) + 1
+                out.print(f"  [bold]{number}. {escape(step.id)}[/]: {escape(step.title)}")
+            else:
+                out.print("  [bold]checks tied to no step[/]")
+        out.print(f"    {MARKS.get(r.outcome, '?')} {escape(r.title)}")
+        if not r.ok and r.message:
+            first = r.message.strip().splitlines()[0] if r.message.strip() else ""
+            out.print(f"        [red]{escape(first[:300])}[/]")
+    passed = sum(r.ok for r in run.results)
+    total = len(run.results)
+    if total == 0:
+        out.print("[yellow]no checks apply to this step[/]")
+    elif run.ok:
+        out.print(f"[green]all {total} checks pass[/]")
+    else:
+        failing = sorted({r.step or "?" for r in run.results if not r.ok}, key=lambda s: s)
+        out.print(
+            f"[red]{total - passed} of {total} checks fail[/] (steps: {', '.join(failing)}); "
+            "not there yet"
+        )

@@ -1,0 +1,46 @@
+#!/bin/sh
+# PID 1's child (under tini) in a docker-provider lab machine: make the machine
+# look like a plain Docker host, then run dockerd and sshd.
+# Inputs (environment, set by the Vagrantfile): LABGEN_AUTHORIZED_KEY, the
+# instance's public key; LABGEN_NAMESERVERS, space-separated resolver addresses.
+set -u
+user=vagrant
+
+# The machine's own host key, and only the instance's key may log in.
+[ -f /etc/ssh/ssh_host_ed25519_key ] || ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
+if [ -n "${LABGEN_AUTHORIZED_KEY:-}" ]; then
+    printf '%s\n' "$LABGEN_AUTHORIZED_KEY" >"/home/$user/.ssh/authorized_keys"
+    chown "$user:$user" "/home/$user/.ssh/authorized_keys"
+    chmod 0600 "/home/$user/.ssh/authorized_keys"
+fi
+unset LABGEN_AUTHORIZED_KEY
+mkdir -p /run/sshd
+
+# On a user-defined network the host's Docker puts its embedded DNS into this
+# machine's nat table (DOCKER_OUTPUT, DOCKER_POSTROUTING to 127.0.0.11). The
+# seed's nat table has none of it: start from an empty table and the host's
+# real resolvers, before the inner dockerd writes its own rules.
+# Only a backend that holds rules is touched: merely listing a legacy table
+# creates it, and iptables would then warn about it under every listing.
+for ipt in iptables-nft iptables-legacy; do
+    command -v "$ipt-save" >/dev/null 2>&1 || continue
+    if "$ipt-save" -t nat 2>/dev/null | grep -q '^-A'; then
+        "$ipt" -t nat -F
+        "$ipt" -t nat -X
+    fi
+done
+if [ -n "${LABGEN_NAMESERVERS:-}" ]; then
+    for ns in $LABGEN_NAMESERVERS; do printf 'nameserver %s\n' "$ns"; done >/etc/resolv.conf
+fi
+
+# On a cgroup v2 host the inner dockerd needs a child cgroup for this process
+# and the controllers enabled below it (as moby's dind script does).
+if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+    mkdir -p /sys/fs/cgroup/init
+    xargs -rn1 </sys/fs/cgroup/cgroup.procs >/sys/fs/cgroup/init/cgroup.procs 2>/dev/null || :
+    sed -e 's/ / +/g' -e 's/^/+/' </sys/fs/cgroup/cgroup.controllers \
+        >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || :
+fi
+
+dockerd >/var/log/dockerd.log 2>&1 &
+exec /usr/sbin/sshd -D -e

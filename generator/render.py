@@ -35,6 +35,7 @@ class DockerSettings:
     subnet: str
     ssh_port: int
     privileged: bool
+    home_tag: str
     nameservers: list[str] = field(default_factory=list)
 
 
@@ -87,8 +88,9 @@ def docker_settings(
         subnet, privileged, port = str(next(SUBNET_POOL.subnets(new_prefix=24))), True, 2222
     return DockerSettings(
         image=image,
-        container=f"labgen-{instance}",
-        network=f"labgen-{instance}",
+        container=f"labgen-{instance}-{resources.home_tag()}",
+        network=f"labgen-{instance}-{resources.home_tag()}",
+        home_tag=resources.home_tag(),
         subnet=subnet,
         ssh_port=port,
         privileged=privileged,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -39,6 +40,11 @@ def labgen_home() -> Path:
     if override:
         return Path(override).expanduser().resolve()
     return Path(platformdirs.user_data_dir("labgen", appauthor=False))
+
+
+def home_tag() -> str:
+    """A short tag of the labgen home, so that two homes' machines never share a name."""
+    return hashlib.sha256(str(labgen_home()).encode()).hexdigest()[:6]
 
 
 def instances_dir() -> Path:

@@ -6,7 +6,7 @@ import ipaddress
 import json
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from .errors import UsageError
 
@@ -77,6 +77,29 @@ def used_subnets() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
             if cfg.get("Subnet"):
                 subnets.append(ipaddress.ip_network(cfg["Subnet"], strict=False))
     return subnets
+
+
+def create_network(name: str, candidates: Iterable[str], labels: dict[str, str]) -> str:
+    """Create docker network `name` on the first free candidate subnet; return that subnet.
+
+    Another labgen (a parallel test, another user) may take a subnet between our
+    look and our claim; Docker then says the pool overlaps and we try the next one.
+    """
+    label_args = [arg for k, v in labels.items() for arg in ("--label", f"{k}={v}")]
+    for subnet in candidates:
+        proc = docker(["network", "create", "--subnet", subnet, *label_args, name], check=False)
+        if proc.returncode == 0:
+            return subnet
+        if "already exists" in proc.stderr:
+            raise UsageError(f"docker network {name} already exists; `docker network rm {name}`")
+        if "overlaps" not in proc.stderr:
+            raise UsageError(f"cannot create docker network {name}: {proc.stderr.strip()}")
+    raise UsageError("no free /24 left for a lab machine's network in labgen's pool")
+
+
+def remove_network(name: str) -> None:
+    """Remove docker network `name` if it exists."""
+    docker(["network", "rm", name], check=False)
 
 
 def privileged_works(image: str) -> bool:

@@ -126,6 +126,8 @@ def _render_new(lab: Lab, instance: Instance, provider: Provider, say: Say) -> N
         render.copy_tree_atomic(tmp, instance.path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if provider.name == "docker":
+            hostdocker.remove_network(docker.network)
         raise
     say(f"rendered {instance.path}")
 
@@ -147,8 +149,13 @@ def _keep_log(instance: Instance) -> Path | None:
 
 def _teardown(instance: Instance) -> None:
     """Destroy the machine (if Vagrant knows one) and remove the instance directory."""
+    state = instance.load()
     if (instance.path / ".vagrant").is_dir():
         Machine(instance.path).destroy()
+    if state.network:
+        # Vagrant's after-destroy trigger removes it; this covers an up that failed
+        # before Vagrant ever ran.
+        hostdocker.remove_network(state.network)
     shutil.rmtree(instance.path, ignore_errors=True)
 
 

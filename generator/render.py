@@ -71,29 +71,35 @@ def docker_settings(
     """Choose the docker block's network, SSH port and run mode for `instance`.
 
     With `probe` (the machine will use the docker provider) the host's Docker is
-    asked which subnets are free and whether --privileged works; otherwise the
-    block gets defaults that a later `vagrant up --provider=docker` can still use.
+    asked whether --privileged works, and the machine's network is created now on
+    a free subnet; otherwise the block gets defaults that a later
+    `vagrant up --provider=docker` can still use (its trigger creates the network).
     """
     image = box.base_image_tag()
+    tag = resources.home_tag()
+    network = f"labgen-{instance}-{tag}"
     if probe:
         used = [*hostdocker.used_subnets(), *(ipaddress.ip_network(s) for s in taken_subnets)]
-        subnet = next(
+        candidates = [
             str(net)
             for net in SUBNET_POOL.subnets(new_prefix=24)
             if not any(net.overlaps(u) for u in used)
-        )
+        ]
         privileged = hostdocker.privileged_works(image)
         port = _free_port(set(taken_ports))
+        subnet = hostdocker.create_network(
+            network, candidates, {"org.labgen.instance": instance, "org.labgen.home": tag}
+        )
     else:
         subnet, privileged, port = str(next(SUBNET_POOL.subnets(new_prefix=24))), True, 2222
     return DockerSettings(
         image=image,
-        container=f"labgen-{instance}-{resources.home_tag()}",
-        network=f"labgen-{instance}-{resources.home_tag()}",
-        home_tag=resources.home_tag(),
+        container=f"labgen-{instance}-{tag}",
+        network=network,
         subnet=subnet,
         ssh_port=port,
         privileged=privileged,
+        home_tag=tag,
         nameservers=host_nameservers(),
     )
 

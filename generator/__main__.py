@@ -1,0 +1,5 @@
+"""`python -m generator` is `labgen`."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,127 @@
+"""End to end, for real: Vagrant's docker provider, a dockerd inside, iptables, SSH.
+
+Every test that brings a machine up destroys it in a `finally`, pass or fail.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import labgen, labgen_json, show
+
+from generator.lab import iter_labs
+from generator.pytest_plugin import marker_of  # noqa: F401  (the plugin must import cleanly)
+
+pytestmark = pytest.mark.e2e
+
+LABS = sorted(lab.name for lab in iter_labs())
+
+
+def steps_with_checks(lab_name: str) -> set[str]:
+    """Step ids that own at least one check (read from the lab's checks.py)."""
+    import ast
+
+    lab = next(lab for lab in iter_labs() if lab.name == lab_name)
+    owners = set()
+    for node in ast.walk(ast.parse(lab.checks_file.read_text())):
+        if isinstance(node, ast.FunctionDef):
+            for deco in node.decorator_list:
+                if (
+                    isinstance(deco, ast.Call)
+                    and getattr(deco.func, "attr", "") == "step"
+                    and deco.args
+                    and isinstance(deco.args[0], ast.Constant)
+                ):
+                    owners.add(str(deco.args[0].value))
+    return owners
+
+
+@pytest.fixture
+def machine(request: pytest.FixtureRequest, labgen_home: Path) -> Iterator[str]:
+    """A freshly brought-up machine for the lab named by the test's parameter."""
+    lab = request.param
+    try:
+        proc = labgen("up", lab)
+        assert proc.returncode == 0, show(proc)
+        yield lab
+    finally:
+        destroyed = labgen("destroy", "--all")
+        assert destroyed.returncode == 0, show(destroyed)
+
+
+@pytest.mark.parametrize("machine", LABS, indirect=True)
+def test_up_run_check_destroy(machine: str, labgen_home: Path) -> None:
+    """The learner's path: up, (checks not yet), run --all, checks pass."""
+    code, before = labgen_json("check", machine)
+    assert code == 1, before
+    failing = [r for r in before["results"] if r["outcome"] != "passed"]
+    assert failing, "right after up, the lab's checks must not pass"
+    assert all(r["step"] for r in failing)
+
+    run = labgen("run", machine, "--all")
+    assert run.returncode == 0, show(run)
+
+    code, after = labgen_json("check", machine)
+    assert code == 0, json.dumps(after, indent=2)
+    assert after["results"] and all(r["outcome"] == "passed" for r in after["results"])
+
+    code, rows = labgen_json("status")
+    assert code == 0
+    assert [(r["instance"], r["state"]) for r in rows] == [(machine, "running")]
+
+
+@pytest.mark.parametrize("machine", LABS, indirect=True)
+def test_checks_fail_before_their_step_and_pass_after(machine: str) -> None:
+    """For every step with checks: each of its checks fails before the step, passes after."""
+    lab = next(lab for lab in iter_labs() if lab.name == machine)
+    owners = steps_with_checks(machine)
+    assert owners, f"lab {machine} has no checks"
+    for step in lab.steps:
+        if step.id in owners:
+            code, before = labgen_json("check", machine, "--step", step.id, "--only")
+            vacuous = [r["name"] for r in before["results"] if r["outcome"] == "passed"]
+            assert not vacuous, f"{machine}/{step.id}: checks pass before their step: {vacuous}"
+            assert code == 1 and before["results"], before
+        run = labgen("run", machine, step.id)
+        assert run.returncode == 0, show(run)
+        if step.id in owners:
+            code, after = labgen_json("check", machine, "--step", step.id, "--only")
+            assert code == 0, json.dumps(after, indent=2)
+            assert all(r["outcome"] == "passed" for r in after["results"])
+
+
+@pytest.mark.parametrize("machine", ["port-forwarding"], indirect=True)
+def test_second_up_reuses_the_running_machine(machine: str, labgen_home: Path) -> None:
+    state = json.loads((labgen_home / "instances" / machine / "instance.json").read_text())
+    again = labgen("up", machine)
+    assert again.returncode == 0, show(again)
+    assert "already" in again.stdout + again.stderr
+    state_after = json.loads((labgen_home / "instances" / machine / "instance.json").read_text())
+    assert state_after["created"] == state["created"]
+
+
+@pytest.mark.parametrize("machine", ["port-forwarding"], indirect=True)
+def test_machine_matches_the_seed_and_trusts_only_its_own_key(
+    machine: str, labgen_home: Path
+) -> None:
+    """docker0 is 172.17.0.1/16 whatever the host uses; the insecure Vagrant key is refused."""
+    addr = labgen("ssh", machine, "--", "ip", "-4", "-o", "addr", "show", "docker0")
+    assert addr.returncode == 0, show(addr)
+    assert "172.17.0.1/16" in addr.stdout
+
+    nat = labgen("ssh", machine, "--", "sudo", "iptables", "-t", "nat", "-S")
+    assert nat.returncode == 0, show(nat)
+    chains = [line.split()[1] for line in nat.stdout.splitlines() if line[:2] in ("-P", "-N")]
+    assert chains == ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING", "DOCKER"]
+
+    keys = labgen("ssh", machine, "--", "cat", ".ssh/authorized_keys")
+    assert keys.returncode == 0, show(keys)
+    own = (labgen_home / "instances" / machine / "keys" / "id_ed25519.pub").read_text().split()
+    assert keys.stdout.split()[:2] == own[:2]
+    assert "vagrant insecure public key" not in keys.stdout
+
+    exit_status = labgen("ssh", machine, "--", "sh", "-c", "exit 7")
+    assert exit_status.returncode == 7

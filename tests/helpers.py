@@ -1,0 +1,31 @@
+"""Running `labgen` the way a user does: a child process, its output and exit status."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+
+def labgen(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """`labgen ARGS` in a child process, with this test's LABGEN_HOME."""
+    return subprocess.run(
+        [sys.executable, "-m", "generator", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ),
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def labgen_json(*args: str) -> tuple[int, Any]:
+    proc = labgen(*args, "--json")
+    assert proc.stdout.strip(), f"no JSON from labgen {' '.join(args)}: {proc.stderr}"
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def show(proc: subprocess.CompletedProcess[str]) -> str:
+    return f"exit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"

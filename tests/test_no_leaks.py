@@ -1,0 +1,51 @@
+"""After every other test: no container, docker network or instance dir left behind."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+from conftest import HOMES
+
+from generator import resources
+
+pytestmark = pytest.mark.leak_check
+
+
+def _docker_names(kind: str, label: str) -> list[str]:
+    out = subprocess.run(
+        [
+            "docker",
+            kind,
+            "ls",
+            *(["-a"] if kind == "container" else []),
+            "-q",
+            "--filter",
+            f"label={label}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return out.split()
+
+
+def test_no_machine_network_or_instance_dir_left_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert HOMES, "the leak check must run after the tests it checks"
+    left = []
+    # Where no Docker daemon answers, nothing can have been left in it.
+    docker = (
+        shutil.which("docker") is not None
+        and subprocess.run(["docker", "version"], capture_output=True).returncode == 0
+    )
+    for home in HOMES:
+        monkeypatch.setenv("LABGEN_HOME", str(home))
+        tag = resources.home_tag()
+        instances = home / "instances"
+        if instances.is_dir():
+            left += [f"instance dir {p}" for p in instances.iterdir()]
+        if docker:
+            for kind in ("container", "network"):
+                left += [f"{kind} {n}" for n in _docker_names(kind, f"org.labgen.home={tag}")]
+    assert not left, "left behind:\n" + "\n".join(left)

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from rich.markup import escape
 
 from . import __version__, lifecycle, ui
-from .errors import EXIT_FAILED, EXIT_OK, LabgenError
-from .lab import iter_labs
+from .errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, LabgenError
+from .lab import Lab, LabSpec, find_lab_dir, iter_labs, lab_search_path, load_lab_dir
+from .lint import lint_lab_dir
 from .providers import providers
+from .scaffold import new_lab
+from .verify import Destroy, junit_xml, verify_labs
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -195,3 +200,173 @@ def box_list() -> None:
     for info in list_boxes():
         mark = "*" if info.current else " "
         ui.out.print(f"{mark} {info.tag}  {info.created}  {info.size}")
+
+
+def _add_lab_dirs(dirs: tuple[str, ...]) -> None:
+    """--labs DIR: search these folders first; set in the environment for child processes too."""
+    if dirs:
+        current = os.environ.get("LABGEN_LABS_PATH", "")
+        os.environ["LABGEN_LABS_PATH"] = os.pathsep.join([*dirs, *([current] if current else [])])
+
+
+def _select_labs(refs: tuple[str, ...], every: bool) -> list[Lab]:
+    if refs and every:
+        raise click.UsageError("name labs or pass --all, not both")
+    if not refs and not every:
+        raise click.UsageError("name the labs (names or folders), or pass --all")
+    if every:
+        return list(iter_labs())
+    return [load_lab_dir(find_lab_dir(ref)) for ref in refs]
+
+
+LABS_OPTION = click.option(
+    "--labs",
+    "lab_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="Also look for labs in this folder (repeatable; $LABGEN_LABS_PATH too).",
+)
+
+
+@main.command()
+@click.argument("labs", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Verify every lab.")
+@LABS_OPTION
+@click.option(
+    "--destroy",
+    type=click.Choice([d.value for d in Destroy]),
+    default=Destroy.ALWAYS.value,
+    show_default=True,
+    help="When to destroy each lab's machine.",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 16),
+    help="Verify this many labs at once, each on its own machine.",
+)
+@click.option("--junitxml", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON.")
+@click.option("--provider", "-p", help=PROVIDER_HELP)
+@_handle_errors
+def verify(
+    labs: tuple[str, ...],
+    every: bool,
+    lab_dirs: tuple[str, ...],
+    destroy: str,
+    jobs: int,
+    junitxml: str | None,
+    as_json: bool,
+    provider: str | None,
+) -> None:
+    """Prove that LABS still work, each on a fresh machine.
+
+    For every step, in order: its checks must fail before it (a check that already
+    passes proves nothing), its command must succeed, and its checks must then pass.
+    A failing step stops its lab. Exit 0 when every lab passes, 1 when one fails,
+    2 for bad input (nothing is started then).
+    """
+    _add_lab_dirs(lab_dirs)
+    chosen = _select_labs(labs, every)
+    with ui.progress("Preparing the provider") as say:
+        lifecycle.prepare_provider(provider, say)
+    if provider:
+        os.environ["LABGEN_PROVIDER"] = provider
+    reports = verify_labs(chosen, Destroy(destroy), jobs, ui.verify_event)
+    if junitxml:
+        Path(junitxml).write_text(junit_xml(reports), encoding="utf-8")
+    ui.print_verify(reports, as_json)
+    sys.exit(EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED)
+
+
+@main.command()
+@click.argument("labs", nargs=-1)
+@LABS_OPTION
+@_handle_errors
+def lint(labs: tuple[str, ...], lab_dirs: tuple[str, ...]) -> None:
+    """Check lab folders without any machine (default: every lab).
+
+    The lab file against its schema, every check tied to an existing step, and the
+    lab's scripts rendered and parsed by the shell. Exit 2 when anything is wrong.
+    """
+    _add_lab_dirs(lab_dirs)
+    if labs:
+        folders = [find_lab_dir(ref) for ref in labs]
+    else:
+        folders = sorted(
+            {
+                p
+                for d in lab_search_path()
+                if d.is_dir()
+                for p in d.iterdir()
+                if (p / "lab.yaml").is_file()
+            }
+        )
+    reports = [lint_lab_dir(folder) for folder in folders]
+    for report in reports:
+        if report.ok:
+            ui.out.print(f"[green]ok[/]   {report.path}")
+        else:
+            ui.out.print(f"[red]fail[/] {report.path}")
+            for problem in report.problems:
+                ui.out.print(f"       {escape(problem)}")
+    sys.exit(EXIT_OK if all(r.ok for r in reports) else EXIT_USAGE)
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON schema of lab.yaml (for editors that validate and complete)."""
+    ui.print_json(LabSpec.model_json_schema())
+
+
+@main.command()
+@click.argument("name")
+@click.option(
+    "--dir",
+    "parent",
+    default=".",
+    type=click.Path(file_okay=False),
+    show_default=True,
+    help="Where to create the lab folder.",
+)
+@_handle_errors
+def new(name: str, parent: str) -> None:
+    """Create a lab folder NAME that passes `labgen lint`, with comments saying what to fill in."""
+    folder = new_lab(name, Path(parent))
+    ui.out.print(f"created {folder}/lab.yaml and {folder}/checks.py")
+    ui.out.print(f"next: edit them, then `labgen lint {folder}` and `labgen verify {folder}`")
+
+
+@main.command()
+@click.option(
+    "-o",
+    "--output",
+    default="docs",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="The docs folder to write into.",
+)
+@click.option(
+    "--check",
+    "check_only",
+    is_flag=True,
+    help="Write nothing; exit 1 if the pages differ from the lab files.",
+)
+@_handle_errors
+def docs(output: str, check_only: bool) -> None:
+    """Generate the docs pages (one per lab, an index, the seed map) from the lab files."""
+    from . import docs as docgen
+
+    labs = list(iter_labs())
+    seed = docgen.default_seed_path().read_text(encoding="utf-8")
+    if check_only:
+        stale = docgen.check_docs(Path(output), labs, seed)
+        for path in stale:
+            ui.out.print(f"out of date: {path}")
+        if stale:
+            ui.err.print("run `labgen docs` to regenerate them")
+        sys.exit(EXIT_FAILED if stale else EXIT_OK)
+    for path in docgen.write_docs(Path(output), labs, seed):
+        ui.out.print(f"wrote {path}")

@@ -85,4 +85,9 @@ def all_instances() -> list[Instance]:
     root = resources.instances_dir()
     if not root.is_dir():
         return []
-    return [Instance(p.name) for p in sorted(root.iterdir()) if (p / STATE_FILE).is_file()]
+    # Names starting with a dot are renders in progress (moved into place when complete).
+    return [
+        Instance(p.name)
+        for p in sorted(root.iterdir())
+        if not p.name.startswith(".") and (p / STATE_FILE).is_file()
+    ]

@@ -51,6 +51,15 @@ def preflight(provider: Provider) -> None:
             )
 
 
+def prepare_provider(provider_name: str | None, say: Say) -> Provider:
+    """Preflight the provider and build what it needs once (the docker base image)."""
+    provider = get_provider(provider_name)
+    preflight(provider)
+    if provider.name == "docker":
+        box.ensure_base_image(say)
+    return provider
+
+
 def up(lab_ref: str, provider_name: str | None, name: str | None, say: Say) -> UpResult:
     """Bring the lab's machine up, or reuse it when it already runs."""
     started = time.monotonic()

@@ -16,6 +16,7 @@ from rich.table import Table
 from .checks import CheckRun
 from .lab import Lab, Step
 from .lifecycle import Say, StatusRow
+from .verify import LabReport
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -133,3 +134,50 @@ def print_check_run(run: CheckRun, lab: Lab, as_json: bool) -> None:
             f"[red]{total - passed} of {total} checks fail[/] (steps: {', '.join(failing)}); "
             "not there yet"
         )
+
+
+VERIFY_MARKS = {
+    "pass": "[green]pass[/]",
+    "ran": "[green]ran[/]",
+    "fail": "[red]FAIL[/]",
+    "vacuous": "[red]VACUOUS[/]",
+    "skipped": "[yellow]skipped[/]",
+}
+
+
+def verify_event(lab: str, message: str) -> None:
+    """Progress of `labgen verify`: one line per event, prefixed by its lab (readable with -j)."""
+    err.print(f"[dim]{escape(lab):>16}[/] {escape(message)}")
+
+
+def print_verify(reports: list[LabReport], as_json: bool) -> None:
+    if as_json:
+        print_json([r.to_json() for r in reports])
+        return
+    for rep in reports:
+        verdict = "[green]PASSED[/]" if rep.ok else "[red]FAILED[/]"
+        out.print(f"\n[bold]{escape(rep.lab)}[/] {verdict} ({rep.seconds:.1f} s)")
+        if rep.error:
+            out.print(f"  [red]{escape(rep.error)}[/]")
+        table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+        for col in ("#", "STEP", "RESULT", "CHECKS", "TIME"):
+            table.add_column(col, justify="right" if col in ("#", "CHECKS", "TIME") else "left")
+        for i, step in enumerate(rep.steps, start=1):
+            table.add_row(
+                str(i),
+                escape(step.step),
+                VERIFY_MARKS.get(step.status, step.status),
+                str(len(step.checks)),
+                f"{step.seconds:.1f} s",
+            )
+        out.print(table)
+        for step in rep.steps:
+            if step.status in ("fail", "vacuous"):
+                out.print(f"  [red]{escape(step.step)}: {escape(step.reason)}[/]")
+                if step.output.strip():
+                    out.print("  [dim]output:[/]")
+                    for line in step.output.strip().splitlines()[-20:]:
+                        out.print(f"  [dim]| {escape(line)}[/]")
+    passed = sum(r.ok for r in reports)
+    color = "green" if passed == len(reports) else "red"
+    out.print(f"\n[{color}]{passed} of {len(reports)} labs passed[/]")

@@ -1,0 +1,306 @@
+"""The documentation generator: lab pages, index, seed map, drift detection (no machine)."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from generator import docs
+from generator.errors import UsageError
+from generator.lab import Lab, load_lab, load_lab_dir
+
+REPO = Path(__file__).resolve().parents[2]
+SEED = REPO / "docs" / "seed" / "docker-networking.md"
+
+# Every distinct command the seed shows, in order (the `~` after the second
+# iptables is a copied shell right prompt, not part of the command).
+SEED_COMMANDS = [
+    "sudo ip netns list",
+    "docker run --name nstest -it busybox",
+    "pid=\"$(docker inspect -f '{{.State.Pid}}' nstest)\"",
+    "sudo mkdir -p /var/run/netns/",
+    "sudo ln -sf /proc/$pid/ns/net /var/run/netns/nstest",
+    "sudo ip netns",
+    "sudo ip netns exec nstest ip a",
+    "ip a | grep docker",
+    "ip a | grep 139913",
+    "brctl show",
+    "sudo iptables -t nat -L -n",
+    "docker run -p 5000:5000 --rm -it python:3.7-slim python3 -m http.server 5000 --bind=0.0.0.0",
+    "curl -XGET http://localhost:5000",
+    "docker logs -f <python3.7-container-name>",
+    "docker run --net=host --rm -it python:3.7-slim python3 -m http.server 5000 --bind=0.0.0.0",
+]
+
+
+def make_lab(root: Path, name: str, steps: list[dict[str, str]], checks: str = "") -> Lab:
+    """A lab folder under root/<name> with lab.yaml and checks.py, loaded and validated."""
+    folder = root / name
+    folder.mkdir(parents=True)
+    lines = [
+        f"name: {name}",
+        f"title: The {name} lab",
+        "summary: >",
+        f"  A hand-made lab called {name}, | with a pipe.",
+        "engine:",
+        '  version: "20.10"',
+        "images: [busybox]",
+        "steps:",
+    ]
+    for step in steps:
+        lines.append(f"  - id: {step['id']}")
+        lines.append(f"    title: Step {step['id']}")
+        lines.append(f"    explain: Explains {step['id']}.")
+        for key in ("command", "run"):
+            if key in step:
+                lines.append(f"    {key}: |")
+                lines.extend("      " + line for line in step[key].splitlines())
+    (folder / "lab.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "checks.py").write_text(textwrap.dedent(checks), encoding="utf-8")
+    return load_lab_dir(folder)
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> list[Lab]:
+    """Two small labs carrying some of the seed's commands, in their own ways."""
+    ns = make_lab(
+        tmp_path / "labs",
+        "ns",
+        [
+            {"id": "list", "command": "sudo ip netns list"},
+            # several lines, odd spacing, a comment and a prompt: still the seed's commands
+            {
+                "id": "link",
+                "command": "# make the namespace visible\n"
+                "sudo   mkdir -p /var/run/netns/\n"
+                "$ sudo ln -sf /proc/$pid/ns/net \\\n    /var/run/netns/nstest && echo done",
+                "run": "sudo mkdir -p /var/run/netns/",
+            },
+            {"id": "nat", "command": "sudo iptables -t nat -L -n"},
+        ],
+        checks='''
+            import pytest
+            import testinfra_world_only  # never imported by the docs generator
+
+            @pytest.mark.step("link")
+            def test_link(host):
+                """the namespace is visible"""
+        ''',
+    )
+    web = make_lab(
+        tmp_path / "labs",
+        "web",
+        [
+            {"id": "curl", "command": "curl -XGET http://localhost:5000"},
+            {"id": "logs", "command": "docker logs -f <python3.7-container-name>"},
+            {"id": "extra", "command": "date"},
+        ],
+    )
+    return [web, ns]
+
+
+def test_seed_commands_are_every_prompt_line_of_the_seeds_bash_blocks() -> None:
+    commands = docs.seed_commands(SEED.read_text(encoding="utf-8"))
+    assert [c.text for c in commands] == SEED_COMMANDS
+    iptables = next(c for c in commands if c.text == "sudo iptables -t nat -L -n")
+    assert [p.short_section for p in iptables.places] == ["§3", "§3.1", "§3.2"]
+    assert len(set(iptables.lines)) == 3
+
+
+def test_lab_page_shows_every_step_command_and_check_of_port_forwarding() -> None:
+    lab = load_lab("port-forwarding")
+    page = docs.render_lab_page(lab)
+    assert page.startswith(docs.GENERATED_MARK)
+    assert f"# {lab.title}\n" in page
+    assert f"{lab.spec.engine.package} {lab.spec.engine.version}" in page
+    for verb in (
+        f"labgen up {lab.name}",
+        f"labgen run {lab.name} --all",
+        f"labgen check {lab.name}",
+    ):
+        assert verb in page
+    for number, step in enumerate(lab.steps, start=1):
+        assert f"### {number}. {step.title}\n" in page
+        assert f"```bash\n{step.command.strip()}\n```" in page
+        assert step.explain.strip() in page
+        if step.run is not None and step.run.strip() != step.command.strip():
+            assert f"```bash\n{step.run.strip()}\n```" in page
+    checks = docs.read_checks(lab)
+    source = lab.checks_file.read_text(encoding="utf-8")
+    assert len(checks) == len(re.findall(r"@pytest\.mark\.step\(", source)) > 0
+    for check in checks:
+        assert check.description and f"- {check.description}" in page
+    assert "{{" not in page and "\n\n\n" not in page and page.endswith("\n")
+    assert page == docs.render_lab_page(lab)  # deterministic
+
+
+def test_read_checks_parses_markers_and_docstrings_without_importing(tmp_path: Path) -> None:
+    lab = make_lab(
+        tmp_path,
+        "parsed",
+        [{"id": "a", "command": "true"}, {"id": "b", "command": "true"}],
+        checks='''
+            import pytest
+            raise SystemExit("checks.py must not be imported")
+
+            def helper():
+                pass
+
+            @pytest.mark.step("a", until="b")
+            def test_first(host):
+                """first line wins
+
+                not this one
+                """
+
+            @pytest.mark.step("b")
+            def test_no_docstring_here(host):
+                pass
+
+            @pytest.mark.step("a")
+            class TestGroup:
+                def test_in_class(self, host):
+                    """inherits the class's step"""
+        ''',
+    )
+    checks = docs.read_checks(lab)
+    assert [(c.name, c.description, c.step, c.until) for c in checks] == [
+        ("test_first", "first line wins", "a", "b"),
+        ("test_no_docstring_here", "no docstring here", "b", None),
+        ("test_in_class", "inherits the class's step", "a", None),
+    ]
+    page = docs.render_lab_page(lab)
+    assert "- first line wins (until step 2, `b`)" in page
+    assert "Once this step has run, these no longer hold:" in page
+
+
+@pytest.mark.parametrize(
+    ("checks", "message"),
+    [
+        ("def test_unmarked(host):\n    pass\n", "has no @pytest.mark.step"),
+        (
+            'import pytest\n@pytest.mark.step("zz")\ndef test_x(host):\n    pass\n',
+            "unknown step 'zz'",
+        ),
+        (
+            'import pytest\n@pytest.mark.step("a", until="q")\ndef test_x(host):\n    pass\n',
+            "until=",
+        ),
+        ("import pytest\nS = 'a'\n@pytest.mark.step(S)\ndef test_x(host):\n    pass\n", "literals"),
+        ("def test_x(:\n", "not valid Python"),
+    ],
+)
+def test_read_checks_names_the_problem(tmp_path: Path, checks: str, message: str) -> None:
+    lab = make_lab(tmp_path, "broken", [{"id": "a", "command": "true"}], checks=checks)
+    with pytest.raises(UsageError, match=re.escape(message)) as info:
+        docs.read_checks(lab)
+    assert "checks.py:" in info.value.message
+
+
+def test_seed_map_of_the_real_seed_against_a_pair_of_labs(pair: list[Lab]) -> None:
+    seed_map = docs.seed_command_map(SEED.read_text(encoding="utf-8"), pair)
+    carried = {
+        entry.command.text: [f"{ref.lab}/{ref.step}" for ref in entry.steps]
+        for entry in seed_map.entries
+    }
+    assert carried["sudo ip netns list"] == ["ns/list"]
+    assert carried["sudo mkdir -p /var/run/netns/"] == ["ns/link"]
+    assert carried["sudo ln -sf /proc/$pid/ns/net /var/run/netns/nstest"] == ["ns/link"]
+    assert carried["sudo iptables -t nat -L -n"] == ["ns/nat"]
+    assert carried["curl -XGET http://localhost:5000"] == ["web/curl"]
+    assert carried["docker logs -f <python3.7-container-name>"] == ["web/logs"]
+    # `sudo ip netns` is a prefix of the lab's `sudo ip netns list`, not the same command
+    assert carried["sudo ip netns"] == []
+    mapped = {
+        "sudo ip netns list",
+        "sudo mkdir -p /var/run/netns/",
+        "sudo ln -sf /proc/$pid/ns/net /var/run/netns/nstest",
+        "sudo iptables -t nat -L -n",
+        "curl -XGET http://localhost:5000",
+        "docker logs -f <python3.7-container-name>",
+    }
+    assert [c.text for c in seed_map.unmapped] == [c for c in SEED_COMMANDS if c not in mapped]
+    assert [f"{r.lab}/{r.step}" for r in seed_map.extra_steps] == ["web/extra"]
+
+    text = docs.render_seed_map(seed_map)
+    rows = [line for line in text.splitlines() if re.match(r"^\| \d+ \|", line)]
+    assert len(rows) == len(SEED_COMMANDS)
+    assert sum("**not in a lab**" in row for row in rows) == len(SEED_COMMANDS) - len(mapped)
+    assert "`ip a \\| grep docker`" in text  # a pipe inside a table cell is escaped
+    assert "[ns 3. Step nat](labs/ns.md#step-nat)" in text
+    assert "[web 3. Step extra](labs/web.md#step-extra)" in text
+    assert text == docs.render_seed_map(docs.seed_command_map(SEED.read_text(), pair[::-1]))
+
+
+@pytest.mark.parametrize(
+    ("command", "seed", "carried"),
+    [
+        ("sudo ip netns", "sudo ip netns", True),
+        ("sudo ip netns list", "sudo ip netns", False),
+        ("echo x; sudo  ip netns && true", "sudo ip netns", True),
+        ("docker logs http-server 2>&1 | grep -q x", "docker logs http-server", True),
+        ("sudo docker logs x", "docker logs x", False),
+        ("# sudo ip netns", "sudo ip netns", False),
+        ("ip a | grep docker", "ip a | grep docker", True),
+        ("ip a | grep dockerd", "ip a | grep docker", False),
+    ],
+)
+def test_contains_command(command: str, seed: str, carried: bool) -> None:
+    assert docs.contains_command(command, seed) is carried
+
+
+def test_index_links_every_lab_and_the_other_pages(pair: list[Lab]) -> None:
+    index = docs.render_index(pair)
+    assert index.index("(labs/ns.md)") < index.index("(labs/web.md)")  # sorted by name
+    assert "(writing-labs.md)" in index and "(seed-map.md)" in index
+    assert "with a pipe" in index and "\\|" in index
+
+
+def test_write_docs_then_check_docs_detects_drift(tmp_path: Path, pair: list[Lab]) -> None:
+    seed = SEED.read_text(encoding="utf-8")
+    out = tmp_path / "docs"
+    written = docs.write_docs(out, pair, seed)
+    assert sorted(p.relative_to(out).as_posix() for p in written) == [
+        "index.md",
+        "labs/ns.md",
+        "labs/web.md",
+        "seed-map.md",
+    ]
+    assert docs.check_docs(out, pair, seed) == []
+
+    page = out / "labs" / "web.md"
+    page.write_text(page.read_text() + "a hand edit\n")
+    (out / "index.md").unlink()
+    assert docs.check_docs(out, pair, seed) == [out / "index.md", page]
+
+    docs.write_docs(out, pair, seed)
+    assert docs.check_docs(out, pair, seed) == []
+
+    # A lab file that changes makes its page drift.
+    yaml_file = pair[0].path / "lab.yaml"
+    yaml_file.write_text(yaml_file.read_text().replace("Step curl", "Step curl, renamed"))
+    changed = [load_lab_dir(pair[0].path), pair[1]]
+    assert docs.check_docs(out, changed, seed) == [page, out / "seed-map.md"]
+
+    # A page of a lab that is gone is drift too; write_docs removes it (only generated pages).
+    own = out / "labs" / "notes.md"
+    own.write_text("# my notes\n")
+    assert docs.check_docs(out, [pair[1]], seed) == [
+        out / "index.md",
+        out / "labs" / "web.md",
+        out / "seed-map.md",
+    ]
+    docs.write_docs(out, [pair[1]], seed)
+    assert not page.exists() and own.exists()
+    assert docs.check_docs(out, [pair[1]], seed) == []
+
+
+def test_markdown_helpers() -> None:
+    assert docs.md_code("a  b") == "`a b`"
+    assert docs.md_code("x `y` z") == "`` x `y` z ``"
+    assert docs.md_fence("no ticks") == "```"
+    assert docs.md_fence("has ```` four") == "`````"
+    assert docs.md_cell("a | b\nc") == "a \\| b c"

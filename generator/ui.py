@@ -90,7 +90,8 @@ def print_status(rows: list[StatusRow], as_json: bool) -> None:
 def announce_step(index: int, total: int, step: object) -> None:
     assert isinstance(step, Step)
     out.print(f"\n[bold]Step {index}/{total} {escape(step.id)}[/]: {escape(step.title)}")
-    out.print(f"[cyan]$ {escape(step.command)}[/]")
+    for line in step.command.strip().splitlines():
+        out.print(f"[cyan]$ {escape(line)}[/]")
     if step.run is not None:
         out.print("[dim]labgen runs its non-interactive form:[/]")
         for line in step.run.strip().splitlines():

@@ -3,42 +3,123 @@
 Run by `labgen check port-forwarding`, over SSH with sudo, against the lab machine.
 """
 
+import json
+import re
+
 import pytest
 
 from generator.checklib import container_ip, ipv4_addresses, rules
 
 CONTAINER = "http-server"
+DNAT_RULE = (
+    "-A DOCKER ! -i docker0 -p tcp -m tcp --dport 5000 -j DNAT --to-destination 172.17.0.2:5000"
+)
+MASQUERADE_RULE = (
+    "-A POSTROUTING -s 172.17.0.2/32 -d 172.17.0.2/32 -p tcp -m tcp --dport 5000 -j MASQUERADE"
+)
 
 
-@pytest.mark.step("publish-port")
+def rule_counters(host, table):
+    """`iptables-save -c -t TABLE`: {rule as `iptables -S` prints it: (packets, bytes)}."""
+    counters = {}
+    for line in host.check_output(f"iptables-save -c -t {table}").splitlines():
+        match = re.fullmatch(r"\[(\d+):(\d+)\] (-A .+)", line.strip())
+        if match:
+            counters[match.group(3)] = (int(match.group(1)), int(match.group(2)))
+    return counters
+
+
+def server_log(host):
+    """The lines the web server has logged, or [] when the container is gone."""
+    cmd = host.run(f"docker logs {CONTAINER} 2>&1")
+    return cmd.stdout.splitlines() if cmd.rc == 0 else []
+
+
+def requests_from(log, client, target=r"/\S*"):
+    """Log lines of GET `target` (a regex) answered 200, sent from address `client`."""
+    pattern = re.compile(
+        re.escape(client) + r' - - \[[^]]*\] "GET ' + target + r' HTTP/1\.[01]" 200 '
+    )
+    return [line for line in log if pattern.match(line)]
+
+
+def eth0_address(host):
+    """The machine's own first IPv4 address on eth0 (no prefix length)."""
+    addresses = ipv4_addresses(host, "eth0")
+    assert addresses, "eth0 has no IPv4 address"
+    return addresses[0].split("/")[0]
+
+
+@pytest.mark.step("publish-port", until="stop-server")
 def test_dnat_sends_port_5000_to_the_container(host):
     """nat DOCKER has the DNAT rule for port 5000 to 172.17.0.2:5000"""
-    assert (
-        "-A DOCKER ! -i docker0 -p tcp -m tcp --dport 5000 -j DNAT --to-destination 172.17.0.2:5000"
-        in rules(host, "nat", "DOCKER")
-    )
+    assert DNAT_RULE in rules(host, "nat", "DOCKER")
 
 
-@pytest.mark.step("publish-port")
+@pytest.mark.step("publish-port", until="stop-server")
 def test_masquerade_for_the_containers_own_port(host):
     """nat POSTROUTING masquerades the container's traffic to its own port 5000"""
-    assert (
-        "-A POSTROUTING -s 172.17.0.2/32 -d 172.17.0.2/32 -p tcp -m tcp --dport 5000 -j MASQUERADE"
-        in rules(host, "nat", "POSTROUTING")
-    )
+    assert MASQUERADE_RULE in rules(host, "nat", "POSTROUTING")
 
 
-@pytest.mark.step("publish-port")
+@pytest.mark.step("publish-port", until="stop-server")
 def test_container_sits_on_docker0(host):
     """the server's container is 172.17.0.2 on docker0, whose address is 172.17.0.1/16"""
     assert container_ip(host, CONTAINER) == "172.17.0.2"
     assert "172.17.0.1/16" in ipv4_addresses(host, "docker0")
 
 
-@pytest.mark.step("curl")
+@pytest.mark.step("publish-port", until="stop-server")
+def test_docker_proxy_listens_on_port_5000(host):
+    """docker-proxy listens on the machine's port 5000 (ss -ltnp)"""
+    listeners = host.check_output("ss -Hltnp 'sport = :5000'").splitlines()
+    assert any('users:(("docker-proxy",' in line for line in listeners), listeners
+
+
+@pytest.mark.step("curl", until="stop-server")
 def test_server_answered_localhost_through_the_bridge(host):
     """the server logged a GET from 172.17.0.1, and curl localhost:5000 answers 200"""
     log = host.check_output(f"docker logs {CONTAINER} 2>&1")
-    assert '172.17.0.1 - - ' in log and '"GET / HTTP/1.1" 200' in log, log
+    assert "172.17.0.1 - - " in log and '"GET / HTTP/1.1" 200' in log, log
     code = host.check_output("curl -s -o /dev/null -w '%{http_code}' http://localhost:5000/")
     assert code == "200"
+
+
+@pytest.mark.step("count-localhost", until="count-eth0")
+def test_localhost_request_did_not_touch_the_dnat_rule(host):
+    """the request to localhost (logged from 172.17.0.1) left the DNAT rule's counter at 0"""
+    seen = requests_from(server_log(host), "172.17.0.1", re.escape("/?via=localhost"))
+    assert seen, "the server logged no GET /?via=localhost from 172.17.0.1"
+    counters = rule_counters(host, "nat")
+    assert DNAT_RULE in counters, "the DNAT rule for port 5000 is missing"
+    assert counters[DNAT_RULE][0] == 0, f"DNAT counted {counters[DNAT_RULE]} (packets, bytes)"
+
+
+@pytest.mark.step("count-eth0", until="stop-server")
+def test_eth0_request_went_through_the_dnat_rule(host):
+    """a request to eth0's address went through DNAT: counted, logged with eth0's address"""
+    addr = eth0_address(host)
+    assert requests_from(server_log(host), addr), f"the server logged no GET from {addr}"
+    counters = rule_counters(host, "nat")
+    assert DNAT_RULE in counters, "the DNAT rule for port 5000 is missing"
+    assert counters[DNAT_RULE][0] >= 1, f"DNAT counted {counters[DNAT_RULE]} (packets, bytes)"
+
+
+@pytest.mark.step("stop-server")
+def test_stopping_the_server_removed_its_rules(host):
+    """http-server was stopped, and its DNAT and MASQUERADE rules are gone"""
+    assert container_ip(host, CONTAINER) is None, f"{CONTAINER} is still running"
+    assert DNAT_RULE not in rules(host, "nat", "DOCKER")
+    assert MASQUERADE_RULE not in rules(host, "nat", "POSTROUTING")
+    # On a fresh machine the rules are absent too: Docker's event log (kept in
+    # memory since dockerd started) tells that the container ran and was stopped.
+    # An --until with nanoseconds includes the events of this very second.
+    cmd = (
+        'docker events --since 0 --until "$(date +%s.%N)"'
+        f" --filter type=container --filter event=stop --filter container={CONTAINER}"
+        " --format '{{json .Actor.Attributes}}'"
+    )
+    stopped = [json.loads(line) for line in host.check_output(cmd).splitlines() if line]
+    assert any(a.get("name") == CONTAINER for a in stopped), (
+        f"Docker recorded no stop of {CONTAINER}"
+    )

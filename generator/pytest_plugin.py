@@ -95,9 +95,12 @@ def _result(
     }
 
 
-@pytest.hookimpl(wrapper=True)
+# An old-style hook wrapper: the plugin also runs inside lab machines, on Debian's
+# pytest 7, where new-style wrappers do not exist yet.
+@pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    report = yield
+    outcome = yield
+    report = outcome.get_result()
     failed_setup = report.when == "setup" and report.outcome != "passed"
     if report.when == "call" or failed_setup:
         message = ""
@@ -106,11 +109,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             message = crash.message if crash is not None else str(report.longrepr)
         elif report.skipped:
             message = "skipped: " + str(report.longrepr[-1] if report.longrepr else "")
-        outcome = "error" if failed_setup and report.failed else report.outcome
+        result = "error" if failed_setup and report.failed else report.outcome
         item.config.stash[_RESULTS].append(
-            _result(item, marker_of(item), outcome, message, report.duration)
+            _result(item, marker_of(item), result, message, report.duration)
         )
-    return report
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -23,6 +23,9 @@ LAB_ROOT_IN_MACHINE = "/opt/labgen"
 # The machine networks labgen carves /24s from; far from Docker's default 172.17-172.29.
 SUBNET_POOL = ipaddress.ip_network("172.30.0.0/16")
 KEY_NAME = "id_ed25519"
+PACKAGE = Path(__file__).resolve().parent
+# The modules a lab's checks need, copied into the machine for `labgen-lab check`.
+CHECK_SUPPORT = ("checklib.py", "pytest_plugin.py", "selection.py")
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,10 @@ def render_instance(
         files[f"lab/steps/{step.id}.md"] = step.explain.rstrip("\n") + "\n"
     for name in (LAB_FILE, CHECKS_FILE):
         files[f"lab/{name}"] = (lab.path / name).read_text(encoding="utf-8")
+    # What checks.py imports from labgen, so `labgen-lab check` works in the machine.
+    files["lab/generator/__init__.py"] = '"""Check support from labgen."""\n'
+    for module in CHECK_SUPPORT:
+        files[f"lab/generator/{module}"] = (PACKAGE / module).read_text(encoding="utf-8")
 
     digest = hashlib.sha256()
     for rel in sorted(files):

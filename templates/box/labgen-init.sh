@@ -21,14 +21,16 @@ mkdir -p /run/sshd
 # seed's nat table has none of it: start from an empty table and the host's
 # real resolvers, before the inner dockerd writes its own rules.
 # Only a backend that holds rules is touched: merely listing a legacy table
-# creates it, and iptables would then warn about it under every listing.
-for ipt in iptables-nft iptables-legacy; do
-    command -v "$ipt-save" >/dev/null 2>&1 || continue
-    if "$ipt-save" -t nat 2>/dev/null | grep -q '^-A'; then
-        "$ipt" -t nat -F
-        "$ipt" -t nat -X
-    fi
-done
+# creates it, and iptables-nft then warns about it under every listing. The
+# kernel says which legacy tables exist without creating any.
+if grep -qx nat /proc/net/ip_tables_names 2>/dev/null; then
+    iptables-legacy -t nat -F
+    iptables-legacy -t nat -X
+fi
+if iptables-nft-save -t nat 2>/dev/null | grep -q '^-A'; then
+    iptables-nft -t nat -F
+    iptables-nft -t nat -X
+fi
 if [ -n "${LABGEN_NAMESERVERS:-}" ]; then
     for ns in $LABGEN_NAMESERVERS; do printf 'nameserver %s\n' "$ns"; done >/etc/resolv.conf
 fi

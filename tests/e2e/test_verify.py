@@ -1,0 +1,63 @@
+"""`labgen verify` on real machines: the seed labs pass; broken labs fail, naming step and check."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from helpers import labgen, show
+
+from generator.lab import iter_labs
+
+pytestmark = pytest.mark.e2e
+
+BROKEN = Path(__file__).parent / "labs"
+
+
+def test_verify_all_seed_labs_with_junit(tmp_path: Path, labgen_home: Path) -> None:
+    """Every step of every seed lab: checks fail before it, the command works, checks pass."""
+    xml_file = tmp_path / "out.xml"
+    proc = labgen("verify", "--all", "-j", "2", "--junitxml", str(xml_file))
+    assert proc.returncode == 0, show(proc)
+
+    suites = {s.get("name"): s for s in ET.parse(xml_file).getroot().iter("testsuite")}
+    labs = {lab.name: lab for lab in iter_labs()}
+    assert set(suites) == set(labs)
+    for name, lab in labs.items():
+        cases = [c.get("name") for c in suites[name].iter("testcase")]
+        assert cases == [s.id for s in lab.steps]
+        assert not list(suites[name].iter("failure"))
+    assert not list((labgen_home / "instances").iterdir())
+
+
+def test_verify_names_the_broken_step_and_check(labgen_home: Path) -> None:
+    labs = [str(BROKEN / n) for n in ("wrong-expectation", "vacuous-check", "failing-step")]
+    proc = labgen("verify", *labs, "-j", "3", "--json")
+    assert proc.returncode == 1, show(proc)
+    reports = {r["lab"]: r for r in json.loads(proc.stdout)}
+    assert not any(r["ok"] for r in reports.values())
+
+    wrong = reports["wrong-expectation"]["steps"][0]
+    assert wrong["status"] == "fail"
+    assert "test_other_file_exists" in wrong["reason"]
+
+    vacuous = reports["vacuous-check"]["steps"][0]
+    assert vacuous["status"] == "vacuous"
+    assert "test_hostname_file_exists" in vacuous["reason"]
+
+    steps = reports["failing-step"]["steps"]
+    assert [s["status"] for s in steps] == ["pass", "fail", "skipped"]
+    assert "exited with status 2" in steps[1]["reason"]
+    assert "No such file or directory" in steps[1]["output"]
+
+    assert all(r["destroyed"] for r in reports.values())
+
+
+def test_verify_bad_input_starts_nothing(labgen_home: Path) -> None:
+    proc = labgen("verify", "no-such-lab")
+    assert proc.returncode == 2, show(proc)
+    assert "unknown lab 'no-such-lab'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (labgen_home / "instances").exists()

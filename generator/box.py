@@ -143,6 +143,25 @@ def list_boxes() -> list[BoxInfo]:
     return boxes
 
 
+def image_present() -> bool:
+    """Whether the base image of the current recipe is on this host."""
+    return hostdocker.image_exists(base_image_tag())
+
+
+def save_image(tag: str, target: Path) -> None:
+    """`docker save` an image to a tarball (written beside, then renamed into place)."""
+    partial = target.with_name(target.name + ".partial")
+    hostdocker.docker(["save", "-o", str(partial), tag], timeout=1800)
+    partial.rename(target)
+
+
+def load_images(tarball: Path) -> str:
+    """`docker load` a tarball; returns what Docker said it loaded."""
+    if not tarball.is_file():
+        raise UsageError(f"{tarball}: no such file")
+    return hostdocker.docker(["load", "-i", str(tarball)], timeout=1800).stdout.strip()
+
+
 def ensure_base_image(progress: Progress, *, force: bool = False) -> tuple[str, bool]:
     """Build the base image unless it exists; returns (tag, built_now)."""
     hostdocker.require_daemon()

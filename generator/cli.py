@@ -370,3 +370,59 @@ def docs(output: str, check_only: bool) -> None:
         sys.exit(EXIT_FAILED if stale else EXIT_OK)
     for path in docgen.write_docs(Path(output), labs, seed):
         ui.out.print(f"wrote {path}")
+
+
+@main.command("render")
+@click.argument("lab")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The folder to write the bundle into (new or empty).",
+)
+@click.option(
+    "--with-images",
+    is_flag=True,
+    help="Also save the base image into the bundle (about 500 MB) for offline rooms.",
+)
+@_handle_errors
+def render_cmd(lab: str, output: str, with_images: bool) -> None:
+    """Write a standalone bundle of LAB that attendees bring up with plain Vagrant.
+
+    The folder holds the Vagrantfile, the provisioning and lab scripts (with the
+    in-machine helper `labgen-lab` that lists, runs and checks steps) and a README.
+    """
+    with ui.progress(f"Rendering {lab}") as say:
+        bundle = lifecycle.render_bundle(lab, Path(output), with_images, say)
+    ui.out.print(f"wrote {bundle.path}; there: `vagrant up --provider=docker`, then `vagrant ssh`")
+
+
+@main.group()
+def images() -> None:
+    """Carry the lab machine's images on a USB stick, for rooms without a network."""
+
+
+@images.command("save")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="The tarball to write."
+)
+@_handle_errors
+def images_save(output: str) -> None:
+    """Save the base image (Docker, tools and every lab's offline images) to a tarball."""
+    from . import box as boxes
+
+    with ui.progress("Saving the base image") as say:
+        tag, _ = boxes.ensure_base_image(say)
+        boxes.save_image(tag, Path(output))
+    ui.out.print(f"saved {tag} to {output}; `labgen images load {output}` on the other machine")
+
+
+@images.command("load")
+@click.argument("tarball", type=click.Path(dir_okay=False))
+@_handle_errors
+def images_load(tarball: str) -> None:
+    """Load images saved by `labgen images save` into this host's Docker."""
+    from . import box as boxes
+
+    ui.out.print(boxes.load_images(Path(tarball)))

@@ -6,6 +6,7 @@ Data flows one way: lab file -> Lab -> rendered instance dir -> machine -> resul
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import shlex
 import shutil
@@ -298,3 +299,52 @@ def _since(started: float) -> float:
 def ensure_box(force: bool, say: Say) -> tuple[str, bool]:
     """`labgen box build`: the docker provider's base image, built unless present."""
     return box.ensure_base_image(say, force=force)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    lab: str
+    with_images: bool
+
+
+def render_bundle(lab_ref: str, out: Path, with_images: bool, say: Say) -> Bundle:
+    """A standalone folder an attendee brings up with plain `vagrant up`."""
+    from . import docs
+
+    lab = load_lab(lab_ref)
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"{out} is not empty; choose a new folder for the bundle")
+    probe = hostdocker.daemon_ready() is None and box.image_present()
+    docker = render.docker_settings(f"{lab.name}-bundle", probe=False)
+    if probe:
+        docker = dataclasses.replace(docker, privileged=hostdocker.privileged_works(docker.image))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        public_key = render.write_keypair(tmp, comment=f"labgen-bundle-{lab.name}")
+        render.render_instance(lab, f"{lab.name}-bundle", docker, public_key, tmp)
+        if with_images:
+            tag, _ = box.ensure_base_image(say)
+            say(f"saving {tag} into images/labgen-base.tar")
+            (tmp / "images").mkdir()
+            box.save_image(tag, tmp / "images" / "labgen-base.tar")
+        readme = (
+            render.jinja_env()
+            .get_template("bundle/README.md.j2")
+            .render(
+                lab=lab,
+                lab_page=docs.render_lab_page(lab),
+                image=docker.image,
+                has_images=with_images,
+                privileged=docker.privileged,
+            )
+        )
+        (tmp / "README.md").write_text(readme, encoding="utf-8")
+        if out.exists():
+            out.rmdir()
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Bundle(out, lab.name, with_images)

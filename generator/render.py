@@ -39,6 +39,8 @@ class DockerSettings:
     ssh_port: int
     privileged: bool
     home_tag: str
+    # The first two octets of the pool the Vagrantfile falls back to (172.30).
+    pool_prefix: str = ".".join(str(SUBNET_POOL.network_address).split(".")[:2])
     nameservers: list[str] = field(default_factory=list)
 
 

@@ -426,3 +426,20 @@ def images_load(tarball: str) -> None:
     from . import box as boxes
 
     ui.out.print(boxes.load_images(Path(tarball)))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the probes as JSON.")
+@_handle_errors
+def doctor(as_json: bool) -> None:
+    """Probe what each provider needs on this host, with the fix for each gap.
+
+    Exit 0 when some provider is ready (the one `labgen up` would choose is named),
+    1 when none is.
+    """
+    from . import doctor as doc
+
+    health = doc.examine_all()
+    ready = [h.provider for h in health if h.ready]
+    ui.print_doctor(health, as_json)
+    sys.exit(EXIT_OK if ready else EXIT_FAILED)

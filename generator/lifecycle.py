@@ -17,14 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import box, hostdocker, render, resources, ssh
+from . import box, doctor, hostdocker, render, resources, ssh
 from .checks import CheckRun, run_checks
 from .errors import UsageError
 from .instance import Instance, InstanceState, all_instances
 from .lab import Lab, load_lab, load_lab_dir
-from .machine import Machine, require_vagrant, vagrant_env
+from .machine import Machine, vagrant_env
 from .providers import Provider
-from .providers import get as get_provider
 
 Say = Callable[[str], None]
 
@@ -39,23 +38,11 @@ class UpResult:
     box_built: bool
 
 
-def preflight(provider: Provider) -> None:
-    """Everything a provider needs on the host, checked before anything is created."""
-    require_vagrant()
-    for tool in provider.requires:
-        if tool == "docker":
-            hostdocker.require_daemon()
-        elif tool != "vagrant" and shutil.which(tool) is None:
-            raise UsageError(
-                f"the {provider.name} provider needs {tool}, which is not on PATH",
-                hint=f"install it, or choose another provider with --provider ({provider.summary})",
-            )
-
-
 def prepare_provider(provider_name: str | None, say: Say) -> Provider:
     """Preflight the provider and build what it needs once (the docker base image)."""
-    provider = get_provider(provider_name)
-    preflight(provider)
+    provider, why = doctor.choose_provider(provider_name)
+    doctor.require_ready(provider)
+    say(f"provider {provider.name}: {why}")
     if provider.name == "docker":
         box.ensure_base_image(say)
     return provider
@@ -66,8 +53,9 @@ def up(lab_ref: str, provider_name: str | None, name: str | None, say: Say) -> U
     started = time.monotonic()
     lab = load_lab(lab_ref)
     instance = Instance(resources.validate_name(name or lab.name, "instance name"))
-    provider = get_provider(provider_name)
-    preflight(provider)
+    provider, why = doctor.choose_provider(provider_name)
+    doctor.require_ready(provider)
+    say(f"provider {provider.name}: {why}")
 
     if instance.exists():
         state = instance.load()

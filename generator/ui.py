@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .checks import CheckRun
+from .doctor import ProviderHealth
 from .lab import Lab, Step
 from .lifecycle import Say, StatusRow
 from .verify import LabReport
@@ -182,3 +183,27 @@ def print_verify(reports: list[LabReport], as_json: bool) -> None:
     passed = sum(r.ok for r in reports)
     color = "green" if passed == len(reports) else "red"
     out.print(f"\n[{color}]{passed} of {len(reports)} labs passed[/]")
+
+
+def print_doctor(health: list[ProviderHealth], as_json: bool) -> None:
+    if as_json:
+        print_json(
+            [
+                {"provider": h.provider, "ready": h.ready, "probes": [asdict(p) for p in h.probes]}
+                for h in health
+            ]
+        )
+        return
+    for h in health:
+        state = "[green]ready[/]" if h.ready else "[red]not ready[/]"
+        out.print(f"[bold]{h.provider:<11}[/] {state}  [dim]{escape(h.summary)}[/]")
+        for p in h.probes:
+            mark = "[green]✓[/]" if p.ok else "[red]✗[/]"
+            out.print(f"  {mark} {p.name:<16} {escape(p.detail)}")
+            if not p.ok and p.fix:
+                out.print(f"      [yellow]fix:[/] {escape(p.fix)}")
+    ready = [h.provider for h in health if h.ready]
+    if ready:
+        out.print(f"\nWithout --provider, labgen uses [bold]{ready[0]}[/] (the first ready one).")
+    else:
+        out.print("\n[red]No provider is ready[/]: apply one of the fixes above.")

@@ -110,14 +110,19 @@ def status(as_json: bool) -> None:
 @click.argument("machine")
 @click.argument("steps", nargs=-1)
 @click.option("--all", "every", is_flag=True, help="Run every step, in order.")
+@click.option("--diff", is_flag=True, help="Show what each step changed in the network state.")
 @_handle_errors
-def run(machine: str, steps: tuple[str, ...], every: bool) -> None:
+def run(machine: str, steps: tuple[str, ...], every: bool, diff: bool) -> None:
     """Run STEPS of the lab on MACHINE, in order, showing their output.
 
     Where the documented command is interactive (-it, a foreground server, logs -f),
     the lab's non-interactive form runs instead. Stops at the first failing step.
     """
-    outcomes = lifecycle.run_steps(machine, steps, every, ui.announce_step)
+    from .guide import show_diff
+
+    outcomes = lifecycle.run_steps(
+        machine, steps, every, ui.announce_step, on_diff=show_diff if diff else None
+    )
     failed = [o for o in outcomes if o.exit_code != 0]
     if failed:
         ui.out.print(f"[red]step {failed[0].step} failed with exit status {failed[0].exit_code}[/]")
@@ -443,3 +448,40 @@ def doctor(as_json: bool) -> None:
     ready = [h.provider for h in health if h.ready]
     ui.print_doctor(health, as_json)
     sys.exit(EXIT_OK if ready else EXIT_FAILED)
+
+
+@main.command("guide")
+@click.argument("machine")
+@click.option(
+    "--auto",
+    is_flag=True,
+    help="Play every step without input (a demo, a recording, a test); "
+    "exit 1 if a step's checks fail.",
+)
+@click.option("--restart", is_flag=True, help="Start again from the first step.")
+@_handle_errors
+def guide_cmd(machine: str, auto: bool, restart: bool) -> None:
+    """Walk MACHINE's lab step by step: explanation, command, what changed, done / not yet.
+
+    At each step: Enter runs it, c checks a step you ran yourself in `labgen ssh`,
+    s skips, b goes back, q quits. A guide you quit resumes where you left off.
+    """
+    from . import guide as guiding
+
+    def ask(prompt: str) -> str:
+        return str(click.prompt(prompt, default="", show_default=False, prompt_suffix="\n> "))
+
+    instance, state, lab = lifecycle.running(machine)
+    try:
+        result = guiding.guide(instance, state, lab, auto=auto, restart=restart, ask=ask)
+    except click.Abort:
+        ui.out.print("\nguide stopped; `labgen guide` resumes here")
+        sys.exit(EXIT_OK)
+    if result.failed_step:
+        ui.out.print(f"[red]step {result.failed_step} is not done[/]")
+        sys.exit(EXIT_FAILED)
+    if result.quit:
+        ui.out.print(
+            f"stopped after {result.completed} of {result.total} steps; "
+            f"`labgen guide {machine}` resumes here"
+        )

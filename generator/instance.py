@@ -30,6 +30,7 @@ class InstanceState:
     subnet: str = ""
     ssh_port: int = 0
     steps_run: list[str] = field(default_factory=list)
+    guide_step: int = 0  # where `labgen guide` resumes (index of the next step)
 
 
 @dataclass(frozen=True)

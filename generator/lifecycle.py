@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import box, doctor, hostdocker, render, resources, ssh
+from . import box, doctor, hostdocker, render, resources, snapshot, ssh
 from .checks import CheckRun, run_checks
 from .errors import UsageError
 from .instance import Instance, InstanceState, all_instances
@@ -213,7 +213,8 @@ def _lab_of(state: InstanceState) -> Lab:
     return load_lab_dir(path) if path.is_dir() else load_lab(state.lab)
 
 
-def _running(instance_name: str) -> tuple[Instance, InstanceState, Lab]:
+def running(instance_name: str) -> tuple[Instance, InstanceState, Lab]:
+    """A machine that was brought up: its instance, state and lab (else a UsageError)."""
     instance = Instance(resources.validate_name(instance_name, "lab machine name"))
     state = instance.load()
     if not instance.ssh_config.is_file():
@@ -236,9 +237,14 @@ def run_steps(
     step_ids: Sequence[str],
     every: bool,
     announce: Callable[[int, int, object], None],
+    on_diff: Callable[[snapshot.Diff], None] | None = None,
 ) -> list[StepOutcome]:
-    """Run steps' robot commands on the machine in order; stop at the first failure."""
-    instance, state, lab = _running(instance_name)
+    """Run steps' robot commands on the machine in order; stop at the first failure.
+
+    With `on_diff`, the machine's network state is snapshotted around each step and
+    what changed is handed over.
+    """
+    instance, state, lab = running(instance_name)
     if every and step_ids:
         raise UsageError("give step names or --all, not both")
     if not every and not step_ids:
@@ -252,7 +258,10 @@ def run_steps(
         for step in steps:
             announce(lab.step_index(step.id) + 1, len(lab.steps), step)
             began = time.monotonic()
+            before = snapshot.take_snapshot(client) if on_diff else None
             code = ssh.run(client, f"labgen-lab run {shlex.quote(step.id)}")
+            if on_diff and before is not None:
+                on_diff(snapshot.diff(before, snapshot.take_snapshot(client)))
             outcomes.append(StepOutcome(step.id, code, _since(began)))
             if code != 0:
                 break
@@ -263,7 +272,7 @@ def run_steps(
 
 def check(instance_name: str, step: str | None, only: bool) -> tuple[CheckRun, Lab]:
     """Run the checks that must hold now: after `step`, or after the furthest step run."""
-    instance, state, lab = _running(instance_name)
+    instance, state, lab = running(instance_name)
     if step is None and state.steps_run:
         step = max(state.steps_run, key=lab.step_index)
     return run_checks(lab, instance.ssh_config, target=step, only=only), lab
@@ -271,7 +280,7 @@ def check(instance_name: str, step: str | None, only: bool) -> tuple[CheckRun, L
 
 def ssh_into(instance_name: str, command: Sequence[str]) -> int:
     """A shell on the machine, or one command; returns its exit status."""
-    instance, _, _ = _running(instance_name)
+    instance, _, _ = running(instance_name)
     if command:
         with ssh.connect(instance.ssh_config) as client:
             return ssh.run(client, shlex.join(command))

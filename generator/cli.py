@@ -67,7 +67,12 @@ def _handle_errors(func: F) -> F:
 @_handle_errors
 def list_cmd() -> None:
     """List the labs, with their titles."""
-    ui.print_labs(list(iter_labs()))
+    broken: list[LabgenError] = []
+    ui.print_labs(list(iter_labs(on_error=broken.append)))
+    for error in broken:
+        ui.err.print(f"[red]labgen: broken lab:[/] {escape(error.message)}")
+    if broken:
+        sys.exit(EXIT_USAGE)
 
 
 @main.command()
@@ -291,7 +296,7 @@ def verify(
 @LABS_OPTION
 @_handle_errors
 def lint(labs: tuple[str, ...], lab_dirs: tuple[str, ...]) -> None:
-    """Check lab folders without any machine (default: every lab).
+    """Check the lab folders LABS without any machine (default: every lab).
 
     The lab file against its schema, every check tied to an existing step, and the
     lab's scripts rendered and parsed by the shell. Exit 2 when anything is wrong.
@@ -427,7 +432,7 @@ def images_save(output: str) -> None:
 @click.argument("tarball", type=click.Path(dir_okay=False))
 @_handle_errors
 def images_load(tarball: str) -> None:
-    """Load images saved by `labgen images save` into this host's Docker."""
+    """Load TARBALL (made by `labgen images save`) into this host's Docker."""
     from . import box as boxes
 
     ui.out.print(boxes.load_images(Path(tarball)))

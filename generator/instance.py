@@ -61,7 +61,10 @@ class Instance:
             ) from None
         except (OSError, ValueError) as exc:
             raise UsageError(f"{self.path / STATE_FILE}: unreadable state: {exc}") from None
-        return InstanceState(**data)
+        try:
+            return InstanceState(**data)
+        except TypeError as exc:
+            raise UsageError(f"{self.path / STATE_FILE}: unreadable state: {exc}") from None
 
     def save(self, state: InstanceState) -> None:
         write_json_atomic(self.path / STATE_FILE, asdict(state))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import resources
 from .errors import UsageError
@@ -18,6 +18,18 @@ LAB_FILE = "lab.yaml"
 CHECKS_FILE = "checks.py"
 
 _ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
+# Lab names become machine names: no trailing dash either (resources.validate_name).
+_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"
+
+
+def _tcp_port(port: int) -> int:
+    if not 1 <= port <= 65535:
+        raise ValueError(f"{port} is not a TCP port (1-65535)")
+    return port
+
+
+# Strict: YAML's `true` is no port 1. Checked per item, so errors name ports[i] and its line.
+Port = Annotated[int, Field(strict=True), AfterValidator(_tcp_port)]
 
 
 class Step(BaseModel):
@@ -63,35 +75,18 @@ class LabSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=_ID_PATTERN)
+    name: str = Field(pattern=_NAME_PATTERN)
     title: str = Field(min_length=1)
     summary: str = Field(min_length=1)
     engine: Engine
     images: list[str] = Field(
         default_factory=list, description="Images the steps use, by the names the material uses."
     )
-    ports: list[int] = Field(
+    ports: list[Port] = Field(
         default_factory=list,
         description="Ports the lab's servers listen on; a VM forwards them to the host.",
     )
     steps: list[Step] = Field(min_length=1)
-
-    @field_validator("ports")
-    @classmethod
-    def _valid_ports(cls, ports: list[int]) -> list[int]:
-        for port in ports:
-            if not 1 <= port <= 65535:
-                raise ValueError(f"{port} is not a TCP port (1-65535)")
-        return ports
-
-    @model_validator(mode="after")
-    def _unique_step_ids(self) -> LabSpec:
-        seen: set[str] = set()
-        for step in self.steps:
-            if step.id in seen:
-                raise ValueError(f"step id {step.id!r} is used twice")
-            seen.add(step.id)
-        return self
 
 
 @dataclass(frozen=True)
@@ -147,7 +142,9 @@ def find_lab_dir(name_or_path: str, search_path: Sequence[Path] | None = None) -
     for folder in search_path if search_path is not None else lab_search_path():
         if (folder / name_or_path / LAB_FILE).is_file():
             return (folder / name_or_path).resolve()
-    known = ", ".join(sorted(lab.name for lab in iter_labs(search_path))) or "none"
+    folders = search_path if search_path is not None else lab_search_path()
+    names = {p.name for d in folders if d.is_dir() for p in d.iterdir() if (p / LAB_FILE).is_file()}
+    known = ", ".join(sorted(names)) or "none"
     raise UsageError(
         f"unknown lab {name_or_path!r}; labs available: {known}",
         hint="`labgen list` shows them with their titles",
@@ -167,7 +164,7 @@ def load_lab_dir(folder: Path) -> Lab:
     except OSError as exc:
         raise UsageError(f"{lab_file}: cannot read: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
         tree = yaml.compose(text)
     except yaml.YAMLError as exc:
         raise UsageError(f"{lab_file}: not valid YAML: {exc}") from None
@@ -177,6 +174,14 @@ def load_lab_dir(folder: Path) -> Lab:
         spec = LabSpec.model_validate(data)
     except ValidationError as exc:
         raise UsageError(_describe(lab_file, exc, tree)) from None
+    first: dict[str, int] = {}
+    for index, step in enumerate(spec.steps):
+        if step.id in first:
+            raise UsageError(
+                f"{lab_file}:{_line(tree, ('steps', index, 'id'))}: field 'steps[{index}].id': "
+                f"step id {step.id!r} is used twice (first as steps[{first[step.id]}].id)"
+            )
+        first[step.id] = index
     if spec.name != folder.name:
         raise UsageError(
             f"{lab_file}:{_line(tree, ('name',))}: field 'name': {spec.name!r} must match "
@@ -190,7 +195,25 @@ def load_lab_dir(folder: Path) -> Lab:
     return Lab(spec=spec, path=folder.resolve())
 
 
-def iter_labs(search_path: Sequence[Path] | None = None) -> Iterable[Lab]:
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML forbids a key twice in one mapping; PyYAML would keep the last silently."""
+
+    def construct_mapping(self, node, deep=False):  # type: ignore[no-untyped-def]
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def iter_labs(
+    search_path: Sequence[Path] | None = None,
+    on_error: Callable[[UsageError], None] | None = None,
+) -> Iterable[Lab]:
     """Every valid lab on the search path, first occurrence of a name wins."""
     seen: set[str] = set()
     for folder in search_path if search_path is not None else lab_search_path():
@@ -200,13 +223,20 @@ def iter_labs(search_path: Sequence[Path] | None = None) -> Iterable[Lab]:
             if lab_dir.name in seen:
                 continue
             seen.add(lab_dir.name)
-            yield load_lab_dir(lab_dir)
+            try:
+                lab = load_lab_dir(lab_dir)
+            except UsageError as exc:
+                if on_error is None:
+                    raise
+                on_error(exc)
+                continue
+            yield lab
 
 
 def _check_images(lab_file: Path, tree: yaml.Node | None, spec: LabSpec) -> None:
     # Imported here: the image table is the box's data, and lab.py should load
     # without it for the JSON schema and the unit tests of pure validation.
-    from .box import known_images
+    from .box import BOX_FILE, known_images
 
     known = known_images()
     for index, image in enumerate(spec.images):
@@ -214,7 +244,7 @@ def _check_images(lab_file: Path, tree: yaml.Node | None, spec: LabSpec) -> None
             raise UsageError(
                 f"{lab_file}:{_line(tree, ('images', index))}: field 'images[{index}]': "
                 f"{image!r} has no offline substitute; known images: {', '.join(sorted(known))} "
-                "(add a recipe to templates/box/box.yaml)"
+                f"(add a recipe to {BOX_FILE})"
             )
 
 

@@ -52,7 +52,9 @@ def up(lab_ref: str, provider_name: str | None, name: str | None, say: Say) -> U
     """Bring the lab's machine up, or reuse it when it already runs."""
     started = time.monotonic()
     lab = load_lab(lab_ref)
-    instance = Instance(resources.validate_name(name or lab.name, "instance name"))
+    instance = Instance(
+        resources.validate_name(lab.name if name is None else name, "instance name")
+    )
     provider, why = doctor.choose_provider(provider_name)
     doctor.require_ready(provider)
     say(f"provider {provider.name}: {why}")

@@ -61,9 +61,18 @@ def jinja_env() -> jinja2.Environment:
 
 
 def ruby_literal(value: object) -> str:
-    """A single-quoted Ruby string literal: only backslash and quote are special there."""
-    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{text}'"
+    """A double-quoted Ruby string literal that reads back exactly: printable ASCII as
+    is (with ", \\ and # escaped, so no #{} interpolation), everything else as \\u{hex}.
+    (In a single-quoted literal Ruby reads CR LF as LF.)"""
+    out = []
+    for char in str(value):
+        if char in '"\\#':
+            out.append("\\" + char)
+        elif " " <= char <= "~":
+            out.append(char)
+        else:
+            out.append(f"\\u{{{ord(char):x}}}")
+    return '"' + "".join(out) + '"'
 
 
 def docker_settings(

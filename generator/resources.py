@@ -58,7 +58,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 
 def validate_name(name: str, what: str = "name") -> str:
     """Return `name` if it is a safe lab or instance name, else raise a UsageError."""
-    if not _NAME.match(name) or name.endswith("-"):
+    if not _NAME.fullmatch(name) or name.endswith("-"):
         raise UsageError(
             f"invalid {what} {name!r}: use 1-40 lowercase letters, digits and dashes, "
             "starting with a letter or digit (no path separators, no leading dash)"

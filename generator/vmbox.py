@@ -1,0 +1,507 @@
+"""The libvirt provider's box, built from the same recipe as the docker provider's base image.
+
+One description of the machine: box.yaml (packages, the user, sshd, the pinned Docker
+engine, the offline images) is debootstrapped and configured by box.py's steps, exactly
+as for the base image; vmbox.yaml adds what only a VM needs (a kernel, systemd as init,
+DHCP on eth0, AppArmor, a first-boot step for the SSH keys). The root file system becomes
+an ext4 disk (`mkfs.ext4 -d`, no partition table, no boot loader) converted to qcow2;
+Vagrant boots the box's kernel directly (vagrant-libvirt's `kernel`, `initrd`, `cmd_line`).
+
+What the build leaves on the host, all named after the box:
+  - the Vagrant box NAME (version BOX_VERSION), added with `vagrant box add`;
+  - libvirt's copy of its disk, the volume vagrant-libvirt would otherwise upload at the
+    first `vagrant up` (so an up/destroy cycle neither creates nor leaves a volume);
+  - BOOT_ROOT/<name with / as ->/: vmlinuz, initrd.img and `driver`, readable by QEMU
+    (Vagrant's box directory under /root is not), and the verdict of the KVM probe.
+
+The box's name follows the base image's tag (labgen/base:bookworm-1234abcd5678 ->
+labgen/bookworm-1234abcd5678), so it changes whenever box.yaml, its scripts or labgen's
+version do; Vagrantfile.j2 derives the same name from the docker block's image. A change
+to vmbox.yaml alone is caught by the recipe digest stored in the box, and rebuilds the box
+under the same name.
+
+Keys: the box holds no key. Each VM boots with `labgen.authorized_key=BASE64` on its kernel
+command line (the instance's public key, rendered into the Vagrantfile); a unit that runs
+before sshd writes it to the user's authorized_keys and makes the host key. So a VM
+accepts only its own instance's key from its first boot, as the docker provider's do.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import box, resources
+from .errors import UsageError
+
+Progress = box.Progress
+
+VM_FILE = Path(__file__).with_name("vmbox.yaml")
+BOX_PREFIX = "labgen/"
+BOOT_ROOT = Path("/var/lib/libvirt/boot")
+LIBVIRT_URI = "qemu:///system"
+STORAGE_POOL = "default"
+DRIVER_ENV = "LABGEN_LIBVIRT_DRIVER"  # kvm or qemu: overrides the probe's verdict
+# The kernel command line of every VM from this box; Vagrantfile.j2 adds the key.
+KERNEL_CMDLINE = "root=/dev/vda rw console=ttyS0 net.ifnames=0"
+SETUP_HINT = "scripts/setup-libvirt.sh (in labgen's source) does all of this"
+
+
+class VmSpec(BaseModel):
+    """The contents of vmbox.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    packages: list[str]
+    disk_gb: int = Field(ge=2, le=64)
+    box_version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+    configure: str
+
+
+@functools.cache
+def vm_spec() -> VmSpec:
+    return VmSpec.model_validate(yaml.safe_load(VM_FILE.read_text(encoding="utf-8")))
+
+
+# --- names ------------------------------------------------------------------
+
+
+def box_name() -> str:
+    """The libvirt box of the current recipe, e.g. labgen/bookworm-1234abcd5678."""
+    return BOX_PREFIX + box.base_image_tag().split(":", 1)[1]
+
+
+def recipe_digest() -> str:
+    """Everything the box is made from: the base image's recipe and vmbox.yaml."""
+    digest = hashlib.sha256(box.base_image_tag().encode())
+    digest.update(VM_FILE.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def boot_dir(name: str | None = None) -> Path:
+    """Where QEMU reads the box's kernel and initrd (Vagrantfile.j2 knows this path too)."""
+    return BOOT_ROOT / (name or box_name()).replace("/", "-")
+
+
+def _vagrant_home() -> Path:
+    return Path(os.environ.get("VAGRANT_HOME") or "~/.vagrant.d").expanduser()
+
+
+def _box_dir(name: str) -> Path:
+    """Vagrant's unpacked copy of the box (its documented layout)."""
+    slug = name.replace("/", "-VAGRANTSLASH-")
+    return _vagrant_home() / "boxes" / slug / vm_spec().box_version / "libvirt"
+
+
+def volume_name(name: str | None = None) -> str:
+    """The storage volume vagrant-libvirt makes from the box's disk (its naming rule)."""
+    slug = (name or box_name()).replace("/", "-VAGRANTSLASH-")
+    return f"{slug}_vagrant_box_image_{vm_spec().box_version}_box.img"
+
+
+# --- the host: is libvirt there? ------------------------------------------------
+
+
+def _virsh(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["virsh", "-q", "-c", LIBVIRT_URI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _has_systemd() -> bool:
+    return Path("/run/systemd/system").is_dir()
+
+
+def _vagrant_libvirt_installed() -> bool:
+    # Debian's package registers the plugin system-wide; `vagrant plugin install`
+    # records it in Vagrant's home. Asking `vagrant plugin list` costs 1-2 s.
+    if Path("/usr/share/vagrant-plugins/plugins.d/vagrant-libvirt.json").is_file():
+        return True
+    plugins = _vagrant_home() / "plugins.json"
+    if plugins.is_file() and "vagrant-libvirt" in plugins.read_text(encoding="utf-8"):
+        return True
+    try:
+        out = subprocess.run(
+            ["vagrant", "plugin", "list"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "VAGRANT_CHECKPOINT_DISABLE": "1"},
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "vagrant-libvirt" in out
+
+
+def libvirt_ready() -> str | None:
+    """None when this host can run libvirt VMs now; else what is missing and the fix."""
+    packages = "vagrant-libvirt libvirt-daemon-system qemu-system-x86 qemu-utils dnsmasq-base"
+    missing = [t for t in ("virsh", "libvirtd", "qemu-system-x86_64", "qemu-img") if not _which(t)]
+    if missing:
+        return (
+            f"the libvirt provider needs {', '.join(missing)}, which is not installed; "
+            f"install it: apt-get install {packages}  ({SETUP_HINT})"
+        )
+    if not _vagrant_libvirt_installed():
+        return (
+            "Vagrant's libvirt plugin is not installed; install it: apt-get install "
+            f"vagrant-libvirt (or `vagrant plugin install vagrant-libvirt`)  ({SETUP_HINT})"
+        )
+    start = (
+        "systemctl start virtlogd libvirtd"
+        if _has_systemd()
+        else "virtlogd --daemon && libvirtd --daemon"
+    )
+    try:
+        answer = _virsh("version", timeout=20)
+    except subprocess.TimeoutExpired:
+        return f"libvirtd does not answer at {LIBVIRT_URI} within 20 s; restart it: {start}"
+    if answer.returncode != 0:
+        error = " ".join(answer.stderr.split())
+        if "ermission denied" in error:
+            return (
+                f"libvirtd at {LIBVIRT_URI} refuses this user ({error}); "
+                "join the libvirt group: sudo adduser $USER libvirt (then log in again)"
+            )
+        return (
+            f"libvirtd is not running (virsh -c {LIBVIRT_URI} says: {error or 'nothing'}); "
+            f"start it as root: {start}  ({SETUP_HINT})"
+        )
+    if not Path("/run/libvirt/virtlogd-sock").exists() and not _has_systemd():
+        return (
+            "virtlogd is not running, and libvirt cannot start a VM without it; "
+            "start it as root: virtlogd --daemon"
+        )
+    pool = _virsh("pool-info", STORAGE_POOL)
+    if pool.returncode == 0 and not re.search(r"^State:\s+running", pool.stdout, re.M):
+        return (
+            f"libvirt's storage pool {STORAGE_POOL!r} is not active; start it: "
+            f"virsh pool-start {STORAGE_POOL} && virsh pool-autostart {STORAGE_POOL}"
+        )
+    return None
+
+
+def _which(tool: str) -> bool:
+    return any(shutil.which(tool, path=p) for p in (None, "/usr/sbin:/sbin:/usr/local/sbin"))
+
+
+# --- the accelerator --------------------------------------------------------------
+
+
+def libvirt_driver(name: str | None = None) -> tuple[str, str]:
+    """(driver, why): "kvm" or "qemu" (software emulation) for VMs from the box.
+
+    LABGEN_LIBVIRT_DRIVER overrides the verdict `labgen box build` recorded.
+    """
+    forced = os.environ.get(DRIVER_ENV)
+    if forced in ("kvm", "qemu"):
+        return forced, f"{DRIVER_ENV}={forced}"
+    recorded = boot_dir(name) / "driver"
+    try:
+        lines = recorded.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return "kvm", "no KVM probe recorded (the box is not built)"
+    return (lines[0] if lines and lines[0] in ("kvm", "qemu") else "kvm"), " ".join(lines[1:])
+
+
+def _probe_kvm(kernel: Path, progress: Progress) -> tuple[str, str]:
+    """Does KVM run the box's stock kernel here? Boot it to its root-mount panic and see."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "qemu", "no usable /dev/kvm"
+    progress("testing whether KVM runs the box's kernel (up to 30 s)")
+    cmd = [
+        "qemu-system-x86_64",
+        "-accel", "kvm",
+        "-m", "256",
+        "-nodefaults",
+        "-display", "none",
+        "-serial", "stdio",
+        "-no-reboot",
+        "-kernel", str(kernel),
+        "-append", "console=ttyS0 panic=-1 root=/dev/labgen-probe",
+    ]  # fmt: skip
+    began = time.monotonic()
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, timeout=30, stdin=subprocess.DEVNULL, check=False
+        )
+        output = proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
+    except subprocess.TimeoutExpired as exc:
+        output = (exc.stdout or b"").decode(errors="replace")
+        return "qemu", (
+            "KVM is present but the box's stock kernel did not boot under it within 30 s "
+            f"({_last_line(output) or 'no console output'})"
+        )
+    if "Kernel panic" in output or "VFS:" in output:
+        return "kvm", f"KVM booted the box's kernel in {time.monotonic() - began:.0f} s"
+    return "qemu", f"KVM could not boot the box's kernel: {_last_line(output) or 'no output'}"
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:160] if lines else ""
+
+
+# --- the build ------------------------------------------------------------------
+
+
+def build_libvirt_box(progress: Progress, force: bool = False) -> str:
+    """Build the libvirt box of the current recipe unless it is there; return its name.
+
+    Idempotent: a box whose stored recipe matches is reused, and what the host lost
+    since (the kernel files, libvirt's volume) is put back from Vagrant's copy.
+    """
+    name = box_name()
+    reason = libvirt_ready()
+    if reason:
+        raise UsageError(reason)
+    if not force and _current_box_installed(name):
+        _restore_host_side(name, progress)
+        progress(f"box {name} is already built")
+        _say_driver(name, progress)
+        return name
+    _require_build_tools()
+    started = time.monotonic()
+    cache = resources.labgen_home() / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    with box._scratch_dir(cache) as work:
+        out = work / "box"
+        out.mkdir()
+        _make_disk(work, out, progress)
+        driver, why = _probe_kvm(out / "vmlinuz", progress)
+        (out / "labgen.json").write_text(
+            json.dumps({"recipe": recipe_digest(), "driver": driver, "why": why}) + "\n",
+            encoding="utf-8",
+        )
+        (out / "metadata.json").write_text(
+            json.dumps(
+                {"provider": "libvirt", "format": "qcow2", "virtual_size": vm_spec().disk_gb}
+            )
+            + "\n",
+            encoding="utf-8",
+        )
+        _add_to_vagrant(name, work, out, progress)
+    _remove_host_side(name)
+    _restore_host_side(name, progress)
+    progress(f"built {name} in {time.monotonic() - started:.0f} s")
+    _say_driver(name, progress)
+    return name
+
+
+def _say_driver(name: str, progress: Progress) -> None:
+    driver, why = libvirt_driver(name)
+    if driver == "qemu":
+        progress(f"VMs will run under software emulation (libvirt driver qemu): {why}")
+    else:
+        progress(f"VMs will run under KVM: {why}")
+
+
+def _require_build_tools() -> None:
+    if os.geteuid() != 0:
+        raise UsageError(
+            "building the libvirt box needs root (debootstrap, and files libvirt reads)",
+            hint="run `sudo labgen box build --provider libvirt` once; `labgen up` reuses it",
+        )
+    missing = [t for t in ("debootstrap", "mkfs.ext4", "qemu-img", "tar") if not _which(t)]
+    if missing:
+        raise UsageError(
+            f"building the libvirt box needs {', '.join(missing)}, which is not installed",
+            hint="apt-get install debootstrap e2fsprogs qemu-utils tar",
+        )
+
+
+def _make_disk(work: Path, out: Path, progress: Progress) -> None:
+    """debootstrap the shared recipe plus the VM's packages, configure, write the disk."""
+    spec = box.box_spec()
+    vm = vm_spec()
+    merged = spec.model_copy(
+        update={"packages": list(dict.fromkeys([*spec.packages, *vm.packages]))}
+    )
+    root = work / "rootfs"
+    began = time.monotonic()
+    box._debootstrap(merged, root, progress)
+    progress(f"root file system ready ({time.monotonic() - began:.0f} s)")
+    images_dir = root / box.IMAGES_DIR_IN_MACHINE.lstrip("/")
+    images_dir.mkdir(parents=True, exist_ok=True)
+    for image, recipe in spec.images.items():
+        progress(f"making the offline substitute for {image}")
+        box._write_substitute(root, recipe, images_dir / box.substitute(image).file)
+    progress("configuring users and sshd (as for every provider), then the VM's boot")
+    box._configure(root, spec)
+    _chroot_script(root, vm.configure, spec.user, "configuring the VM")
+    _hosts(root)
+    box._unmount_below(root)
+
+    kernels = sorted((root / "boot").glob("vmlinuz-*"))
+    initrds = sorted((root / "boot").glob("initrd.img-*"))
+    if not kernels or not initrds:
+        raise UsageError("the box's root file system has no kernel or initrd in /boot")
+    shutil.copyfile(kernels[-1], out / "vmlinuz")
+    shutil.copyfile(initrds[-1], out / "initrd.img")
+
+    raw = work / "disk.raw"
+    progress(f"writing the root file system into a {vm.disk_gb} GB ext4 disk")
+    began = time.monotonic()
+    with open(raw, "wb") as disk:
+        disk.truncate(vm.disk_gb * 1024**3)
+    _run(["mkfs.ext4", "-q", "-F", "-L", "labgen-root", "-d", str(root), str(raw)], "mkfs.ext4")
+    _run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(out / "box.img")], "qemu-img")
+    raw.unlink()
+    size = (out / "box.img").stat().st_size / 1024**2
+    progress(f"disk image ready: {size:.0f} MB ({time.monotonic() - began:.0f} s)")
+
+
+def _chroot_script(root: Path, script: str, user: str, what: str) -> None:
+    proc = subprocess.run(
+        ["chroot", str(root), "/bin/sh", "-s", "--", user],
+        input=script.encode(),
+        capture_output=True,
+    )
+    if proc.returncode != 0:
+        raise UsageError(f"{what} failed:\n" + proc.stderr.decode(errors="replace"))
+
+
+def _hosts(root: Path) -> None:
+    """debootstrap copied the build host's /etc/hosts; a VM starts from a clean one."""
+    (root / "etc/hosts").write_text(
+        "127.0.0.1\tlocalhost\n127.0.1.1\tlabgen\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+        encoding="utf-8",
+    )
+
+
+def _run(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise UsageError(f"{what} failed (exit {proc.returncode}): {proc.stderr.strip()}")
+
+
+def _add_to_vagrant(name: str, work: Path, out: Path, progress: Progress) -> None:
+    """Tar the box (uncompressed: it never leaves this host) and `vagrant box add` it."""
+    version = vm_spec().box_version
+    archive = work / "box.tar"
+    progress("packing the box")
+    _run(
+        ["tar", "-C", str(out), "-cf", str(archive),
+         "metadata.json", "labgen.json", "box.img", "vmlinuz", "initrd.img"],
+        "tar",
+    )  # fmt: skip
+    # A local catalog, so that the box gets a version (vagrant-libvirt names its
+    # volume after it) without any server.
+    catalog = work / "catalog.json"
+    catalog.write_text(
+        json.dumps(
+            {
+                "name": name,
+                "description": "labgen lab machine (Debian, Docker), built locally",
+                "versions": [
+                    {
+                        "version": version,
+                        "providers": [{"name": "libvirt", "url": archive.resolve().as_uri()}],
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    if _box_dir(name).parent.is_dir():
+        progress(f"replacing the older build of {name} in Vagrant")
+        _vagrant(["box", "remove", "--force", "--all", name], "vagrant box remove")
+    progress(f"vagrant box add {name} (version {version})")
+    _vagrant(["box", "add", "--provider", "libvirt", str(catalog)], "vagrant box add")
+
+
+def _vagrant(args: list[str], what: str) -> None:
+    env = {**os.environ, "VAGRANT_CHECKPOINT_DISABLE": "1", "VAGRANT_NO_COLOR": "1"}
+    proc = subprocess.run(
+        ["vagrant", *args], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL
+    )
+    if proc.returncode != 0:
+        raise UsageError(f"{what} failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}")
+
+
+def _stored_recipe(name: str) -> dict[str, str]:
+    try:
+        data = json.loads((_box_dir(name) / "labgen.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _current_box_installed(name: str) -> bool:
+    return (_box_dir(name) / "box.img").is_file() and _stored_recipe(name).get(
+        "recipe"
+    ) == recipe_digest()
+
+
+def _remove_host_side(name: str) -> None:
+    """Drop the host-side copies of an older build under this name (kernel, volume)."""
+    shutil.rmtree(boot_dir(name), ignore_errors=True)
+    if _virsh("vol-info", "--pool", STORAGE_POOL, volume_name(name)).returncode == 0:
+        _virsh("vol-delete", "--pool", STORAGE_POOL, volume_name(name))
+
+
+def _restore_host_side(name: str, progress: Progress) -> None:
+    """Kernel, initrd and verdict where QEMU reads them; the disk as libvirt's volume."""
+    source = _box_dir(name)
+    stored = _stored_recipe(name)
+    target = boot_dir(name)
+    if (target / "recipe").is_file() and (target / "recipe").read_text().strip() == stored.get(
+        "recipe"
+    ):
+        pass
+    else:
+        progress(f"installing the box's kernel in {target}")
+        target.mkdir(parents=True, exist_ok=True)
+        target.chmod(0o755)
+        for file in ("vmlinuz", "initrd.img"):
+            shutil.copyfile(source / file, target / file)
+            (target / file).chmod(0o644)
+        (target / "driver").write_text(
+            f"{stored.get('driver', 'kvm')}\n{stored.get('why', '')}\n", encoding="utf-8"
+        )
+        (target / "recipe").write_text(f"{stored.get('recipe', '')}\n", encoding="utf-8")
+    _ensure_pool()
+    volume = volume_name(name)
+    if _virsh("vol-info", "--pool", STORAGE_POOL, volume).returncode == 0:
+        return
+    image = source / "box.img"
+    progress(f"uploading the box's disk to libvirt's pool {STORAGE_POOL!r} as {volume}")
+    began = time.monotonic()
+    created = _virsh(
+        "vol-create-as", STORAGE_POOL, volume, f"{vm_spec().disk_gb}G",
+        "--allocation", str(image.stat().st_size), "--format", "qcow2",
+    )  # fmt: skip
+    if created.returncode != 0:
+        raise UsageError(f"virsh vol-create-as failed: {created.stderr.strip()}")
+    uploaded = _virsh("vol-upload", "--pool", STORAGE_POOL, volume, str(image), timeout=1800)
+    if uploaded.returncode != 0:
+        _virsh("vol-delete", "--pool", STORAGE_POOL, volume)
+        raise UsageError(f"virsh vol-upload failed: {uploaded.stderr.strip()}")
+    progress(f"disk uploaded ({time.monotonic() - began:.0f} s)")
+
+
+def _ensure_pool() -> None:
+    if _virsh("pool-info", STORAGE_POOL).returncode == 0:
+        return
+    path = "/var/lib/libvirt/images"
+    for args in (
+        ("pool-define-as", STORAGE_POOL, "dir", "--target", path),
+        ("pool-build", STORAGE_POOL),
+        ("pool-start", STORAGE_POOL),
+        ("pool-autostart", STORAGE_POOL),
+    ):
+        _virsh(*args)

@@ -1,0 +1,227 @@
+"""Loading and validating labs: every broken lab folder gives a UsageError that a lab
+author can act on without reading labgen's code: the file, the line, the field and
+the reason.
+
+The broken labs live in tests/unit/broken_labs/<case>/. Each is a valid lab with one
+defect; the line the error must point at carries a `# <- error` comment, so the
+expected line is read from the fixture instead of being written down twice.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from unit_helpers import BROKEN_LABS, REPO, bundled_lab_names
+
+from generator.errors import EXIT_USAGE, UsageError
+from generator.lab import load_lab, load_lab_dir
+
+MARKER = "# <- error"
+
+
+@dataclass(frozen=True)
+class Broken:
+    folder: str
+    field: str | tuple[str, ...] | None  # the field the message must name (any of a tuple)
+    reason: str  # a regular expression the message must match (case-insensitive)
+    file: str = "lab.yaml"  # the file the message must name
+
+
+CASES = [
+    Broken("unknown-field", "steps[1].comand", r"unknown field"),
+    Broken("missing-field", "steps[1].title", r"missing"),
+    Broken("missing-top-field", "engine", r"missing"),
+    Broken("blank-command", "steps[1].command", r"blank"),
+    Broken("blank-run", "steps[0].run", r"blank"),
+    # BUG (see the report): the duplicate is reported as field '(top level)' on line 2.
+    Broken("duplicate-step-id", "steps[2].id", r"'second'.*(twice|duplicate|more than once)"),
+    Broken("uppercase-step-id", "steps[1].id", r"pattern|lowercase"),
+    Broken("slash-step-id", "steps[1].id", r"pattern|lowercase"),
+    Broken("leading-dash-step-id", "steps[1].id", r"pattern|lowercase"),
+    Broken("name-mismatch", "name", r"'some-other-lab'.*folder.*'name-mismatch'"),
+    Broken("unknown-image", "images[1]", r"'nginx:1\.25'.*no offline substitute"),
+    Broken("invalid-yaml", None, r"not valid YAML"),
+    Broken("top-level-list", None, r"expected a mapping"),
+    Broken("top-level-scalar", None, r"expected a mapping"),
+    Broken("empty-file", None, r"expected a mapping"),
+    Broken("missing-checks", None, r"missing", file="checks.py"),
+    # Flow style: the list and the item share a line, so either name will do.
+    Broken("port-out-of-range", ("ports", "ports[1]"), r"70000.*(1-65535|port)"),
+    # BUG (see the report): reported as field 'ports' on the line of `ports:`, not the item.
+    Broken("port-zero", "ports[0]", r"\b0\b.*(1-65535|port)|greater than"),
+    Broken("port-not-a-number", "ports[1]", r"integer"),
+    # BUG (see the report): `true` is silently taken as port 1.
+    Broken("port-boolean", "ports[1]", r"integer|bool"),
+    Broken("no-steps", "steps", r"at least 1"),
+    # BUG (see the report): the lab loads, then every verb refuses its name.
+    Broken("trailing-dash-", "name", r"pattern|dash|lowercase"),
+    # BUG (see the report): PyYAML keeps the last `run` and drops the first silently.
+    Broken(
+        "duplicate-key",
+        None,  # the YAML layer finds it, so any wording naming the key will do
+        r"\brun\b.*(duplicate|twice|more than once)|(duplicate|twice|more than once).*\brun\b",
+    ),
+]
+
+
+def marked_line(lab_file: Path) -> int | None:
+    for number, line in enumerate(lab_file.read_text(encoding="utf-8").splitlines(), start=1):
+        if MARKER in line:
+            return number
+    return None
+
+
+def names_field(text: str, field: str) -> bool:
+    """`field` appears as a whole field path (`ports` does not match `ports[0]`)."""
+    return re.search(rf"(?<![\w.\[]){re.escape(field)}(?![\w\[])", text) is not None
+
+
+def names_line(text: str, lab_file: Path, line: int) -> bool:
+    """`path:LINE:` as every other lab error says it, or PyYAML's `line LINE`."""
+    return f"{lab_file}:{line}:" in text or re.search(rf"\bline {line}\b", text) is not None
+
+
+def test_every_broken_lab_folder_has_a_case() -> None:
+    folders = sorted(p.name for p in BROKEN_LABS.iterdir() if p.is_dir())
+    assert folders == sorted(case.folder for case in CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.folder for c in CASES])
+def test_broken_lab_is_a_usage_error_naming_file_line_field_and_reason(case: Broken) -> None:
+    folder = BROKEN_LABS / case.folder
+    with pytest.raises(UsageError) as caught:
+        load_lab_dir(folder)
+    error = caught.value
+    message = error.message
+    assert error.exit_code == EXIT_USAGE
+
+    named_file = folder / case.file
+    assert str(named_file) in message, f"message does not name {named_file}:\n{message}"
+    assert re.search(case.reason, message, re.IGNORECASE | re.DOTALL), message
+
+    line = marked_line(folder / "lab.yaml") if case.file == "lab.yaml" else None
+    if case.field is None:
+        if line is not None:
+            assert names_line(message, named_file, line), f"line {line} not named:\n{message}"
+        return
+    # The field and its line are named together, on one line of the message.
+    fields = case.field if isinstance(case.field, tuple) else (case.field,)
+    about_field = [
+        text for text in message.splitlines() if any(names_field(text, f) for f in fields)
+    ]
+    assert about_field, f"field {case.field!r} not named:\n{message}"
+    assert line is not None, f"fixture {folder} lacks its {MARKER!r} comment"
+    assert any(names_line(text, named_file, line) for text in about_field), (
+        f"field {case.field!r} not tied to line {line}:\n{message}"
+    )
+
+
+def test_unknown_image_hint_points_at_a_file_that_exists() -> None:
+    """The message says where to add an image recipe; that file must exist."""
+    with pytest.raises(UsageError) as caught:
+        load_lab_dir(BROKEN_LABS / "unknown-image")
+    match = re.search(r"add a recipe to (\S+?)\)?$", caught.value.message, re.MULTILINE)
+    assert match, caught.value.message
+    named = Path(match.group(1))
+    # Absolute, or relative to the checkout/package a user would look in.
+    assert named.is_file() or (REPO / named).is_file() or (REPO / "generator" / named).is_file(), (
+        f"the hint names {named}, which does not exist (the recipes are in generator/box.yaml)"
+    )
+
+
+def test_known_images_in_the_message_are_the_box_recipes() -> None:
+    from generator.box import known_images
+
+    with pytest.raises(UsageError) as caught:
+        load_lab_dir(BROKEN_LABS / "unknown-image")
+    for image in known_images():
+        assert image in caught.value.message
+
+
+def test_the_broken_labs_skeleton_is_valid(tmp_path: Path) -> None:
+    """Control: the lab every broken case starts from loads once given its checks."""
+    folder = tmp_path / "missing-checks"
+    shutil.copytree(BROKEN_LABS / "missing-checks", folder)
+    shutil.copy(BROKEN_LABS / "unknown-field" / "checks.py", folder / "checks.py")
+    lab = load_lab_dir(folder)
+    assert [s.id for s in lab.steps] == ["first"]
+    assert lab.path == folder.resolve()
+
+
+def test_a_lab_file_that_cannot_be_read_names_it(tmp_path: Path) -> None:
+    folder = tmp_path / "nolab"
+    folder.mkdir()
+    with pytest.raises(UsageError) as caught:
+        load_lab_dir(folder)
+    assert str(folder / "lab.yaml") in caught.value.message
+
+
+@pytest.mark.parametrize("name", bundled_lab_names())
+def test_bundled_lab_loads(name: str) -> None:
+    lab = load_lab(name)
+    raw = yaml.safe_load((REPO / "labs" / name / "lab.yaml").read_text(encoding="utf-8"))
+    assert lab.name == name == raw["name"]
+    assert lab.path == (REPO / "labs" / name).resolve()
+    assert lab.checks_file.is_file()
+    assert [s.id for s in lab.steps] == [s["id"] for s in raw["steps"]]
+    assert len({s.id for s in lab.steps}) == len(lab.steps)
+
+
+def test_bundled_labs_are_found_by_name_and_by_path() -> None:
+    assert bundled_lab_names(), "no bundled labs found"
+    for name in bundled_lab_names():
+        by_path = load_lab(str(REPO / "labs" / name))
+        assert by_path.path == load_lab(name).path
+
+
+def test_unknown_lab_lists_the_labs_there_are() -> None:
+    with pytest.raises(UsageError) as caught:
+        load_lab("no-such-lab")
+    message = caught.value.message
+    assert "no-such-lab" in message
+    for name in bundled_lab_names():
+        assert name in message
+
+
+@pytest.mark.parametrize("ref", ["./no-such-folder", "/", "Bad_Name", "-rf"])
+def test_bad_lab_references_are_usage_errors(ref: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        load_lab(ref)
+    assert ref in caught.value.message
+
+
+def test_labs_path_lab_is_found_and_shadows_a_bundled_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = bundled_lab_names()[0]
+    extra = tmp_path / "extra"
+    shutil.copytree(REPO / "labs" / name, extra / name)
+    lab_file = extra / name / "lab.yaml"
+    data = yaml.safe_load(lab_file.read_text(encoding="utf-8"))
+    data["title"] = "A local copy that wins over the bundled lab"
+    lab_file.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    monkeypatch.setenv("LABGEN_LABS_PATH", str(extra))
+    lab = load_lab(name)
+    assert lab.path == (extra / name).resolve()
+    assert lab.title == data["title"]
+
+
+def test_unknown_step_lists_the_steps() -> None:
+    lab = load_lab(bundled_lab_names()[0])
+    with pytest.raises(UsageError) as caught:
+        lab.step("no-such-step")
+    for step in lab.steps:
+        assert step.id in caught.value.message
+    assert lab.step_index(lab.steps[-1].id) == len(lab.steps) - 1
+
+
+def test_robot_command_defaults_to_the_documented_command() -> None:
+    for name in bundled_lab_names():
+        for step in load_lab(name).steps:
+            expected = step.run if step.run is not None else step.command
+            assert step.robot_command == expected

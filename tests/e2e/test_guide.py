@@ -1,0 +1,133 @@
+"""The guide, for real: --auto shows each step's changes; the interactive one in a tmux terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import labgen, show
+
+pytestmark = pytest.mark.e2e
+
+LAB = "port-forwarding"
+DNAT = (
+    "+ nat DOCKER: -A DOCKER ! -i docker0 -p tcp -m tcp --dport 5000 -j DNAT "
+    "--to-destination 172.17.0.2:5000"
+)
+MASQ = (
+    "+ nat POSTROUTING: -A POSTROUTING -s 172.17.0.2/32 -d 172.17.0.2/32 -p tcp -m tcp "
+    "--dport 5000 -j MASQUERADE"
+)
+
+
+@pytest.fixture
+def machine(labgen_home: Path) -> Iterator[str]:
+    try:
+        up = labgen("up", LAB)
+        assert up.returncode == 0, show(up)
+        yield LAB
+    finally:
+        down = labgen("destroy", "--all")
+        assert down.returncode == 0, show(down)
+
+
+def test_guide_auto_shows_what_publishing_a_port_changed(machine: str) -> None:
+    proc = labgen("guide", machine, "--auto")
+    assert proc.returncode == 0, show(proc)
+    text = proc.stdout
+    publish = text[text.index("publish-port") : text.index("Step 3 of")]
+    assert DNAT in publish
+    assert MASQ in publish
+    assert "master docker0" in publish and "listening tcp 0.0.0.0:5000 (docker-proxy)" in publish
+    # Nothing volatile: the counters the later steps zero and bump never show as changes.
+    counting = text[text.index("Step 6 of") : text.index("Step 8 of")]
+    assert "+ nat" not in counting and "- nat" not in counting
+    assert f"Lab {machine} done" in text
+
+
+class Terminal:
+    """A real terminal: the guide runs in a tmux session we start (and end) ourselves."""
+
+    def __init__(self, command: str):
+        self.name = f"labgen-test-{uuid.uuid4().hex[:8]}"
+        subprocess.run(
+            ["tmux", "new-session", "-d", "-s", self.name, "-x", "160", "-y", "50", command],
+            check=True,
+        )
+
+    def screen(self) -> str:
+        return subprocess.run(
+            ["tmux", "capture-pane", "-p", "-J", "-S", "-400", "-t", self.name],
+            capture_output=True,
+            text=True,
+        ).stdout
+
+    def wait_for(self, text: str, timeout: float = 90) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.3)
+        raise AssertionError(f"{text!r} never appeared; the screen was:\n{self.screen()}")
+
+    def type(self, keys: str) -> None:
+        if keys:
+            subprocess.run(["tmux", "send-keys", "-t", self.name, "-l", keys], check=True)
+        subprocess.run(["tmux", "send-keys", "-t", self.name, "Enter"], check=True)
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+def guide_command(labgen_home: Path) -> str:
+    env = f"LABGEN_HOME={shlex.quote(str(labgen_home))} COLUMNS=160"
+    run = f"{shlex.quote(sys.executable)} -m generator guide {LAB}"
+    # The shell stays on after the guide ends, so its exit status can be read on screen.
+    return f"cd {shlex.quote(os.getcwd())} && {env} {run}; echo GUIDE-EXIT=$?; sleep 600"
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (scripts/setup-debian.sh)")
+def test_interactive_guide_advance_check_quit_resume(machine: str, labgen_home: Path) -> None:
+    term = Terminal(guide_command(labgen_home))
+    try:
+        term.wait_for("Step 1 of 8: nat-baseline")
+        term.wait_for("[Enter] run it")
+        term.type("")  # run nat-baseline
+        term.wait_for("[Enter] next step")
+        term.type("")  # on to publish-port
+        term.wait_for("Step 2 of 8: publish-port")
+        term.type("")  # run it
+        screen = term.wait_for("✓ done")
+        assert DNAT in screen
+        term.type("")  # on to curl
+        term.wait_for("Step 3 of 8: curl")
+        term.type("q")
+        screen = term.wait_for("GUIDE-EXIT=")
+        assert "GUIDE-EXIT=0" in screen and "stopped after 2 of 8 steps" in screen
+    finally:
+        term.close()
+    state = json.loads((labgen_home / "instances" / LAB / "instance.json").read_text())
+    assert state["guide_step"] == 2
+
+    term = Terminal(guide_command(labgen_home))
+    try:
+        term.wait_for("Resuming lab port-forwarding at step 3 of 8")
+        term.wait_for("Step 3 of 8: curl")
+        term.type("c")  # "I ran it myself": the checks say not yet, with the hint
+        screen = term.wait_for("not yet")
+        assert "hint:" in screen
+        term.wait_for("[r] retry")
+        term.type("q")
+        assert "GUIDE-EXIT=0" in term.wait_for("GUIDE-EXIT=")
+    finally:
+        term.close()

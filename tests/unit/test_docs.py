@@ -304,3 +304,22 @@ def test_markdown_helpers() -> None:
     assert docs.md_fence("no ticks") == "```"
     assert docs.md_fence("has ```` four") == "`````"
     assert docs.md_cell("a | b\nc") == "a \\| b c"
+
+
+def test_every_seed_command_is_run_by_a_lab_step() -> None:
+    """The seed tutorial has no command that no lab step runs."""
+    from generator.lab import iter_labs
+
+    seed = docs.default_seed_path().read_text(encoding="utf-8")
+    mapping = docs.seed_command_map(seed, list(iter_labs()))
+    assert mapping.mapped, "the map found no seed command at all"
+    assert [c.text for c in mapping.unmapped] == []
+
+
+def test_the_committed_docs_match_the_lab_files() -> None:
+    """docs/ is generated from the labs: `labgen docs` after changing a lab file."""
+    from generator.lab import iter_labs
+
+    repo_docs = Path(__file__).resolve().parents[2] / "docs"
+    seed = docs.default_seed_path().read_text(encoding="utf-8")
+    assert docs.check_docs(repo_docs, list(iter_labs()), seed) == []

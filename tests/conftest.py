@@ -12,16 +12,23 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
-# Every labgen home a test used; the leak check inspects them all.
+# Every labgen home a test used, and those of tests that bring up machines: the leak
+# check looks for containers and networks of all, and for instance dirs of the latter
+# (unit tests make fake instance dirs on purpose, to test how labgen reads them).
 HOMES: list[Path] = []
+MACHINE_HOMES: list[Path] = []
 
 
 @pytest.fixture(autouse=True)
 def labgen_home(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("labgen-home")
     HOMES.append(home)
+    if request.node.get_closest_marker("e2e") is not None:
+        MACHINE_HOMES.append(home)
     monkeypatch.setenv("LABGEN_HOME", str(home))
     monkeypatch.setenv("VAGRANT_CHECKPOINT_DISABLE", "1")
     monkeypatch.delenv("LABGEN_LABS_PATH", raising=False)

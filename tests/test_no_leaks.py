@@ -6,7 +6,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import HOMES
+from conftest import HOMES, MACHINE_HOMES
 
 from generator import resources
 
@@ -43,7 +43,7 @@ def test_no_machine_network_or_instance_dir_left_behind(monkeypatch: pytest.Monk
         monkeypatch.setenv("LABGEN_HOME", str(home))
         tag = resources.home_tag()
         instances = home / "instances"
-        if instances.is_dir():
+        if home in MACHINE_HOMES and instances.is_dir():
             left += [f"instance dir {p}" for p in instances.iterdir()]
         if docker:
             for kind in ("container", "network"):

@@ -143,6 +143,15 @@ def list_boxes() -> list[BoxInfo]:
     return boxes
 
 
+def prune_boxes() -> list[str]:
+    """Remove base images of older recipes (Docker keeps any a container still uses)."""
+    removed = []
+    for info in list_boxes():
+        if not info.current and hostdocker.docker(["rmi", info.tag], check=False).returncode == 0:
+            removed.append(info.tag)
+    return removed
+
+
 def image_present() -> bool:
     """Whether the base image of the current recipe is on this host."""
     return hostdocker.image_exists(base_image_tag())

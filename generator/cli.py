@@ -201,6 +201,19 @@ def box_build(force: bool, verbose: bool) -> None:
     ui.out.print(f"{tag} {'built' if built else 'already built'}")
 
 
+@box.command("prune")
+@_handle_errors
+def box_prune() -> None:
+    """Remove base images built from older recipes (about 500 MB each)."""
+    from .box import prune_boxes
+
+    removed = prune_boxes()
+    for tag in removed:
+        ui.out.print(f"removed {tag}")
+    if not removed:
+        ui.out.print("nothing to remove")
+
+
 @box.command("list")
 @_handle_errors
 def box_list() -> None:

@@ -129,7 +129,7 @@ def print_check_run(run: CheckRun, lab: Lab, as_json: bool) -> None:
     if total == 0:
         out.print("[yellow]no checks apply to this step[/]")
     elif run.ok:
-        out.print(f"[green]all {total} checks pass[/]")
+        out.print(f"[green]{'the check passes' if total == 1 else f'all {total} checks pass'}[/]")
     else:
         failing = sorted({r.step or "?" for r in run.results if not r.ok}, key=lambda s: s)
         out.print(

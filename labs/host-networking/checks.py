@@ -8,38 +8,24 @@ does: the container's own python3 listening on the machine's port 5000, in the
 machine's network namespace. Otherwise such a check would pass before its step.
 """
 
-import re
-import shlex
-
 import pytest
 
-from generator.checklib import container_ip, links, rules
+from generator.checklib import (
+    bridge_ports,
+    container_ip,
+    container_log,
+    container_pid,
+    listeners,
+    rules,
+)
 
 CONTAINER = "http-server"
 PORT = 5000
 
 
-def server_pid(host):
-    """The PID (on the machine) of the server container's main process, or None."""
-    cmd = host.run(f"docker inspect -f '{{{{.State.Pid}}}}' {shlex.quote(CONTAINER)}")
-    pid = cmd.stdout.strip() if cmd.rc == 0 else ""
-    return int(pid) if pid.isdigit() and int(pid) > 0 else None
-
-
-def listeners(host, port):
-    """(process name, pid) of every process with a TCP socket listening on `port`.
-
-    From `ss -ltnp`'s users:(("name",pid=N,fd=M)) field, read on the machine's own
-    network namespace (where the checks' shell runs).
-    """
-    out = host.check_output(f"ss -H -ltnp 'sport = :{port}'")
-    return [(name, int(pid)) for name, pid in re.findall(r'\("([^"]+)",pid=(\d+)', out)]
-
-
 def assert_server_in_host_namespace(host):
     """The step's effect: the container's python3 owns the machine's 0.0.0.0:5000."""
-    pid = server_pid(host)
-    assert pid is not None, f"no running container {CONTAINER!r}"
+    pid = container_pid(host, CONTAINER)
     mode = host.check_output(f"docker inspect -f '{{{{.HostConfig.NetworkMode}}}}' {CONTAINER}")
     assert mode == "host", f"{CONTAINER} runs with network mode {mode!r}, not host"
     netns = host.check_output(f"readlink /proc/{pid}/ns/net /proc/self/ns/net").split()
@@ -73,7 +59,7 @@ def test_no_veth_on_docker0(host):
     """with the server in the machine's network namespace, nothing is plugged into docker0"""
     assert_server_in_host_namespace(host)
     assert container_ip(host, CONTAINER) is None  # not on the bridge network at all
-    ports = [link["ifname"] for link in links(host) if link.get("master") == "docker0"]
+    ports = bridge_ports(host, "docker0")
     assert ports == [], f"docker0 has ports: {ports}"
 
 
@@ -81,8 +67,8 @@ def test_no_veth_on_docker0(host):
 def test_server_saw_the_request_come_from_127_0_0_1(host):
     """the server logged a GET from 127.0.0.1, and curl localhost:5000 answers 200"""
     # The log first: this check's own curl below must not be what makes it pass.
-    log = host.check_output(f"docker logs {CONTAINER} 2>&1")
-    requests = [line for line in log.splitlines() if '"GET / HTTP/1.1" 200' in line]
+    log = container_log(host, CONTAINER)
+    requests = [line for line in log if '"GET / HTTP/1.1" 200' in line]
     assert requests, "no GET / in the server's log yet"
     others = [line for line in requests if not line.startswith("127.0.0.1 - - ")]
     assert others == [], f"the server saw requests from another address: {others}"

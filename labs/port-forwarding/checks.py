@@ -8,7 +8,14 @@ import re
 
 import pytest
 
-from generator.checklib import container_ip, ipv4_addresses, rules
+from generator.checklib import (
+    container_ip,
+    container_log,
+    ipv4_addresses,
+    listeners,
+    rule_counters,
+    rules,
+)
 
 CONTAINER = "http-server"
 DNAT_RULE = (
@@ -17,22 +24,6 @@ DNAT_RULE = (
 MASQUERADE_RULE = (
     "-A POSTROUTING -s 172.17.0.2/32 -d 172.17.0.2/32 -p tcp -m tcp --dport 5000 -j MASQUERADE"
 )
-
-
-def rule_counters(host, table):
-    """`iptables-save -c -t TABLE`: {rule as `iptables -S` prints it: (packets, bytes)}."""
-    counters = {}
-    for line in host.check_output(f"iptables-save -c -t {table}").splitlines():
-        match = re.fullmatch(r"\[(\d+):(\d+)\] (-A .+)", line.strip())
-        if match:
-            counters[match.group(3)] = (int(match.group(1)), int(match.group(2)))
-    return counters
-
-
-def server_log(host):
-    """The lines the web server has logged, or [] when the container is gone."""
-    cmd = host.run(f"docker logs {CONTAINER} 2>&1")
-    return cmd.stdout.splitlines() if cmd.rc == 0 else []
 
 
 def requests_from(log, client, target=r"/\S*"):
@@ -72,14 +63,14 @@ def test_container_sits_on_docker0(host):
 @pytest.mark.step("publish-port", until="stop-server")
 def test_docker_proxy_listens_on_port_5000(host):
     """docker-proxy listens on the machine's port 5000 (ss -ltnp)"""
-    listeners = host.check_output("ss -Hltnp 'sport = :5000'").splitlines()
-    assert any('users:(("docker-proxy",' in line for line in listeners), listeners
+    owners = listeners(host, 5000)
+    assert "docker-proxy" in [name for name, _ in owners], owners
 
 
 @pytest.mark.step("curl", until="stop-server")
 def test_server_answered_localhost_through_the_bridge(host):
     """the server logged a GET from 172.17.0.1, and curl localhost:5000 answers 200"""
-    log = host.check_output(f"docker logs {CONTAINER} 2>&1")
+    log = "\n".join(container_log(host, CONTAINER))
     assert "172.17.0.1 - - " in log and '"GET / HTTP/1.1" 200' in log, log
     code = host.check_output("curl -s -o /dev/null -w '%{http_code}' http://localhost:5000/")
     assert code == "200"
@@ -88,7 +79,7 @@ def test_server_answered_localhost_through_the_bridge(host):
 @pytest.mark.step("count-localhost", until="count-eth0")
 def test_localhost_request_did_not_touch_the_dnat_rule(host):
     """the request to localhost (logged from 172.17.0.1) left the DNAT rule's counter at 0"""
-    seen = requests_from(server_log(host), "172.17.0.1", re.escape("/?via=localhost"))
+    seen = requests_from(container_log(host, CONTAINER), "172.17.0.1", re.escape("/?via=localhost"))
     assert seen, "the server logged no GET /?via=localhost from 172.17.0.1"
     counters = rule_counters(host, "nat")
     assert DNAT_RULE in counters, "the DNAT rule for port 5000 is missing"
@@ -99,7 +90,8 @@ def test_localhost_request_did_not_touch_the_dnat_rule(host):
 def test_eth0_request_went_through_the_dnat_rule(host):
     """a request to eth0's address went through DNAT: counted, logged with eth0's address"""
     addr = eth0_address(host)
-    assert requests_from(server_log(host), addr), f"the server logged no GET from {addr}"
+    seen = requests_from(container_log(host, CONTAINER), addr)
+    assert seen, f"the server logged no GET from {addr}"
     counters = rule_counters(host, "nat")
     assert DNAT_RULE in counters, "the DNAT rule for port 5000 is missing"
     assert counters[DNAT_RULE][0] >= 1, f"DNAT counted {counters[DNAT_RULE]} (packets, bytes)"

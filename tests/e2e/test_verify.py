@@ -32,11 +32,15 @@ def test_verify_all_seed_labs_with_junit(tmp_path: Path, labgen_home: Path) -> N
     assert not list((labgen_home / "instances").iterdir())
 
 
-def test_verify_names_the_broken_step_and_check(labgen_home: Path) -> None:
+def test_verify_names_the_broken_step_and_check(labgen_home: Path, tmp_path: Path) -> None:
+    """Three broken labs fail, each naming step and check; a fresh `labgen new` lab passes."""
+    scaffold = labgen("new", "scaffolded", "--dir", str(tmp_path))
+    assert scaffold.returncode == 0, show(scaffold)
     labs = [str(BROKEN / n) for n in ("wrong-expectation", "vacuous-check", "failing-step")]
-    proc = labgen("verify", *labs, "-j", "3", "--json")
+    proc = labgen("verify", *labs, str(tmp_path / "scaffolded"), "-j", "4", "--json")
     assert proc.returncode == 1, show(proc)
     reports = {r["lab"]: r for r in json.loads(proc.stdout)}
+    assert reports.pop("scaffolded")["ok"] is True
     assert not any(r["ok"] for r in reports.values())
 
     wrong = reports["wrong-expectation"]["steps"][0]

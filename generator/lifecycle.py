@@ -38,14 +38,17 @@ class UpResult:
     box_built: bool
 
 
-def prepare_provider(provider_name: str | None, say: Say) -> Provider:
-    """Preflight the provider and build what it needs once (the docker base image)."""
-    provider, why = doctor.choose_provider(provider_name)
-    doctor.require_ready(provider)
+def prepare_provider(provider_name: str | None, say: Say) -> tuple[Provider, bool]:
+    """Choose and probe the provider, and build what it needs (the docker base image).
+
+    Returns the provider and whether a base image was built now.
+    """
+    provider, why = doctor.ready_provider(provider_name)
     say(f"provider {provider.name}: {why}")
+    built = False
     if provider.name == "docker":
-        box.ensure_base_image(say)
-    return provider
+        _, built = box.ensure_base_image(say)
+    return provider, built
 
 
 def up(lab_ref: str, provider_name: str | None, name: str | None, say: Say) -> UpResult:
@@ -55,9 +58,7 @@ def up(lab_ref: str, provider_name: str | None, name: str | None, say: Say) -> U
     instance = Instance(
         resources.validate_name(lab.name if name is None else name, "instance name")
     )
-    provider, why = doctor.choose_provider(provider_name)
-    doctor.require_ready(provider)
-    say(f"provider {provider.name}: {why}")
+    provider, built = prepare_provider(provider_name, say)
 
     if instance.exists():
         state = instance.load()
@@ -70,15 +71,12 @@ def up(lab_ref: str, provider_name: str | None, name: str | None, say: Say) -> U
         machine = Machine(instance.path)
         if machine.state() == "running":
             say(f"machine {instance.name} is already running; reusing it")
-            return UpResult(instance.name, lab.name, provider.name, True, _since(started), False)
+            return UpResult(instance.name, lab.name, provider.name, True, _since(started), built)
         say(f"starting the existing machine {instance.name}")
         machine.up(provider.name, say)
         _save_ssh_config(instance, machine)
-        return UpResult(instance.name, lab.name, provider.name, False, _since(started), False)
+        return UpResult(instance.name, lab.name, provider.name, False, _since(started), built)
 
-    built = False
-    if provider.name == "docker":
-        _, built = box.ensure_base_image(say)
     _render_new(lab, instance, provider, say)
     machine = Machine(instance.path)
     try:

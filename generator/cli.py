@@ -191,14 +191,26 @@ def box() -> None:
 
 
 @box.command("build")
-@click.option("--force", is_flag=True, help="Rebuild even if the current image exists.")
+@click.option(
+    "--provider",
+    "-p",
+    type=click.Choice(["docker", "libvirt"]),
+    default="docker",
+    show_default=True,
+    help="Whose box: the docker provider's base image, or the libvirt VM box.",
+)
+@click.option("--force", is_flag=True, help="Rebuild even if the current box exists.")
 @click.option("--verbose", "-v", is_flag=True, help="Show every line of the build.")
 @_handle_errors
-def box_build(force: bool, verbose: bool) -> None:
-    """Build the base image from Debian packages (about a minute; needs root)."""
-    with ui.progress("Building the base image", verbose) as say:
-        tag, built = lifecycle.ensure_box(force, say)
-    ui.out.print(f"{tag} {'built' if built else 'already built'}")
+def box_build(provider: str, force: bool, verbose: bool) -> None:
+    """Build a box from Debian packages (needs root; a minute or two; once per recipe).
+
+    Both come from one recipe (generator/box.yaml): Docker 20.10, sshd, the seed's
+    tools and offline substitutes for the labs' images.
+    """
+    with ui.progress(f"Building the {provider} box", verbose) as say:
+        name = lifecycle.ensure_box(provider, force, say)
+    ui.out.print(f"{name} is ready")
 
 
 @box.command("prune")
@@ -217,12 +229,16 @@ def box_prune() -> None:
 @box.command("list")
 @_handle_errors
 def box_list() -> None:
-    """List the base images built on this host."""
+    """List the boxes built on this host (* marks the current recipe's)."""
     from .box import list_boxes
+    from .vmbox import list_libvirt_boxes
 
     for info in list_boxes():
         mark = "*" if info.current else " "
-        ui.out.print(f"{mark} {info.tag}  {info.created}  {info.size}")
+        ui.out.print(f"{mark} docker   {info.tag}  {info.created}  {info.size}")
+    for vm in list_libvirt_boxes():
+        mark = "*" if vm.current else " "
+        ui.out.print(f"{mark} libvirt  {vm.name}  {vm.size_mb} MB")
 
 
 def _add_lab_dirs(dirs: tuple[str, ...]) -> None:

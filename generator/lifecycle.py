@@ -38,17 +38,37 @@ class UpResult:
     box_built: bool
 
 
-def prepare_provider(provider_name: str | None, say: Say) -> tuple[Provider, bool]:
-    """Choose and probe the provider, and build what it needs (the docker base image).
+def _docker_base_image(say: Say) -> bool:
+    return box.ensure_base_image(say)[1]
 
-    Returns the provider and whether a base image was built now.
+
+def _libvirt_box(say: Say) -> bool:
+    from . import vmbox
+
+    existed = any(b.current for b in vmbox.list_libvirt_boxes())
+    vmbox.build_libvirt_box(say)
+    driver, why = vmbox.libvirt_driver()
+    if driver == "qemu":
+        say(f"libvirt runs this VM under software emulation (driver qemu): {why}")
+    return not existed
+
+
+# What a provider needs built on the host before its first machine, built on first use.
+BOX_BUILDERS: dict[str, Callable[[Say], bool]] = {
+    "docker": _docker_base_image,
+    "libvirt": _libvirt_box,
+}
+
+
+def prepare_provider(provider_name: str | None, say: Say) -> tuple[Provider, bool]:
+    """Choose and probe the provider, and build its box unless it is there.
+
+    Returns the provider and whether its box was built now.
     """
     provider, why = doctor.ready_provider(provider_name)
     say(f"provider {provider.name}: {why}")
-    built = False
-    if provider.name == "docker":
-        _, built = box.ensure_base_image(say)
-    return provider, built
+    builder = BOX_BUILDERS.get(provider.name)
+    return provider, builder(say) if builder else False
 
 
 def up(lab_ref: str, provider_name: str | None, name: str | None, say: Say) -> UpResult:
@@ -293,9 +313,18 @@ def _since(started: float) -> float:
     return round(time.monotonic() - started, 1)
 
 
-def ensure_box(force: bool, say: Say) -> tuple[str, bool]:
-    """`labgen box build`: the docker provider's base image, built unless present."""
-    return box.ensure_base_image(say, force=force)
+def ensure_box(provider: str, force: bool, say: Say) -> str:
+    """`labgen box build`: the provider's box (the docker base image, the libvirt box)."""
+    if provider == "docker":
+        return box.ensure_base_image(say, force=force)[0]
+    if provider == "libvirt":
+        from . import vmbox
+
+        return vmbox.build_libvirt_box(say, force=force)
+    raise UsageError(
+        f"labgen builds no box for {provider!r}; boxes: docker, libvirt",
+        hint="the virtualbox provider uses a public box",
+    )
 
 
 @dataclass(frozen=True)

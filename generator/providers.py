@@ -27,6 +27,10 @@ class Provider(BaseModel):
     box: str | None
     memory: int | None
     cpus: int | None
+    # libvirt: where QEMU reads the box's kernel and initrd (one directory per box),
+    # and the kernel command line its VMs boot with (the instance's key is added).
+    boot_dir: str | None = None
+    cmd_line: str | None = None
 
 
 @functools.cache

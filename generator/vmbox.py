@@ -8,17 +8,18 @@ an ext4 disk (`mkfs.ext4 -d`, no partition table, no boot loader) converted to q
 Vagrant boots the box's kernel directly (vagrant-libvirt's `kernel`, `initrd`, `cmd_line`).
 
 What the build leaves on the host, all named after the box:
-  - the Vagrant box NAME (version BOX_VERSION), added with `vagrant box add`;
+  - the Vagrant box NAME (version from vmbox.yaml), added with `vagrant box add`;
   - libvirt's copy of its disk, the volume vagrant-libvirt would otherwise upload at the
     first `vagrant up` (so an up/destroy cycle neither creates nor leaves a volume);
-  - BOOT_ROOT/<name with / as ->/: vmlinuz, initrd.img and `driver`, readable by QEMU
-    (Vagrant's box directory under /root is not), and the verdict of the KVM probe.
+  - <boot_dir>/<name, / as -> (boot_dir from providers.yaml): vmlinuz and initrd.img,
+    where QEMU can read them (Vagrant's box directory under /root it cannot), and
+    `driver`, the verdict of the KVM probe.
 
-The box's name follows the base image's tag (labgen/base:bookworm-1234abcd5678 ->
-labgen/bookworm-1234abcd5678), so it changes whenever box.yaml, its scripts or labgen's
-version do; Vagrantfile.j2 derives the same name from the docker block's image. A change
-to vmbox.yaml alone is caught by the recipe digest stored in the box, and rebuilds the box
-under the same name.
+The box's name is providers.yaml's pattern labgen/{recipe} filled with the base image's
+tag (labgen/base:bookworm-1234abcd5678 -> labgen/bookworm-1234abcd5678), so it changes
+whenever box.yaml, its scripts or labgen's version do; Vagrantfile.j2 fills the same
+pattern from the docker block's image. A change to vmbox.yaml alone is caught by the
+recipe digest stored in the box, and rebuilds the box under the same name.
 
 Keys: the box holds no key. Each VM boots with `labgen.authorized_key=BASE64` on its kernel
 command line (the instance's public key, rendered into the Vagrantfile); a unit that runs
@@ -34,8 +35,10 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -43,18 +46,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import box, resources
 from .errors import UsageError
+from .providers import providers
 
 Progress = box.Progress
 
 VM_FILE = Path(__file__).with_name("vmbox.yaml")
-BOX_PREFIX = "labgen/"
-BOOT_ROOT = Path("/var/lib/libvirt/boot")
 LIBVIRT_URI = "qemu:///system"
 STORAGE_POOL = "default"
 DRIVER_ENV = "LABGEN_LIBVIRT_DRIVER"  # kvm or qemu: overrides the probe's verdict
-# The kernel command line of every VM from this box; Vagrantfile.j2 adds the key.
-KERNEL_CMDLINE = "root=/dev/vda rw console=ttyS0 net.ifnames=0"
-SETUP_HINT = "scripts/setup-libvirt.sh (in labgen's source) does all of this"
+SETUP_HINT = "or run scripts/setup-libvirt.sh from labgen's source"
+VIRTLOGD_SOCKET = Path("/run/libvirt/virtlogd-sock")
 
 
 class VmSpec(BaseModel):
@@ -77,8 +78,13 @@ def vm_spec() -> VmSpec:
 
 
 def box_name() -> str:
-    """The libvirt box of the current recipe, e.g. labgen/bookworm-1234abcd5678."""
-    return BOX_PREFIX + box.base_image_tag().split(":", 1)[1]
+    """The libvirt box of the current recipe, e.g. labgen/bookworm-1234abcd5678.
+
+    providers.yaml's pattern (labgen/{recipe}) with the base image's tag; the
+    libvirt block of Vagrantfile.j2 fills in the same pattern from the docker block.
+    """
+    pattern = providers()["libvirt"].box or "labgen/{recipe}"
+    return pattern.replace("{recipe}", box.base_image_tag().split(":", 1)[1])
 
 
 def recipe_digest() -> str:
@@ -90,7 +96,8 @@ def recipe_digest() -> str:
 
 def boot_dir(name: str | None = None) -> Path:
     """Where QEMU reads the box's kernel and initrd (Vagrantfile.j2 knows this path too)."""
-    return BOOT_ROOT / (name or box_name()).replace("/", "-")
+    root = providers()["libvirt"].boot_dir or "/var/lib/libvirt/boot"
+    return Path(root) / (name or box_name()).replace("/", "-")
 
 
 def _vagrant_home() -> Path:
@@ -161,13 +168,13 @@ def libvirt_ready() -> str | None:
             "Vagrant's libvirt plugin is not installed; install it: apt-get install "
             f"vagrant-libvirt (or `vagrant plugin install vagrant-libvirt`)  ({SETUP_HINT})"
         )
-    start = (
-        "systemctl start virtlogd libvirtd"
-        if _has_systemd()
-        else "virtlogd --daemon && libvirtd --daemon"
-    )
+    virtlogd = _socket_answers(VIRTLOGD_SOCKET)
+    if _has_systemd():
+        start = "systemctl start virtlogd libvirtd"
+    else:
+        start = "libvirtd --daemon" if virtlogd else "virtlogd --daemon; libvirtd --daemon"
     try:
-        answer = _virsh("version", timeout=20)
+        answer = _virsh("uri", timeout=20)  # connects; `version` costs seconds
     except subprocess.TimeoutExpired:
         return f"libvirtd does not answer at {LIBVIRT_URI} within 20 s; restart it: {start}"
     if answer.returncode != 0:
@@ -181,10 +188,10 @@ def libvirt_ready() -> str | None:
             f"libvirtd is not running (virsh -c {LIBVIRT_URI} says: {error or 'nothing'}); "
             f"start it as root: {start}  ({SETUP_HINT})"
         )
-    if not Path("/run/libvirt/virtlogd-sock").exists() and not _has_systemd():
+    if not virtlogd and not _has_systemd():
         return (
             "virtlogd is not running, and libvirt cannot start a VM without it; "
-            "start it as root: virtlogd --daemon"
+            f"start it as root: virtlogd --daemon  ({SETUP_HINT})"
         )
     pool = _virsh("pool-info", STORAGE_POOL)
     if pool.returncode == 0 and not re.search(r"^State:\s+running", pool.stdout, re.M):
@@ -193,6 +200,17 @@ def libvirt_ready() -> str | None:
             f"virsh pool-start {STORAGE_POOL} && virsh pool-autostart {STORAGE_POOL}"
         )
     return None
+
+
+def _socket_answers(path: Path) -> bool:
+    """Someone accepts connections on this Unix socket (not just a stale file)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True
 
 
 def _which(tool: str) -> bool:
@@ -222,7 +240,7 @@ def _probe_kvm(kernel: Path, progress: Progress) -> tuple[str, str]:
     """Does KVM run the box's stock kernel here? Boot it to its root-mount panic and see."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return "qemu", "no usable /dev/kvm"
-    progress("testing whether KVM runs the box's kernel (up to 30 s)")
+    progress("testing whether KVM runs the box's kernel (up to 20 s)")
     cmd = [
         "qemu-system-x86_64",
         "-accel", "kvm",
@@ -237,13 +255,13 @@ def _probe_kvm(kernel: Path, progress: Progress) -> tuple[str, str]:
     began = time.monotonic()
     try:
         proc = subprocess.run(
-            cmd, capture_output=True, timeout=30, stdin=subprocess.DEVNULL, check=False
+            cmd, capture_output=True, timeout=20, stdin=subprocess.DEVNULL, check=False
         )
         output = proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
     except subprocess.TimeoutExpired as exc:
         output = (exc.stdout or b"").decode(errors="replace")
         return "qemu", (
-            "KVM is present but the box's stock kernel did not boot under it within 30 s "
+            "KVM is present but the box's stock kernel did not boot under it within 20 s "
             f"({_last_line(output) or 'no console output'})"
         )
     if "Kernel panic" in output or "VFS:" in output:
@@ -275,6 +293,7 @@ def build_libvirt_box(progress: Progress, force: bool = False) -> str:
         _say_driver(name, progress)
         return name
     _require_build_tools()
+    _refuse_if_in_use(name, "rebuild")
     started = time.monotonic()
     cache = resources.labgen_home() / "cache"
     cache.mkdir(parents=True, exist_ok=True)
@@ -308,6 +327,13 @@ def _say_driver(name: str, progress: Progress) -> None:
         progress(f"VMs will run under software emulation (libvirt driver qemu): {why}")
     else:
         progress(f"VMs will run under KVM: {why}")
+    kvm = Path("/dev/kvm")
+    if kvm.exists() and kvm.group() != "kvm":
+        progress(
+            "warning: /dev/kvm is not in group kvm, so libvirt re-probes QEMU at every call "
+            "(minutes per `vagrant up`); fix, as udev does: chgrp kvm /dev/kvm && "
+            "chmod 0660 /dev/kvm"
+        )
 
 
 def _require_build_tools() -> None:
@@ -445,6 +471,65 @@ def _current_box_installed(name: str) -> bool:
     return (_box_dir(name) / "box.img").is_file() and _stored_recipe(name).get(
         "recipe"
     ) == recipe_digest()
+
+
+def _disks_on(name: str) -> list[str]:
+    """The volumes (machines' disks) whose backing file is the box's volume."""
+    base = _virsh("vol-path", "--pool", STORAGE_POOL, volume_name(name))
+    if base.returncode != 0:
+        return []
+    path = f"<path>{base.stdout.strip()}</path>"
+    users = []
+    for line in _virsh("vol-list", STORAGE_POOL).stdout.splitlines():
+        volume = line.split()[0] if line.split() else ""
+        if not volume or volume == volume_name(name):
+            continue
+        xml = _virsh("vol-dumpxml", "--pool", STORAGE_POOL, volume).stdout
+        if "<backingStore>" in xml and path in xml.split("<backingStore>", 1)[1]:
+            users.append(volume)
+    return users
+
+
+def _refuse_if_in_use(name: str, what: str) -> None:
+    users = _disks_on(name)
+    if users:
+        raise UsageError(
+            f"cannot {what} the box {name}: the disks of libvirt machines are built on it "
+            f"({', '.join(users)})",
+            hint="destroy those machines first (`labgen destroy --all`, or `vagrant destroy` "
+            "where they were brought up), then try again",
+        )
+
+
+@dataclass(frozen=True)
+class LibvirtBox:
+    """A libvirt box labgen built on this host, as Vagrant holds it."""
+
+    name: str
+    current: bool
+    size_mb: int
+
+
+def list_libvirt_boxes() -> list[LibvirtBox]:
+    """labgen's libvirt boxes in Vagrant (the current recipe's, and older ones)."""
+    pattern = providers()["libvirt"].box or "labgen/{recipe}"
+    prefix = pattern.split("{recipe}", 1)[0].replace("/", "-VAGRANTSLASH-")
+    current = box_name()
+    boxes = []
+    for directory in sorted((_vagrant_home() / "boxes").glob(f"{prefix}*")):
+        for provider_dir in directory.glob("*/libvirt"):
+            size = sum(f.stat().st_size for f in provider_dir.iterdir() if f.is_file())
+            name = directory.name.replace("-VAGRANTSLASH-", "/")
+            boxes.append(LibvirtBox(name, name == current, size // 1024**2))
+    return boxes
+
+
+def remove_libvirt_box(name: str) -> None:
+    """Remove a labgen libvirt box: from Vagrant, libvirt's pool and the boot directory."""
+    _refuse_if_in_use(name, "remove")
+    if _box_dir(name).parent.parent.is_dir():
+        _vagrant(["box", "remove", "--force", "--all", name], "vagrant box remove")
+    _remove_host_side(name)
 
 
 def _remove_host_side(name: str) -> None:

@@ -48,4 +48,16 @@ def test_no_machine_network_or_instance_dir_left_behind(monkeypatch: pytest.Monk
         if docker:
             for kind in ("container", "network"):
                 left += [f"{kind} {n}" for n in _docker_names(kind, f"org.labgen.home={tag}")]
+    # libvirt domains are named after the machine, which carries its home's tag.
+    if shutil.which("virsh"):
+        domains = subprocess.run(
+            ["virsh", "-q", "-c", "qemu:///system", "list", "--all", "--name"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        tags = set()
+        for home in HOMES:
+            monkeypatch.setenv("LABGEN_HOME", str(home))
+            tags.add(resources.home_tag())
+        left += [f"libvirt domain {d}" for d in domains if any(f"-{t}-" in d for t in tags)]
     assert not left, "left behind:\n" + "\n".join(left)

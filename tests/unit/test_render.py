@@ -185,7 +185,10 @@ def test_vagrantfile_gives_vagrant_the_docker_settings(
     ]
     for vm in ("libvirt", "virtualbox"):
         block = config["vm"][f"provider:{vm}"]
-        assert block["override"]["vm"]["values"]["box"] == providers()[vm].box
+        # libvirt's box is labgen's own, named after the recipe (the base image's tag).
+        recipe = settings.image.split(":", 1)[1]
+        expected_box = (providers()[vm].box or "").replace("{recipe}", recipe)
+        assert block["override"]["vm"]["values"]["box"] == expected_box
         assert block["values"]["memory"] == providers()[vm].memory
         assert sorted(f["guest"] for f in forwarded(block)) == sorted(lab.spec.ports)
         assert all(f["host_ip"] == "127.0.0.1" for f in forwarded(block))

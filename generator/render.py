@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import ipaddress
 import shlex
 import shutil
 import socket
+import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,10 +201,27 @@ def render_instance(
         path = target / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(files[rel], encoding="utf-8")
-        if rel.endswith(".sh") or rel == "lab/labgen-lab":
+        if _executable(rel):
             path.chmod(0o755)
         digest.update(rel.encode() + b"\0" + files[rel].encode() + b"\0")
+    _write_lab_tar(target / "lab.tar", {r[4:]: t for r, t in files.items() if r.startswith("lab/")})
     return digest.hexdigest()
+
+
+def _executable(rel: str) -> bool:
+    return rel.endswith(".sh") or rel == "lab/labgen-lab"
+
+
+def _write_lab_tar(path: Path, files: dict[str, str]) -> None:
+    """lab/ as one reproducible tarball (sorted, no times or owners): what Vagrant uploads."""
+    with tarfile.open(path, "w") as tar:
+        for rel in sorted(files):
+            data = files[rel].encode("utf-8")
+            info = tarfile.TarInfo(rel)
+            info.size = len(data)
+            info.mode = 0o755 if _executable("lab/" + rel) else 0o644
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(data))
 
 
 def write_keypair(target: Path, comment: str) -> str:

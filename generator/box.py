@@ -196,24 +196,25 @@ def build_base_image(tag: str, progress: Progress) -> None:
     spec = box_spec()
     cache = resources.labgen_home() / "cache"
     cache.mkdir(parents=True, exist_ok=True)
-    with _scratch_dir(cache) as work:
+    with scratch_dir(cache) as work:
         root = work / "rootfs"
         started = time.monotonic()
-        _debootstrap(spec, root, progress)
+        debootstrap_rootfs(spec, root, progress)
         progress(f"root file system ready ({time.monotonic() - started:.0f} s)")
         images_dir = root / IMAGES_DIR_IN_MACHINE.lstrip("/")
         images_dir.mkdir(parents=True, exist_ok=True)
         for name, recipe in spec.images.items():
             progress(f"making the offline substitute for {name}")
-            _write_substitute(root, recipe, images_dir / substitute(name).file)
+            write_substitute(root, recipe, images_dir / substitute(name).file)
         progress("configuring users, sshd and the machine's init")
-        _configure(root, spec)
+        configure_rootfs(root, spec)
         progress(f"importing the root file system as {tag}")
         _import(root, tag, spec)
     progress(f"built {tag}")
 
 
-def _debootstrap(spec: BoxSpec, root: Path, progress: Progress) -> None:
+def debootstrap_rootfs(spec: BoxSpec, root: Path, progress: Progress) -> None:
+    """A minbase Debian root file system with the recipe's packages, from Debian's mirror."""
     cmd = [
         "debootstrap",
         "--variant=minbase",
@@ -238,7 +239,8 @@ def _debootstrap(spec: BoxSpec, root: Path, progress: Progress) -> None:
         )
 
 
-def _configure(root: Path, spec: BoxSpec) -> None:
+def configure_rootfs(root: Path, spec: BoxSpec) -> None:
+    """labgen's init, the login user, sshd's settings: configure-rootfs.sh in a chroot."""
     box_dir = resources.templates_dir() / "box"
     init = root / "usr/local/sbin/labgen-init"
     shutil.copyfile(box_dir / "labgen-init.sh", init)
@@ -348,7 +350,8 @@ def _in_root(root: Path, path: str) -> Path:
 _MERGED_USR_LINKS = ("bin", "sbin", "lib", "lib64")
 
 
-def _write_substitute(root: Path, recipe: ImageRecipe, target: Path) -> None:
+def write_substitute(root: Path, recipe: ImageRecipe, target: Path) -> None:
+    """An image tarball of the recipe's packages (and their dependencies) from `root`."""
     root = root.resolve()
     members: dict[str, Path] = {}
     for pkg in _closure(root, recipe):
@@ -402,16 +405,17 @@ def _add_busybox_links(tar: tarfile.TarFile, root: Path, present: set[str]) -> N
 
 
 @contextlib.contextmanager
-def _scratch_dir(parent: Path) -> Iterator[Path]:
+def scratch_dir(parent: Path) -> Iterator[Path]:
+    """A work directory removed afterwards, never through a mount left inside it."""
     work = Path(tempfile.mkdtemp(prefix="box-build-", dir=parent))
     try:
         yield work
     finally:
-        _unmount_below(work)
+        unmount_below(work)
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _unmount_below(path: Path) -> None:
+def unmount_below(path: Path) -> None:
     """debootstrap mounts /proc and /sys in the target; never rmtree through a mount."""
     prefix = str(path.resolve())
     with open("/proc/mounts", encoding="utf-8") as mounts:

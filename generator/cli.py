@@ -194,7 +194,7 @@ def box() -> None:
 @click.option(
     "--provider",
     "-p",
-    type=click.Choice(["docker", "libvirt"]),
+    type=click.Choice(sorted(lifecycle.BOX_BUILDERS)),
     default="docker",
     show_default=True,
     help="Whose box: the docker provider's base image, or the libvirt VM box.",

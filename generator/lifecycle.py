@@ -38,23 +38,24 @@ class UpResult:
     box_built: bool
 
 
-def _docker_base_image(say: Say) -> bool:
-    return box.ensure_base_image(say)[1]
+def _docker_base_image(say: Say, force: bool) -> tuple[str, bool]:
+    return box.ensure_base_image(say, force=force)
 
 
-def _libvirt_box(say: Say) -> bool:
+def _libvirt_box(say: Say, force: bool) -> tuple[str, bool]:
     from . import vmbox
 
     existed = any(b.current for b in vmbox.list_libvirt_boxes())
-    vmbox.build_libvirt_box(say)
+    name = vmbox.build_libvirt_box(say, force=force)
     driver, why = vmbox.libvirt_driver()
     if driver == "qemu":
         say(f"libvirt runs this VM under software emulation (driver qemu): {why}")
-    return not existed
+    return name, force or not existed
 
 
-# What a provider needs built on the host before its first machine, built on first use.
-BOX_BUILDERS: dict[str, Callable[[Say], bool]] = {
+# What a provider needs built on the host, from box.yaml, before its first machine
+# (built on first use): returns the box's name and whether it was built now.
+BOX_BUILDERS: dict[str, Callable[[Say, bool], tuple[str, bool]]] = {
     "docker": _docker_base_image,
     "libvirt": _libvirt_box,
 }
@@ -68,7 +69,7 @@ def prepare_provider(provider_name: str | None, say: Say) -> tuple[Provider, boo
     provider, why = doctor.ready_provider(provider_name)
     say(f"provider {provider.name}: {why}")
     builder = BOX_BUILDERS.get(provider.name)
-    return provider, builder(say) if builder else False
+    return provider, builder(say, False)[1] if builder else False
 
 
 def up(lab_ref: str, provider_name: str | None, name: str | None, say: Say) -> UpResult:
@@ -116,9 +117,10 @@ def up(lab_ref: str, provider_name: str | None, name: str | None, say: Say) -> U
 
 def _render_new(lab: Lab, instance: Instance, provider: Provider, say: Say) -> None:
     others = [i.load() for i in all_instances()]
+    own_network = provider.docker_network
     docker = render.docker_settings(
         instance.name,
-        probe=provider.name == "docker",
+        probe=own_network,
         taken_subnets=[s.subnet for s in others if s.subnet],
         taken_ports=[s.ssh_port for s in others if s.ssh_port],
     )
@@ -135,16 +137,16 @@ def _render_new(lab: Lab, instance: Instance, provider: Provider, say: Say) -> N
                 provider=provider.name,
                 render_digest=digest,
                 created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                container=docker.container if provider.name == "docker" else "",
-                network=docker.network if provider.name == "docker" else "",
-                subnet=docker.subnet if provider.name == "docker" else "",
-                ssh_port=docker.ssh_port if provider.name == "docker" else 0,
+                container=docker.container if own_network else "",
+                network=docker.network if own_network else "",
+                subnet=docker.subnet if own_network else "",
+                ssh_port=docker.ssh_port if own_network else 0,
             )
         )
         render.copy_tree_atomic(tmp, instance.path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        if provider.name == "docker":
+        if own_network:
             hostdocker.remove_network(docker.network)
         raise
     say(f"rendered {instance.path}")
@@ -315,16 +317,12 @@ def _since(started: float) -> float:
 
 def ensure_box(provider: str, force: bool, say: Say) -> str:
     """`labgen box build`: the provider's box (the docker base image, the libvirt box)."""
-    if provider == "docker":
-        return box.ensure_base_image(say, force=force)[0]
-    if provider == "libvirt":
-        from . import vmbox
-
-        return vmbox.build_libvirt_box(say, force=force)
-    raise UsageError(
-        f"labgen builds no box for {provider!r}; boxes: docker, libvirt",
-        hint="the virtualbox provider uses a public box",
-    )
+    if provider not in BOX_BUILDERS:
+        raise UsageError(
+            f"labgen builds no box for {provider!r}; it builds: {', '.join(BOX_BUILDERS)}",
+            hint="the virtualbox provider uses a public box",
+        )
+    return BOX_BUILDERS[provider](say, force)[0]
 
 
 @dataclass(frozen=True)

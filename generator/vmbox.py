@@ -297,7 +297,7 @@ def build_libvirt_box(progress: Progress, force: bool = False) -> str:
     started = time.monotonic()
     cache = resources.labgen_home() / "cache"
     cache.mkdir(parents=True, exist_ok=True)
-    with box._scratch_dir(cache) as work:
+    with box.scratch_dir(cache) as work:
         out = work / "box"
         out.mkdir()
         _make_disk(work, out, progress)
@@ -359,18 +359,18 @@ def _make_disk(work: Path, out: Path, progress: Progress) -> None:
     )
     root = work / "rootfs"
     began = time.monotonic()
-    box._debootstrap(merged, root, progress)
+    box.debootstrap_rootfs(merged, root, progress)
     progress(f"root file system ready ({time.monotonic() - began:.0f} s)")
     images_dir = root / box.IMAGES_DIR_IN_MACHINE.lstrip("/")
     images_dir.mkdir(parents=True, exist_ok=True)
     for image, recipe in spec.images.items():
         progress(f"making the offline substitute for {image}")
-        box._write_substitute(root, recipe, images_dir / box.substitute(image).file)
+        box.write_substitute(root, recipe, images_dir / box.substitute(image).file)
     progress("configuring users and sshd (as for every provider), then the VM's boot")
-    box._configure(root, spec)
+    box.configure_rootfs(root, spec)
     _chroot_script(root, vm.configure, spec.user, "configuring the VM")
     _hosts(root)
-    box._unmount_below(root)
+    box.unmount_below(root)
 
     kernels = sorted((root / "boot").glob("vmlinuz-*"))
     initrds = sorted((root / "boot").glob("initrd.img-*"))

@@ -98,7 +98,7 @@ def _save(instance: Instance, state: InstanceState, index: int) -> None:
 def _show_step(lab: Lab, index: int, step: Step) -> None:
     out.print(Rule(f"Step {index + 1} of {len(lab.steps)}: {step.id}"))
     out.print(f"[bold]{escape(step.title)}[/]\n")
-    out.print(Markdown(step.explain))
+    out.print(Markdown(step.explain), soft_wrap=False)  # wrapped to the terminal
     commands = "\n".join(f"$ {line}" for line in step.command.strip().splitlines())
     out.print(Panel(escape(commands), title="the command", title_align="left", expand=False))
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from unit_helpers import BROKEN_LABS, REPO, bundled_lab_names
+from unit_helpers import BROKEN_LABS, REPO, bundled_lab_names, run_labgen
 
 from generator.errors import EXIT_USAGE, UsageError
 from generator.lab import load_lab, load_lab_dir
@@ -225,3 +225,18 @@ def test_robot_command_defaults_to_the_documented_command() -> None:
         for step in load_lab(name).steps:
             expected = step.run if step.run is not None else step.command
             assert step.robot_command == expected
+
+
+def test_labgen_lint_rejects_every_broken_lab_folder() -> None:
+    """`labgen lint` on all the broken folders at once: exit 2, each folder failed with
+    a message that names its file, no traceback; the bundled labs still pass."""
+    folders = [str(BROKEN_LABS / case.folder) for case in CASES]
+    outcome = run_labgen("lint", *folders, str(REPO / "labs" / "port-forwarding"))
+    assert outcome.returncode == EXIT_USAGE, outcome
+    assert "Traceback" not in outcome.stdout + outcome.stderr
+    lines = outcome.stdout.splitlines()
+    for case in CASES:
+        folder = BROKEN_LABS / case.folder
+        assert f"fail {folder}" in [" ".join(line.split()) for line in lines], outcome.stdout
+        assert str(folder / case.file) in outcome.stdout
+    assert f"ok {REPO / 'labs' / 'port-forwarding'}" in [" ".join(x.split()) for x in lines]

@@ -24,6 +24,7 @@ class Provider(BaseModel):
     # (on a free subnet) before rendering and removes with the machine.
     docker_network: bool = False
     box: str | None
+    box_arm64: str | None = None  # where the default box is amd64 only
     memory: int | None
     cpus: int | None
     # libvirt: where QEMU reads the box's kernel and initrd (one directory per box),

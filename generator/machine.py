@@ -55,20 +55,20 @@ class Machine:
                     log.flush()
                     on_line(line.rstrip("\n"))
         except subprocess.CalledProcessError as exc:
-            raise MachineError(
-                f"vagrant up failed (exit {exc.returncode}):\n{tail(self.log)}",
-                hint=f"the whole log is in {self.log}",
-            ) from None
+            raise self._failed("vagrant up", exc) from None
 
     def destroy(self) -> None:
         """`vagrant destroy --force`."""
         try:
             self._vagrant.destroy()
         except subprocess.CalledProcessError as exc:
-            raise MachineError(
-                f"vagrant destroy failed (exit {exc.returncode}):\n{tail(self.log)}",
-                hint=f"the whole log is in {self.log}",
-            ) from None
+            raise self._failed("vagrant destroy", exc) from None
+
+    def _failed(self, what: str, exc: subprocess.CalledProcessError) -> MachineError:
+        return MachineError(
+            f"{what} failed (exit {exc.returncode}):\n{tail(self.log)}",
+            hint=f"the whole log is in {self.log}",
+        )
 
     def state(self) -> str:
         """Vagrant's word for the machine: running, stopped, not_created, ..."""

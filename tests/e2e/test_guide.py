@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,14 +30,8 @@ MASQ = (
 
 
 @pytest.fixture
-def machine(labgen_home: Path) -> Iterator[str]:
-    try:
-        up = labgen("up", LAB)
-        assert up.returncode == 0, show(up)
-        yield LAB
-    finally:
-        down = labgen("destroy", "--all")
-        assert down.returncode == 0, show(down)
+def machine(bring_up: Callable[[str], str]) -> str:
+    return bring_up(LAB)
 
 
 def test_guide_auto_shows_what_publishing_a_port_changed(machine: str) -> None:

@@ -9,7 +9,6 @@ Every test that brings a machine up destroys it in a `finally`, pass or fail.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,19 +20,6 @@ from generator.pytest_plugin import marker_of  # noqa: F401  (the plugin must im
 pytestmark = pytest.mark.e2e
 
 LABS = sorted(lab.name for lab in iter_labs())
-
-
-@pytest.fixture
-def machine(request: pytest.FixtureRequest, labgen_home: Path) -> Iterator[str]:
-    """A freshly brought-up machine for the lab named by the test's parameter."""
-    lab = request.param
-    try:
-        proc = labgen("up", lab)
-        assert proc.returncode == 0, show(proc)
-        yield lab
-    finally:
-        destroyed = labgen("destroy", "--all")
-        assert destroyed.returncode == 0, show(destroyed)
 
 
 @pytest.mark.parametrize("machine", LABS, indirect=True)

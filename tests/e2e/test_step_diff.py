@@ -7,7 +7,7 @@ steps it runs with `labgen run`, and destroys the machine in a `finally`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,16 +38,12 @@ VOLATILE = re.compile(r"\[\d+:\d+\]|pid=|timer|operstate|LOWER_UP|NO-CARRIER|lin
 
 
 @pytest.fixture
-def machine(request: pytest.FixtureRequest, labgen_home: Path) -> Iterator[Path]:
-    """The lab's machine, brought up with the CLI; yields its ssh-config."""
-    lab = request.param
-    try:
-        up = labgen("up", lab)
-        assert up.returncode == 0, show(up)
-        yield labgen_home / "instances" / lab / "ssh-config"
-    finally:
-        destroyed = labgen("destroy", "--all")
-        assert destroyed.returncode == 0, show(destroyed)
+def machine(
+    request: pytest.FixtureRequest, bring_up: Callable[[str], str], labgen_home: Path
+) -> Path:
+    """The lab's machine, brought up with the CLI; its ssh-config."""
+    lab = bring_up(request.param)
+    return labgen_home / "instances" / lab / "ssh-config"
 
 
 def run_steps(lab: str, *steps: str) -> None:

@@ -13,6 +13,8 @@ import vagrant
 from .errors import MachineError, UsageError
 
 LOG_FILE = "vagrant.log"
+# What Docker says when Vagrant inspects a container that was removed meanwhile.
+_RACE = "Error: No such object:"
 
 
 def vagrant_env() -> dict[str, str]:
@@ -47,15 +49,32 @@ class Machine:
         )
 
     def up(self, provider: str, on_line: Callable[[str], None]) -> None:
-        """`vagrant up --provider=P`; each line of its output goes to `on_line` and the log."""
-        try:
-            with open(self.log, "a", encoding="utf-8") as log:
-                for line in self._vagrant.up(provider=provider, stream_output=True):
-                    log.write(line)
-                    log.flush()
-                    on_line(line.rstrip("\n"))
-        except subprocess.CalledProcessError as exc:
-            raise self._failed("vagrant up", exc) from None
+        """`vagrant up --provider=P`; each line of its output goes to `on_line` and the log.
+
+        Vagrant's docker provider lists every container on the host and then inspects
+        each to find used ports; a container that another machine's destroy removes in
+        between fails the whole up with "No such object". That race (seen with
+        `verify -j`) is retried once; nothing was created when it strikes.
+        """
+        for attempt in (1, 2):
+            start = self.log.stat().st_size if self.log.exists() else 0
+            try:
+                with open(self.log, "a", encoding="utf-8") as log:
+                    for line in self._vagrant.up(provider=provider, stream_output=True):
+                        log.write(line)
+                        log.flush()
+                        on_line(line.rstrip("\n"))
+                return
+            except subprocess.CalledProcessError as exc:
+                if attempt == 1 and _RACE in self._since(start) and self.state() == "not_created":
+                    on_line("Vagrant raced with another machine's removal; trying again")
+                    continue
+                raise self._failed("vagrant up", exc) from None
+
+    def _since(self, offset: int) -> str:
+        with open(self.log, encoding="utf-8", errors="replace") as log:
+            log.seek(offset)
+            return log.read()
 
     def destroy(self) -> None:
         """`vagrant destroy --force`."""

@@ -9,14 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import HOMES, MACHINE_HOMES
 
 REPO = Path(__file__).resolve().parent.parent
-
-# Every labgen home a test used, and those of tests that bring up machines: the leak
-# check looks for containers and networks of all, and for instance dirs of the latter
-# (unit tests make fake instance dirs on purpose, to test how labgen reads them).
-HOMES: list[Path] = []
-MACHINE_HOMES: list[Path] = []
 
 
 @pytest.fixture(autouse=True)

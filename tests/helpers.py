@@ -6,7 +6,15 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
+
+# Every labgen home a test used, and those of tests that bring up machines: the leak
+# check looks for containers and networks of all, and for instance dirs of the latter
+# (unit tests make fake instance dirs on purpose, to test how labgen reads them).
+# Here, not in a conftest: tests/e2e/conftest.py would shadow that module's name.
+HOMES: list[Path] = []
+MACHINE_HOMES: list[Path] = []
 
 
 def labgen(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:

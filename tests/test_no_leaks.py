@@ -6,7 +6,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import HOMES, MACHINE_HOMES
+from helpers import HOMES, MACHINE_HOMES
 
 from generator import resources
 

@@ -83,6 +83,9 @@ def run_checks(
             "-c",
             os.devnull,
             f"--rootdir={lab.path}",
+            # No conftest.py from the folders above the lab (a repository's tests/):
+            # they are not the lab's and may not even import here.
+            f"--confcutdir={lab.path}",
             "--import-mode=importlib",
             "-p",
             "no:cacheprovider",

@@ -42,6 +42,8 @@ def test_verify_names_the_broken_step_and_check(labgen_home: Path, tmp_path: Pat
     reports = {r["lab"]: r for r in json.loads(proc.stdout)}
     assert reports.pop("scaffolded")["ok"] is True
     assert not any(r["ok"] for r in reports.values())
+    # Each fails at its step, not before: no lab-level error (machine, checks not run).
+    assert {lab: r["error"] for lab, r in reports.items()} == dict.fromkeys(reports, "")
 
     wrong = reports["wrong-expectation"]["steps"][0]
     assert wrong["status"] == "fail"

@@ -4,7 +4,7 @@
     python bench/bench.py [--rounds N] [--skip-verify]
 
 - wall time of `labgen verify --all`, sequential and with -j 2;
-- one lab's phases: up, run --all, check, destroy;
+- every lab's phases: up, run --all, check, destroy;
 - `labgen up` against a raw `vagrant up` of the same rendered Vagrantfile, measured
   alternately in one run (median of N rounds each, and their ratio);
 - how many times labgen calls the Vagrant CLI per up and per check.
@@ -38,6 +38,12 @@ def sh(*cmd: str, cwd: Path | None = None, env: dict[str, str] | None = None) ->
 
 def labgen(*args: str, env: dict[str, str]) -> float:
     return sh(sys.executable, "-m", "generator", *args, env=env)
+
+
+def labs() -> list[str]:
+    from generator.lab import iter_labs
+
+    return [lab.name for lab in iter_labs()]
 
 
 def vagrant_shim(folder: Path, log: Path) -> str:
@@ -101,16 +107,17 @@ def main() -> None:
         print(f"raw vagrant up           median {raw_med:6.1f} s  of {[round(x, 1) for x in raws]}")
         print(f"ratio labgen/raw         {up_med / raw_med:6.2f}")
 
-        log.unlink(missing_ok=True)
-        phases = {"up": labgen("up", LAB, env=env)}
-        up_calls = calls(log)
-        phases["run --all"] = labgen("run", LAB, "--all", env=env)
-        log.unlink(missing_ok=True)
-        phases["check"] = labgen("check", LAB, env=env)
-        check_calls = calls(log)
-        phases["destroy"] = labgen("destroy", LAB, env=env)
-        for phase, took in phases.items():
-            print(f"{LAB} {phase:<10} {took:6.1f} s")
+        print(f"{'lab':<16} {'up':>6} {'run --all':>10} {'check':>6} {'destroy':>8}   (s)")
+        for lab in labs():
+            log.unlink(missing_ok=True)
+            up = labgen("up", lab, env=env)
+            up_calls = calls(log)
+            run = labgen("run", lab, "--all", env=env)
+            log.unlink(missing_ok=True)
+            check = labgen("check", lab, env=env)
+            check_calls = calls(log)
+            destroy = labgen("destroy", lab, env=env)
+            print(f"{lab:<16} {up:6.1f} {run:10.1f} {check:6.1f} {destroy:8.1f}")
         print(f"vagrant CLI calls per up:    {len(up_calls)} ({', '.join(up_calls)})")
         print(f"vagrant CLI calls per check: {len(check_calls)}")
 
@@ -118,7 +125,9 @@ def main() -> None:
             sequential = labgen("verify", "--all", env=env)
             parallel = labgen("verify", "--all", "-j", "2", env=env)
             print(f"verify --all             {sequential:6.1f} s")
-            print(f"verify --all -j 2        {parallel:6.1f} s  (ratio {parallel / sequential:.2f})")
+            print(
+                f"verify --all -j 2        {parallel:6.1f} s  (ratio {parallel / sequential:.2f})"
+            )
     finally:
         subprocess.run(
             [sys.executable, "-m", "generator", "destroy", "--all"], env=env, capture_output=True

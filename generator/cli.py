@@ -63,6 +63,12 @@ def _handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _warn_if_stale(machine: str) -> None:
+    warning = lifecycle.staleness(machine)
+    if warning:
+        ui.err.print(f"[yellow]labgen: warning:[/] {escape(warning)}")
+
+
 @main.command("list")
 @_handle_errors
 def list_cmd() -> None:
@@ -125,6 +131,7 @@ def run(machine: str, steps: tuple[str, ...], every: bool, diff: bool) -> None:
     """
     from .guide import show_diff
 
+    _warn_if_stale(machine)
     outcomes = lifecycle.run_steps(
         machine, steps, every, ui.announce_step, on_diff=show_diff if diff else None
     )
@@ -155,6 +162,7 @@ def check(machine: str, step: str | None, only: bool, as_json: bool) -> None:
     """
     if only and step is None:
         raise click.UsageError("--only needs --step STEP")
+    _warn_if_stale(machine)
     result, lab = lifecycle.check(machine, step, only)
     ui.print_check_run(result, lab, as_json)
     sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
@@ -506,6 +514,7 @@ def guide_cmd(machine: str, auto: bool, restart: bool) -> None:
         return str(click.prompt(prompt, default="", show_default=False, prompt_suffix="\n> "))
 
     instance, state, lab = lifecycle.running(machine)
+    _warn_if_stale(machine)
     try:
         result = guiding.guide(instance, state, lab, auto=auto, restart=restart, ask=ask)
     except click.Abort:

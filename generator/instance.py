@@ -31,6 +31,7 @@ class InstanceState:
     ssh_port: int = 0
     steps_run: list[str] = field(default_factory=list)
     guide_step: int = 0  # where `labgen guide` resumes (index of the next step)
+    lab_digest: str = ""  # the lab files the machine was made from (Lab.digest)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -111,6 +112,13 @@ class Lab:
     @property
     def checks_file(self) -> Path:
         return self.path / CHECKS_FILE
+
+    def digest(self) -> str:
+        """A digest of lab.yaml and checks.py: what a machine was made from."""
+        h = hashlib.sha256()
+        for name in (LAB_FILE, CHECKS_FILE):
+            h.update(name.encode() + b"\0" + (self.path / name).read_bytes() + b"\0")
+        return h.hexdigest()
 
     def step(self, step_id: str) -> Step:
         """The step called `step_id`, or a UsageError listing the lab's steps."""

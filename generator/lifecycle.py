@@ -136,6 +136,7 @@ def _render_new(lab: Lab, instance: Instance, provider: Provider, say: Say) -> N
                 lab_path=str(lab.path),
                 provider=provider.name,
                 render_digest=digest,
+                lab_digest=lab.digest(),
                 created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                 container=docker.container if own_network else "",
                 network=docker.network if own_network else "",
@@ -233,6 +234,26 @@ def status() -> list[StatusRow]:
 def _lab_of(state: InstanceState) -> Lab:
     path = Path(state.lab_path)
     return load_lab_dir(path) if path.is_dir() else load_lab(state.lab)
+
+
+def stale_warning(state: InstanceState, lab: Lab) -> str | None:
+    """A warning when the lab's files changed since the machine was made from them."""
+    if state.lab_digest and state.lab_digest != lab.digest():
+        return (
+            f"lab {lab.name!r} changed since machine {state.instance!r} was made: its steps "
+            f"are the old ones, its checks the new; `labgen destroy {state.instance}` and "
+            f"`labgen up {lab.name}` to apply the change"
+        )
+    return None
+
+
+def staleness(instance_name: str) -> str | None:
+    """stale_warning for a machine by name (None when it is current or does not exist)."""
+    instance = Instance(resources.validate_name(instance_name, "lab machine name"))
+    if not instance.exists():
+        return None
+    state = instance.load()
+    return stale_warning(state, _lab_of(state))
 
 
 def running(instance_name: str) -> tuple[Instance, InstanceState, Lab]:

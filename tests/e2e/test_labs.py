@@ -9,6 +9,7 @@ Every test that brings a machine up destroys it in a `finally`, pass or fail.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,18 @@ def test_machine_matches_the_seed_and_trusts_only_its_own_key(
 
     exit_status = labgen("ssh", machine, "--", "sh", "-c", "exit 7")
     assert exit_status.returncode == 7
+
+
+def test_a_lab_changed_after_up_is_flagged(tmp_path: Path, bring_up: Callable[[str], str]) -> None:
+    """Editing a lab after its machine was made: check still runs, and says so."""
+    made = labgen("new", "edited", "--dir", str(tmp_path))
+    assert made.returncode == 0, show(made)
+    bring_up(str(tmp_path / "edited"))
+    quiet = labgen("check", "edited")
+    assert "changed since" not in quiet.stderr, show(quiet)
+
+    checks = tmp_path / "edited" / "checks.py"
+    checks.write_text(checks.read_text() + "\n# an edit after up\n")
+    warned = labgen("check", "edited")
+    assert "lab 'edited' changed since machine 'edited' was made" in warned.stderr, show(warned)
+    assert warned.returncode == 1  # its start-container step has not run: not there yet

@@ -56,6 +56,16 @@ class Engine(BaseModel):
     version: str
 
 
+class VmSpec(BaseModel):
+    """box.yaml's vm: what only a VM needs (the libvirt box)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    packages: list[str]
+    disk_gb: int = Field(ge=2, le=64)
+    box_version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+
+
 class BoxSpec(BaseModel):
     """The contents of box.yaml."""
 
@@ -67,6 +77,7 @@ class BoxSpec(BaseModel):
     engine: Engine
     packages: list[str]
     images: dict[str, ImageRecipe]
+    vm: VmSpec
 
 
 @dataclass(frozen=True)
@@ -100,7 +111,12 @@ def substitute(name: str) -> Substitute:
 
 def _box_inputs() -> list[Path]:
     box_dir = resources.templates_dir() / "box"
-    return [BOX_FILE, box_dir / "configure-rootfs.sh", box_dir / "labgen-init.sh"]
+    return [
+        BOX_FILE,
+        box_dir / "configure-rootfs.sh",
+        box_dir / "labgen-init.sh",
+        box_dir / "configure-vm.sh",
+    ]
 
 
 def base_image_tag() -> str:
@@ -144,11 +160,20 @@ def list_boxes() -> list[BoxInfo]:
 
 
 def prune_boxes() -> list[str]:
-    """Remove base images of older recipes (Docker keeps any a container still uses)."""
+    """Remove base images and libvirt boxes of older recipes (never one still in use)."""
+    from . import vmbox
+
     removed = []
     for info in list_boxes():
         if not info.current and hostdocker.docker(["rmi", info.tag], check=False).returncode == 0:
             removed.append(info.tag)
+    for vm in vmbox.list_libvirt_boxes():
+        if not vm.current:
+            try:
+                vmbox.remove_libvirt_box(vm.name)
+            except UsageError:
+                continue  # a VM still runs from it
+            removed.append(vm.name)
     return removed
 
 

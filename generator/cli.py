@@ -224,7 +224,7 @@ def box_build(provider: str, force: bool, verbose: bool) -> None:
 @box.command("prune")
 @_handle_errors
 def box_prune() -> None:
-    """Remove base images built from older recipes (about 500 MB each)."""
+    """Remove boxes built from older recipes (about 500 MB each, 1.4 GB for libvirt)."""
     from .box import prune_boxes
 
     removed = prune_boxes()

@@ -2,13 +2,14 @@
 
 One description of the machine: box.yaml (packages, the user, sshd, the pinned Docker
 engine, the offline images) is debootstrapped and configured by box.py's steps, exactly
-as for the base image; vmbox.yaml adds what only a VM needs (a kernel, systemd as init,
-DHCP on eth0, AppArmor, a first-boot step for the SSH keys). The root file system becomes
+as for the base image; its vm: section and templates/box/configure-vm.sh add what only
+a VM needs (a kernel, systemd as init, DHCP on eth0, AppArmor, a first-boot step for
+the SSH keys). The root file system becomes
 an ext4 disk (`mkfs.ext4 -d`, no partition table, no boot loader) converted to qcow2;
 Vagrant boots the box's kernel directly (vagrant-libvirt's `kernel`, `initrd`, `cmd_line`).
 
 What the build leaves on the host, all named after the box:
-  - the Vagrant box NAME (version from vmbox.yaml), added with `vagrant box add`;
+  - the Vagrant box NAME (version from box.yaml's vm:), added with `vagrant box add`;
   - libvirt's copy of its disk, the volume vagrant-libvirt would otherwise upload at the
     first `vagrant up` (so an up/destroy cycle neither creates nor leaves a volume);
   - <boot_dir>/<name, / as -> (boot_dir from providers.yaml): vmlinuz and initrd.img,
@@ -17,9 +18,8 @@ What the build leaves on the host, all named after the box:
 
 The box's name is providers.yaml's pattern labgen/{recipe} filled with the base image's
 tag (labgen/base:bookworm-1234abcd5678 -> labgen/bookworm-1234abcd5678), so it changes
-whenever box.yaml, its scripts or labgen's version do; Vagrantfile.j2 fills the same
-pattern from the docker block's image. A change to vmbox.yaml alone is caught by the
-recipe digest stored in the box, and rebuilds the box under the same name.
+whenever box.yaml (vm: included), its scripts or labgen's version do; Vagrantfile.j2
+fills the same pattern from the docker block's image.
 
 Keys: the box holds no key. Each VM boots with `labgen.authorized_key=BASE64` on its kernel
 command line (the instance's public key, rendered into the Vagrantfile); a unit that runs
@@ -29,7 +29,6 @@ accepts only its own instance's key from its first boot, as the docker provider'
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -41,16 +40,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field
-
 from . import box, resources
 from .errors import UsageError
 from .providers import providers
 
 Progress = box.Progress
 
-VM_FILE = Path(__file__).with_name("vmbox.yaml")
 LIBVIRT_URI = "qemu:///system"
 STORAGE_POOL = "default"
 DRIVER_ENV = "LABGEN_LIBVIRT_DRIVER"  # kvm or qemu: overrides the probe's verdict
@@ -58,20 +53,14 @@ SETUP_HINT = "or run scripts/setup-libvirt.sh from labgen's source"
 VIRTLOGD_SOCKET = Path("/run/libvirt/virtlogd-sock")
 
 
-class VmSpec(BaseModel):
-    """The contents of vmbox.yaml."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    packages: list[str]
-    disk_gb: int = Field(ge=2, le=64)
-    box_version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
-    configure: str
+def vm_spec() -> box.VmSpec:
+    """box.yaml's vm: section."""
+    return box.box_spec().vm
 
 
-@functools.cache
-def vm_spec() -> VmSpec:
-    return VmSpec.model_validate(yaml.safe_load(VM_FILE.read_text(encoding="utf-8")))
+def configure_script() -> str:
+    """templates/box/configure-vm.sh: what only a VM needs, run in the chroot."""
+    return (resources.templates_dir() / "box" / "configure-vm.sh").read_text(encoding="utf-8")
 
 
 # --- names ------------------------------------------------------------------
@@ -88,10 +77,9 @@ def box_name() -> str:
 
 
 def recipe_digest() -> str:
-    """Everything the box is made from: the base image's recipe and vmbox.yaml."""
-    digest = hashlib.sha256(box.base_image_tag().encode())
-    digest.update(VM_FILE.read_bytes())
-    return digest.hexdigest()[:16]
+    """Everything the box is made from: the base image's tag covers all of box.yaml and
+    its scripts (configure-vm.sh included)."""
+    return hashlib.sha256(box.base_image_tag().encode()).hexdigest()[:16]
 
 
 def boot_dir(name: str | None = None) -> Path:
@@ -368,7 +356,7 @@ def _make_disk(work: Path, out: Path, progress: Progress) -> None:
         box.write_substitute(root, recipe, images_dir / box.substitute(image).file)
     progress("configuring users and sshd (as for every provider), then the VM's boot")
     box.configure_rootfs(root, spec)
-    _chroot_script(root, vm.configure, spec.user, "configuring the VM")
+    _chroot_script(root, configure_script(), spec.user, "configuring the VM")
     _hosts(root)
     box.unmount_below(root)
 

@@ -37,3 +37,19 @@ def labgen_json(*args: str) -> tuple[int, Any]:
 
 def show(proc: subprocess.CompletedProcess[str]) -> str:
     return f"exit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+
+
+# The rules `docker run -p 5000:5000` adds for the first container (Docker 20.10), as
+# the network-state snapshot names them: "<table> <chain>: <rule>".
+PUBLISH_DNAT = (
+    "nat DOCKER: -A DOCKER ! -i docker0 -p tcp -m tcp --dport 5000 "
+    "-j DNAT --to-destination 172.17.0.2:5000"
+)
+PUBLISH_MASQUERADE = (
+    "nat POSTROUTING: -A POSTROUTING -s 172.17.0.2/32 -d 172.17.0.2/32 "
+    "-p tcp -m tcp --dport 5000 -j MASQUERADE"
+)
+PUBLISH_ACCEPT = (
+    "filter DOCKER: -A DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 "
+    "-p tcp -m tcp --dport 5000 -j ACCEPT"
+)

@@ -14,19 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import labgen, show
+from helpers import PUBLISH_DNAT, PUBLISH_MASQUERADE, labgen, show
 
 pytestmark = pytest.mark.e2e
 
 LAB = "port-forwarding"
-DNAT = (
-    "+ nat DOCKER: -A DOCKER ! -i docker0 -p tcp -m tcp --dport 5000 -j DNAT "
-    "--to-destination 172.17.0.2:5000"
-)
-MASQ = (
-    "+ nat POSTROUTING: -A POSTROUTING -s 172.17.0.2/32 -d 172.17.0.2/32 -p tcp -m tcp "
-    "--dport 5000 -j MASQUERADE"
-)
+# As the guide prints them: an added rule.
+DNAT = f"+ {PUBLISH_DNAT}"
+MASQ = f"+ {PUBLISH_MASQUERADE}"
 
 
 @pytest.fixture

@@ -11,6 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import PUBLISH_ACCEPT as ACCEPT
+from helpers import PUBLISH_DNAT as DNAT
+from helpers import PUBLISH_MASQUERADE as MASQUERADE
 from helpers import labgen, show
 
 from generator import ssh
@@ -18,18 +21,6 @@ from generator.snapshot import diff, render_diff, take_snapshot
 
 pytestmark = pytest.mark.e2e
 
-DNAT = (
-    "nat DOCKER: -A DOCKER ! -i docker0 -p tcp -m tcp --dport 5000 "
-    "-j DNAT --to-destination 172.17.0.2:5000"
-)
-MASQUERADE = (
-    "nat POSTROUTING: -A POSTROUTING -s 172.17.0.2/32 -d 172.17.0.2/32 "
-    "-p tcp -m tcp --dport 5000 -j MASQUERADE"
-)
-ACCEPT = (
-    "filter DOCKER: -A DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 "
-    "-p tcp -m tcp --dport 5000 -j ACCEPT"
-)
 CONTAINER_VETH = re.compile(
     r"veth[0-9a-f]{7}@if\d+ \(veth, peer in netns \d+\) master docker0 up mtu 1500"
 )

@@ -14,6 +14,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import PUBLISH_ACCEPT as ACCEPT
+from helpers import PUBLISH_DNAT as DNAT
+from helpers import PUBLISH_MASQUERADE as MASQUERADE
 
 from generator import snapshot
 from generator.snapshot import (
@@ -27,18 +30,6 @@ from generator.snapshot import (
 
 DATA = Path(__file__).resolve().parent / "data" / "snapshot"
 
-DNAT = (
-    "nat DOCKER: -A DOCKER ! -i docker0 -p tcp -m tcp --dport 5000 "
-    "-j DNAT --to-destination 172.17.0.2:5000"
-)
-MASQUERADE = (
-    "nat POSTROUTING: -A POSTROUTING -s 172.17.0.2/32 -d 172.17.0.2/32 "
-    "-p tcp -m tcp --dport 5000 -j MASQUERADE"
-)
-ACCEPT = (
-    "filter DOCKER: -A DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 "
-    "-p tcp -m tcp --dport 5000 -j ACCEPT"
-)
 # The recorded machine's container veth (its name is random, its peer eth0 was index 3).
 PF_VETH = "veth70f9266@if3 (veth, peer in netns 1) master docker0 up mtu 1500"
 NS_VETH = "vethfec39f1@if3 (veth, peer in netns 1) master docker0 up mtu 1500"

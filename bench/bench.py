@@ -37,11 +37,11 @@ def sh(*cmd: str, cwd: Path | None = None, env: dict[str, str] | None = None) ->
 
 
 def labgen(*args: str, env: dict[str, str]) -> float:
-    return sh(sys.executable, "-m", "generator", *args, env=env)
+    return sh(sys.executable, "-m", "labgen", *args, env=env)
 
 
 def labs() -> list[str]:
-    from generator.lab import iter_labs
+    from labgen.lab import iter_labs
 
     return [lab.name for lab in iter_labs()]
 
@@ -63,21 +63,25 @@ def calls(log: Path) -> list[str]:
 
 def raw_vagrant_round(env: dict[str, str]) -> float:
     """Render the lab as labgen does, then time a plain `vagrant up` there."""
-    from generator import render
-    from generator.lab import load_lab
+    from labgen import providers, render
+    from labgen.lab import load_lab
 
     os.environ["LABGEN_HOME"] = env["LABGEN_HOME"]
     lab = load_lab(LAB)
     with tempfile.TemporaryDirectory(prefix="bench-raw-") as tmp:
         folder = Path(tmp)
-        docker = render.docker_settings("bench-raw", probe=True)
+        settings = {
+            p.name: p.settings("bench-raw", live=p.name == "docker", others=())
+            for p in providers.all_providers()
+        }
         key = render.write_keypair(folder, "bench-raw")
-        render.render_instance(lab, "bench-raw", docker, key, folder)
+        render.render_instance(lab, "bench-raw", settings, key, folder)
         try:
             took = sh("vagrant", "up", "--provider=docker", cwd=folder, env=env)
         finally:
             subprocess.run(["vagrant", "destroy", "-f"], cwd=folder, env=env, capture_output=True)
-            subprocess.run(["docker", "network", "rm", docker.network], capture_output=True)
+            network = settings["docker"].network
+            subprocess.run(["docker", "network", "rm", network], capture_output=True)
     return took
 
 
@@ -130,7 +134,7 @@ def main() -> None:
             )
     finally:
         subprocess.run(
-            [sys.executable, "-m", "generator", "destroy", "--all"], env=env, capture_output=True
+            [sys.executable, "-m", "labgen", "destroy", "--all"], env=env, capture_output=True
         )
         shutil.rmtree(home, ignore_errors=True)
 

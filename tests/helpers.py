@@ -20,7 +20,7 @@ MACHINE_HOMES: list[Path] = []
 def labgen(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     """`labgen ARGS` in a child process, with this test's LABGEN_HOME."""
     return subprocess.run(
-        [sys.executable, "-m", "generator", *args],
+        [sys.executable, "-m", "labgen", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

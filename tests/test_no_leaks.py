@@ -7,8 +7,7 @@ import subprocess
 
 import pytest
 from helpers import HOMES, MACHINE_HOMES
-
-from generator import resources
+from labgen import resources
 
 pytestmark = pytest.mark.leak_check
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from generator.checklib import (
+from labgen.checklib import (
     brctl_show,
     bridge_ports,
     container_ip,

@@ -10,7 +10,7 @@ machine's network namespace. Otherwise such a check would pass before its step.
 
 import pytest
 
-from generator.checklib import (
+from labgen.checklib import (
     bridge_ports,
     container_ip,
     container_log,

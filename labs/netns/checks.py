@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from generator.checklib import container_pid, interface, ipv4_of, veth_peer
+from labgen.checklib import container_pid, interface, ipv4_of, veth_peer
 
 CONTAINER = "nstest"
 NETNS_LINK = "/var/run/netns/nstest"

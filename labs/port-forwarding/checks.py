@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from generator.checklib import (
+from labgen.checklib import (
     container_ip,
     container_log,
     ipv4_addresses,

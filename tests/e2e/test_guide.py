@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil
@@ -14,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import PUBLISH_DNAT, PUBLISH_MASQUERADE, labgen, show
+from helpers import PUBLISH_DNAT, PUBLISH_MASQUERADE, labgen, labgen_json, show
 
 pytestmark = pytest.mark.e2e
 
@@ -80,7 +79,7 @@ class Terminal:
 
 def guide_command(labgen_home: Path) -> str:
     env = f"LABGEN_HOME={shlex.quote(str(labgen_home))} COLUMNS=160"
-    run = f"{shlex.quote(sys.executable)} -m generator guide {LAB}"
+    run = f"{shlex.quote(sys.executable)} -m labgen guide {LAB}"
     # The shell stays on after the guide ends, so its exit status can be read on screen.
     return f"cd {shlex.quote(os.getcwd())} && {env} {run}; echo GUIDE-EXIT=$?; sleep 600"
 
@@ -105,8 +104,11 @@ def test_interactive_guide_advance_check_quit_resume(machine: str, labgen_home: 
         assert "GUIDE-EXIT=0" in screen and "stopped after 2 of 8 steps" in screen
     finally:
         term.close()
-    state = json.loads((labgen_home / "instances" / LAB / "instance.json").read_text())
-    assert state["guide_step"] == 2
+    # The guide's progress is the machine's: status and check see the two steps it ran.
+    code, machines = labgen_json("status")
+    assert code == 0 and machines[0]["steps_run"] == ["nat-baseline", "publish-port"]
+    code, checked = labgen_json("check", LAB)
+    assert checked["target_step"] == "publish-port" and code == 0, checked
 
     term = Terminal(guide_command(labgen_home))
     try:

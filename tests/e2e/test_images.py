@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 from helpers import labgen, show
-
-from generator import box
+from labgen import providers
 
 pytestmark = pytest.mark.e2e
 
@@ -17,7 +16,7 @@ def test_images_save_and_load(tmp_path: Path) -> None:
     tarball = tmp_path / "labgen-images.tar"
     saved = labgen("images", "save", "-o", str(tarball))
     assert saved.returncode == 0, show(saved)
-    tag = box.base_image_tag()
+    tag = providers.get("docker").image()  # type: ignore[attr-defined]
     assert tag in saved.stdout
     with tarfile.open(tarball) as tar:
         assert "manifest.json" in tar.getnames()

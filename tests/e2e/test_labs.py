@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 from helpers import labgen, labgen_json, show
-
-from generator.lab import iter_labs
-from generator.pytest_plugin import marker_of  # noqa: F401  (the plugin must import cleanly)
+from labgen.lab import iter_labs
+from labgen.pytest_plugin import marker_of  # noqa: F401  (the plugin must import cleanly)
 
 pytestmark = pytest.mark.e2e
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 from helpers import labgen, show
-
-from generator.lab import iter_labs
+from labgen.lab import iter_labs
 
 pytestmark = pytest.mark.e2e
 
@@ -22,13 +21,22 @@ def test_verify_all_seed_labs_with_junit(tmp_path: Path, labgen_home: Path) -> N
     proc = labgen("verify", "--all", "-j", "2", "--junitxml", str(xml_file))
     assert proc.returncode == 0, show(proc)
 
-    suites = {s.get("name"): s for s in ET.parse(xml_file).getroot().iter("testsuite")}
+    root = ET.parse(xml_file).getroot()
+    suites = {s.get("name"): s for s in root.iter("testsuite")}
     labs = {lab.name: lab for lab in iter_labs()}
     assert set(suites) == set(labs)
     for name, lab in labs.items():
-        cases = [c.get("name") for c in suites[name].iter("testcase")]
-        assert cases == [s.id for s in lab.steps]
+        cases = list(suites[name].iter("testcase"))
+        # A case per check of each step (a step without checks: its command), in order.
+        steps = [c.get("classname", "").removeprefix(f"{name}.") for c in cases]
+        assert list(dict.fromkeys(steps)) == [s.id for s in lab.steps]
+        assert all(
+            c.get("name", "").startswith("test_") or c.get("name") == "command" for c in cases
+        )
         assert not list(suites[name].iter("failure"))
+        assert not list(suites[name].iter("skipped"))
+    assert int(root.get("tests", "0")) == sum(1 for _ in root.iter("testcase"))
+    assert root.get("failures") == "0" and root.get("errors") == "0"
     assert not list((labgen_home / "instances").iterdir())
 
 

@@ -13,11 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from labgen import render
+from labgen.lab import Lab
 from unit_helpers import GUARDED_TOOLS, ORIGINAL_PATH, RenderFn, docker_settings, fake_tool
-
-from generator import render
-from generator.lab import Lab
-from generator.render import DockerSettings
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +38,7 @@ def render_lab(tmp_path: Path) -> RenderFn:
     """Render a lab into a fresh directory the way `labgen up` does: keys, then files."""
     counter = iter(range(1000))
 
-    def _render(lab: Lab, instance: str = "unit", docker: DockerSettings | None = None) -> Path:
+    def _render(lab: Lab, instance: str = "unit", docker: dict[str, object] | None = None) -> Path:
         target = tmp_path / f"instance-{next(counter)}"
         target.mkdir()
         public_key = render.write_keypair(target, comment=f"labgen-{instance}")

@@ -7,10 +7,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from generator import docs
-from generator.errors import UsageError
-from generator.lab import Lab, load_lab, load_lab_dir
+from labgen import checkdoc, docpages, seedmap
+from labgen.errors import UsageError
+from labgen.lab import Lab, load_lab, load_lab_dir
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = REPO / "docs" / "seed" / "docker-networking.md"
@@ -103,7 +102,7 @@ def pair(tmp_path: Path) -> list[Lab]:
 
 
 def test_seed_commands_are_every_prompt_line_of_the_seeds_bash_blocks() -> None:
-    commands = docs.seed_commands(SEED.read_text(encoding="utf-8"))
+    commands = seedmap.seed_commands(SEED.read_text(encoding="utf-8"))
     assert [c.text for c in commands] == SEED_COMMANDS
     iptables = next(c for c in commands if c.text == "sudo iptables -t nat -L -n")
     assert [p.short_section for p in iptables.places] == ["§3", "§3.1", "§3.2"]
@@ -112,8 +111,8 @@ def test_seed_commands_are_every_prompt_line_of_the_seeds_bash_blocks() -> None:
 
 def test_lab_page_shows_every_step_command_and_check_of_port_forwarding() -> None:
     lab = load_lab("port-forwarding")
-    page = docs.render_lab_page(lab)
-    assert page.startswith(docs.GENERATED_MARK)
+    page = docpages.render_lab_page(lab)
+    assert page.startswith(docpages.GENERATED_MARK)
     assert f"# {lab.title}\n" in page
     assert f"{lab.spec.engine.package} {lab.spec.engine.version}" in page
     for verb in (
@@ -128,13 +127,13 @@ def test_lab_page_shows_every_step_command_and_check_of_port_forwarding() -> Non
         assert step.explain.strip() in page
         if step.run is not None and step.run.strip() != step.command.strip():
             assert f"```bash\n{step.run.strip()}\n```" in page
-    checks = docs.read_checks(lab)
+    checks = checkdoc.read_checks(lab)
     source = lab.checks_file.read_text(encoding="utf-8")
     assert len(checks) == len(re.findall(r"@pytest\.mark\.step\(", source)) > 0
     for check in checks:
         assert check.description and f"- {check.description}" in page
     assert "{{" not in page and "\n\n\n" not in page and page.endswith("\n")
-    assert page == docs.render_lab_page(lab)  # deterministic
+    assert page == docpages.render_lab_page(lab)  # deterministic
 
 
 def test_read_checks_parses_markers_and_docstrings_without_importing(tmp_path: Path) -> None:
@@ -166,13 +165,13 @@ def test_read_checks_parses_markers_and_docstrings_without_importing(tmp_path: P
                     """inherits the class's step"""
         ''',
     )
-    checks = docs.read_checks(lab)
+    checks = checkdoc.read_checks(lab)
     assert [(c.name, c.description, c.step, c.until) for c in checks] == [
         ("test_first", "first line wins", "a", "b"),
         ("test_no_docstring_here", "no docstring here", "b", None),
         ("test_in_class", "inherits the class's step", "a", None),
     ]
-    page = docs.render_lab_page(lab)
+    page = docpages.render_lab_page(lab)
     assert "- first line wins (until step 2, `b`)" in page
     assert "Once this step has run, these no longer hold:" in page
 
@@ -196,12 +195,12 @@ def test_read_checks_parses_markers_and_docstrings_without_importing(tmp_path: P
 def test_read_checks_names_the_problem(tmp_path: Path, checks: str, message: str) -> None:
     lab = make_lab(tmp_path, "broken", [{"id": "a", "command": "true"}], checks=checks)
     with pytest.raises(UsageError, match=re.escape(message)) as info:
-        docs.read_checks(lab)
+        checkdoc.read_checks(lab)
     assert "checks.py:" in info.value.message
 
 
 def test_seed_map_of_the_real_seed_against_a_pair_of_labs(pair: list[Lab]) -> None:
-    seed_map = docs.seed_command_map(SEED.read_text(encoding="utf-8"), pair)
+    seed_map = seedmap.seed_command_map(SEED.read_text(encoding="utf-8"), pair)
     carried = {
         entry.command.text: [f"{ref.lab}/{ref.step}" for ref in entry.steps]
         for entry in seed_map.entries
@@ -225,14 +224,14 @@ def test_seed_map_of_the_real_seed_against_a_pair_of_labs(pair: list[Lab]) -> No
     assert [c.text for c in seed_map.unmapped] == [c for c in SEED_COMMANDS if c not in mapped]
     assert [f"{r.lab}/{r.step}" for r in seed_map.extra_steps] == ["web/extra"]
 
-    text = docs.render_seed_map(seed_map)
+    text = docpages.render_seed_map(seed_map)
     rows = [line for line in text.splitlines() if re.match(r"^\| \d+ \|", line)]
     assert len(rows) == len(SEED_COMMANDS)
     assert sum("**not in a lab**" in row for row in rows) == len(SEED_COMMANDS) - len(mapped)
     assert "`ip a \\| grep docker`" in text  # a pipe inside a table cell is escaped
     assert "[ns 3. Step nat](labs/ns.md#step-nat)" in text
     assert "[web 3. Step extra](labs/web.md#step-extra)" in text
-    assert text == docs.render_seed_map(docs.seed_command_map(SEED.read_text(), pair[::-1]))
+    assert text == docpages.render_seed_map(seedmap.seed_command_map(SEED.read_text(), pair[::-1]))
 
 
 @pytest.mark.parametrize(
@@ -249,11 +248,11 @@ def test_seed_map_of_the_real_seed_against_a_pair_of_labs(pair: list[Lab]) -> No
     ],
 )
 def test_contains_command(command: str, seed: str, carried: bool) -> None:
-    assert docs.contains_command(command, seed) is carried
+    assert seedmap.contains_command(command, seed) is carried
 
 
 def test_index_links_every_lab_and_the_other_pages(pair: list[Lab]) -> None:
-    index = docs.render_index(pair)
+    index = docpages.render_index(pair)
     assert index.index("(labs/ns.md)") < index.index("(labs/web.md)")  # sorted by name
     assert "(writing-labs.md)" in index and "(seed-map.md)" in index
     assert "with a pipe" in index and "\\|" in index
@@ -262,64 +261,64 @@ def test_index_links_every_lab_and_the_other_pages(pair: list[Lab]) -> None:
 def test_write_docs_then_check_docs_detects_drift(tmp_path: Path, pair: list[Lab]) -> None:
     seed = SEED.read_text(encoding="utf-8")
     out = tmp_path / "docs"
-    written = docs.write_docs(out, pair, seed)
+    written = docpages.write_docs(out, pair, seed)
     assert sorted(p.relative_to(out).as_posix() for p in written) == [
         "index.md",
         "labs/ns.md",
         "labs/web.md",
         "seed-map.md",
     ]
-    assert docs.check_docs(out, pair, seed) == []
+    assert docpages.check_docs(out, pair, seed) == []
 
     page = out / "labs" / "web.md"
     page.write_text(page.read_text() + "a hand edit\n")
     (out / "index.md").unlink()
-    assert docs.check_docs(out, pair, seed) == [out / "index.md", page]
+    assert docpages.check_docs(out, pair, seed) == [out / "index.md", page]
 
-    docs.write_docs(out, pair, seed)
-    assert docs.check_docs(out, pair, seed) == []
+    docpages.write_docs(out, pair, seed)
+    assert docpages.check_docs(out, pair, seed) == []
 
     # A lab file that changes makes its page drift.
     yaml_file = pair[0].path / "lab.yaml"
     yaml_file.write_text(yaml_file.read_text().replace("Step curl", "Step curl, renamed"))
     changed = [load_lab_dir(pair[0].path), pair[1]]
-    assert docs.check_docs(out, changed, seed) == [page, out / "seed-map.md"]
+    assert docpages.check_docs(out, changed, seed) == [page, out / "seed-map.md"]
 
     # A page of a lab that is gone is drift too; write_docs removes it (only generated pages).
     own = out / "labs" / "notes.md"
     own.write_text("# my notes\n")
-    assert docs.check_docs(out, [pair[1]], seed) == [
+    assert docpages.check_docs(out, [pair[1]], seed) == [
         out / "index.md",
         out / "labs" / "web.md",
         out / "seed-map.md",
     ]
-    docs.write_docs(out, [pair[1]], seed)
+    docpages.write_docs(out, [pair[1]], seed)
     assert not page.exists() and own.exists()
-    assert docs.check_docs(out, [pair[1]], seed) == []
+    assert docpages.check_docs(out, [pair[1]], seed) == []
 
 
 def test_markdown_helpers() -> None:
-    assert docs.md_code("a  b") == "`a b`"
-    assert docs.md_code("x `y` z") == "`` x `y` z ``"
-    assert docs.md_fence("no ticks") == "```"
-    assert docs.md_fence("has ```` four") == "`````"
-    assert docs.md_cell("a | b\nc") == "a \\| b c"
+    assert docpages.md_code("a  b") == "`a b`"
+    assert docpages.md_code("x `y` z") == "`` x `y` z ``"
+    assert docpages.md_fence("no ticks") == "```"
+    assert docpages.md_fence("has ```` four") == "`````"
+    assert docpages.md_cell("a | b\nc") == "a \\| b c"
 
 
 def test_every_seed_command_is_run_by_a_lab_step() -> None:
     """The seed tutorial has no command that no lab step runs."""
-    from generator.lab import iter_labs
+    from labgen.lab import iter_labs
 
-    seed = docs.default_seed_path().read_text(encoding="utf-8")
-    mapping = docs.seed_command_map(seed, list(iter_labs()))
+    seed = docpages.default_seed_path().read_text(encoding="utf-8")
+    mapping = seedmap.seed_command_map(seed, list(iter_labs()))
     assert mapping.mapped, "the map found no seed command at all"
     assert [c.text for c in mapping.unmapped] == []
 
 
 def test_the_committed_docs_match_the_lab_files() -> None:
     """docs/ is generated from the labs: `labgen docs` after changing a lab file."""
-    from generator.lab import iter_labs
+    from labgen.lab import iter_labs
 
     repo_docs = Path(__file__).resolve().parents[2] / "docs"
-    seed = docs.default_seed_path().read_text(encoding="utf-8")
-    assert docs.check_docs(repo_docs, list(iter_labs()), seed) == []
+    seed = docpages.default_seed_path().read_text(encoding="utf-8")
+    assert docpages.check_docs(repo_docs, list(iter_labs()), seed) == []

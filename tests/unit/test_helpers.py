@@ -7,12 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
-
-from generator import render, resources
-from generator.errors import EXIT_USAGE, UsageError
-from generator.instance import Instance, InstanceState, all_instances, write_json_atomic
-from generator.render import host_nameservers
-from generator.resources import validate_name
+from labgen import resources
+from labgen.errors import EXIT_USAGE, UsageError
+from labgen.instance import Instance, InstanceState, all_instances, write_json_atomic
+from labgen.providers.docker import nameservers
+from labgen.resources import validate_name
 
 # --- validate_name: lab and machine names end up in paths, container names, shell ---
 
@@ -47,7 +46,7 @@ def test_valid_names_are_returned_unchanged(name: str) -> None:
         "semi;colon",
         "$(x)",
         "ünï",
-        "abc\n",  # BUG (see the report): `$` in the pattern matches before a final newline
+        "abc\n",  # Regression: `$` in the pattern matches before a final newline
         "\nabc",
     ],
 )
@@ -63,18 +62,15 @@ def test_unsafe_names_are_refused(name: str) -> None:
 
 
 @pytest.fixture
-def systemd_resolv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Where host_nameservers looks when /etc/resolv.conf only has a loopback stub,
-    redirected to a file of the test's own (no test reads the host's files)."""
-    fallback = tmp_path / "systemd-resolv.conf"
-    real_path = render.Path
+def systemd_resolv(tmp_path: Path) -> Path:
+    """Where the host's real list sits when /etc/resolv.conf only has a loopback stub
+    (a file of the test's own: no test reads the host's files)."""
+    return tmp_path / "systemd-resolv.conf"
 
-    def redirect(*parts: object) -> Path:
-        path = real_path(*parts)  # type: ignore[arg-type]
-        return fallback if str(path) == "/run/systemd/resolve/resolv.conf" else path
 
-    monkeypatch.setattr(render, "Path", redirect)
-    return fallback
+def host_nameservers(conf: Path, fallback: Path | None = None) -> list[str]:
+    """nameservers() reading `conf`, then the systemd fallback of the same test."""
+    return nameservers((conf, fallback or conf.parent / "systemd-resolv.conf"))
 
 
 def write(path: Path, text: str) -> Path:
@@ -195,8 +191,7 @@ def test_instance_state_round_trips(labgen_home: Path) -> None:
         provider="docker",
         render_digest="d" * 64,
         created="2024-01-01T00:00:00+00:00",
-        subnet="172.30.1.0/24",
-        ssh_port=2201,
+        host={"subnet": "172.30.1.0/24", "ssh_port": 2201},
         steps_run=["nat-baseline"],
     )
     Instance("m1").save(state)

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from labgen.errors import EXIT_USAGE, UsageError
+from labgen.lab import load_lab, load_lab_dir
 from unit_helpers import BROKEN_LABS, REPO, bundled_lab_names, run_labgen
-
-from generator.errors import EXIT_USAGE, UsageError
-from generator.lab import load_lab, load_lab_dir
 
 MARKER = "# <- error"
 
@@ -38,7 +37,7 @@ CASES = [
     Broken("missing-top-field", "engine", r"missing"),
     Broken("blank-command", "steps[1].command", r"blank"),
     Broken("blank-run", "steps[0].run", r"blank"),
-    # BUG (see the report): the duplicate is reported as field '(top level)' on line 2.
+    # Regression: the duplicate is reported as field '(top level)' on line 2.
     Broken("duplicate-step-id", "steps[2].id", r"'second'.*(twice|duplicate|more than once)"),
     Broken("uppercase-step-id", "steps[1].id", r"pattern|lowercase"),
     Broken("slash-step-id", "steps[1].id", r"pattern|lowercase"),
@@ -52,15 +51,15 @@ CASES = [
     Broken("missing-checks", None, r"missing", file="checks.py"),
     # Flow style: the list and the item share a line, so either name will do.
     Broken("port-out-of-range", ("ports", "ports[1]"), r"70000.*(1-65535|port)"),
-    # BUG (see the report): reported as field 'ports' on the line of `ports:`, not the item.
+    # Regression: reported as field 'ports' on the line of `ports:`, not the item.
     Broken("port-zero", "ports[0]", r"\b0\b.*(1-65535|port)|greater than"),
     Broken("port-not-a-number", "ports[1]", r"integer"),
-    # BUG (see the report): `true` is silently taken as port 1.
+    # Regression: `true` is silently taken as port 1.
     Broken("port-boolean", "ports[1]", r"integer|bool"),
     Broken("no-steps", "steps", r"at least 1"),
-    # BUG (see the report): the lab loads, then every verb refuses its name.
+    # Regression: the lab loads, then every verb refuses its name.
     Broken("trailing-dash-", "name", r"pattern|dash|lowercase"),
-    # BUG (see the report): PyYAML keeps the last `run` and drops the first silently.
+    # Regression: PyYAML keeps the last `run` and drops the first silently.
     Broken(
         "duplicate-key",
         None,  # the YAML layer finds it, so any wording naming the key will do
@@ -129,13 +128,15 @@ def test_unknown_image_hint_points_at_a_file_that_exists() -> None:
     assert match, caught.value.message
     named = Path(match.group(1))
     # Absolute, or relative to the checkout/package a user would look in.
-    assert named.is_file() or (REPO / named).is_file() or (REPO / "generator" / named).is_file(), (
-        f"the hint names {named}, which does not exist (the recipes are in generator/box.yaml)"
-    )
+    assert (
+        named.is_file()
+        or (REPO / named).is_file()
+        or (REPO / "generator" / "labgen" / named).is_file()
+    ), f"the hint names {named}, which does not exist (recipes: generator/labgen/recipe.yaml)"
 
 
 def test_known_images_in_the_message_are_the_box_recipes() -> None:
-    from generator.box import known_images
+    from labgen.recipe import known_images
 
     with pytest.raises(UsageError) as caught:
         load_lab_dir(BROKEN_LABS / "unknown-image")
@@ -195,9 +196,7 @@ def test_bad_lab_references_are_usage_errors(ref: str) -> None:
     assert ref in caught.value.message
 
 
-def test_labs_path_lab_is_found_and_shadows_a_bundled_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_labs_path_lab_is_found_and_shadows_a_bundled_one(tmp_path: Path) -> None:
     name = bundled_lab_names()[0]
     extra = tmp_path / "extra"
     shutil.copytree(REPO / "labs" / name, extra / name)
@@ -205,10 +204,16 @@ def test_labs_path_lab_is_found_and_shadows_a_bundled_one(
     data = yaml.safe_load(lab_file.read_text(encoding="utf-8"))
     data["title"] = "A local copy that wins over the bundled lab"
     lab_file.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    monkeypatch.setenv("LABGEN_LABS_PATH", str(extra))
-    lab = load_lab(name)
+    lab = load_lab(name, [extra])
     assert lab.path == (extra / name).resolve()
     assert lab.title == data["title"]
+    # As a user sets it: $LABGEN_LABS_PATH, or --labs.
+    for listing in (
+        run_labgen("list", env={"LABGEN_LABS_PATH": str(extra)}),
+        run_labgen("list", "--labs", str(extra)),
+    ):
+        assert listing.returncode == 0, listing.stderr
+        assert data["title"] in listing.stdout
 
 
 def test_unknown_step_lists_the_steps() -> None:

@@ -29,6 +29,10 @@ from typing import Any
 
 import pytest
 import yaml
+from labgen import providers, render, resources
+from labgen.lab import Lab, load_lab, load_lab_dir
+from labgen.providers.docker import DockerSettings
+from labgen.render import LAB_ROOT_IN_MACHINE, ruby_literal
 from unit_helpers import (
     ORIGINAL_PATH,
     REAL_RUBY,
@@ -40,11 +44,6 @@ from unit_helpers import (
     docker_settings,
     fake_tool,
 )
-
-from generator import render
-from generator.lab import Lab, load_lab, load_lab_dir
-from generator.providers import providers
-from generator.render import LAB_ROOT_IN_MACHINE, ruby_literal
 
 needs_vagrant = pytest.mark.skipif(REAL_VAGRANT is None, reason="vagrant is not installed")
 needs_ruby = pytest.mark.skipif(REAL_RUBY is None, reason="ruby is not installed")
@@ -160,15 +159,17 @@ def test_vagrantfile_gives_vagrant_the_docker_settings(
     render_lab: RenderFn, privileged: bool
 ) -> None:
     lab = lab_with_ports()
-    settings = docker_settings(privileged=privileged)
-    root = render_lab(lab, instance="unit", docker=settings)
+    every = docker_settings(privileged=privileged)
+    settings = every["docker"]
+    assert isinstance(settings, DockerSettings)
+    root = render_lab(lab, instance="unit", docker=every)
     public_key = (root / "keys/id_ed25519.pub").read_text().strip()
     config = probe_vagrantfile(root)
     assert config["vm"]["values"]["box_check_update"] is False
 
     docker = config["vm"]["provider:docker"]
     assert docker["values"]["image"] == settings.image
-    assert docker["values"]["name"] == settings.container
+    assert docker["values"]["name"] == resources.machine_id("unit")
     assert bool(docker["values"].get("privileged")) == privileged
     args = docker["values"]["create_args"]
     assert args[args.index("--network") + 1] == settings.network
@@ -185,11 +186,9 @@ def test_vagrantfile_gives_vagrant_the_docker_settings(
     ]
     for vm in ("libvirt", "virtualbox"):
         block = config["vm"][f"provider:{vm}"]
-        # libvirt's box is labgen's own, named after the recipe (the base image's tag).
-        recipe = settings.image.split(":", 1)[1]
-        expected_box = (providers()[vm].box or "").replace("{recipe}", recipe)
-        assert block["override"]["vm"]["values"]["box"] == expected_box
-        assert block["values"]["memory"] == providers()[vm].memory
+        vm_settings = every[vm]
+        assert block["override"]["vm"]["values"]["box"] == vm_settings.box  # type: ignore[attr-defined]
+        assert block["values"]["memory"] == vm_settings.memory  # type: ignore[attr-defined]
         assert sorted(f["guest"] for f in forwarded(block)) == sorted(lab.spec.ports)
         assert all(f["host_ip"] == "127.0.0.1" for f in forwarded(block))
 
@@ -214,14 +213,15 @@ def test_vagrantfile_keeps_hostile_values_intact(render_lab: RenderFn, tmp_path:
     hostile_key = (
         f"ssh-ed25519 AAAA it's \\ \\' \"q\" #{{`touch {marker}`}} #{{File.write('{marker}', 1)}}"
     )
-    settings = docker_settings(container="c'#{x}\\", nameservers=["192.0.2.1'\\"])
+    settings = docker_settings(network="c'#{x}\\", nameservers=["192.0.2.1'\\"])
     root = tmp_path / "hostile-render"
     root.mkdir()
     render.write_keypair(root, comment="unused")
     render.render_instance(lab_with_ports(), "unit", settings, hostile_key, root)
     config = probe_vagrantfile(root)
     docker = config["vm"]["provider:docker"]
-    assert docker["values"]["name"] == settings.container
+    args = docker["values"]["create_args"]
+    assert args[args.index("--network") + 1] == "c'#{x}\\"
     assert f"LABGEN_AUTHORIZED_KEY={hostile_key}" in docker["values"]["create_args"]
     assert "LABGEN_NAMESERVERS=192.0.2.1'\\" in docker["values"]["create_args"]
     assert not marker.exists()
@@ -430,7 +430,7 @@ def test_ruby_literal_round_trips_hostile_strings(tmp_path: Path) -> None:
 
 @needs_ruby
 def test_ruby_literal_round_trips_crlf(tmp_path: Path) -> None:
-    """BUG (see the report): Ruby reads CR LF inside a single-quoted literal as LF."""
+    """Regression: Ruby reads CR LF inside a single-quoted literal as LF."""
     values = ["windows\r\nline end", "\r\n"]
     assert ruby_round_trip(values, tmp_path) == values
 
@@ -621,8 +621,12 @@ def test_helper_help(render_lab: RenderFn, hostile_lab: tuple[Lab, Path]) -> Non
         assert f"labgen-lab {verb}" in proc.stdout
 
 
-def test_providers_table_matches_the_vagrantfile_blocks() -> None:
-    """Every provider labgen offers has its block in Vagrantfile.j2, and no other."""
-    template = (REPO / "Vagrantfile.j2").read_text(encoding="utf-8")
-    blocks = re.findall(r'config\.vm\.provider "([a-z]+)"', template)
-    assert sorted(blocks) == sorted(providers())
+def test_every_provider_renders_its_own_block(render_lab: RenderFn) -> None:
+    """Every provider labgen offers has its block in the Vagrantfile, from its own
+    partial (templates/providers/NAME.rb.j2), and no other block is there."""
+    text = (render_lab(lab_with_ports()) / "Vagrantfile").read_text(encoding="utf-8")
+    blocks = re.findall(r'config\.vm\.provider "([a-z]+)"', text)
+    assert blocks == providers.names()
+    for name in providers.names():
+        partial = REPO / "templates" / "providers" / f"{name}.rb.j2"
+        assert f'config.vm.provider "{name}"' in partial.read_text(encoding="utf-8")

@@ -1,4 +1,4 @@
-"""Which checks apply after which step: generator.selection.is_selected, and the
+"""Which checks apply after which step: labgen.selection.is_selected, and the
 pytest plugin that applies it to a lab's checks (run in a child pytest, no host)."""
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from generator.selection import StepMarker, is_selected
+from labgen.selection import StepMarker, is_selected
 
 ORDER = ["a", "b", "c", "d"]
 
@@ -88,7 +87,7 @@ def run_plugin(tmp_path: Path, target: str, only: bool = False) -> dict[str, dic
             "pytest",
             str(checks),
             "-p",
-            "generator.pytest_plugin",
+            "labgen.pytest_plugin",
             f"--labgen-report={report}",
             f"--labgen-order={','.join(ORDER)}",
             f"--labgen-target={target}",

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from generator.render import DockerSettings
+from labgen import providers
+from labgen.providers.docker import DockerSettings
 
 UNIT = Path(__file__).resolve().parent
 REPO = UNIT.parent.parent
@@ -56,7 +57,7 @@ def run_labgen(*args: str, env: dict[str, str] | None = None, cwd: Path | None =
         [
             sys.executable,
             "-c",
-            "import sys; from generator.cli import main; sys.exit(main(prog_name='labgen'))",
+            "import sys; from labgen.cli import main; sys.exit(main(prog_name='labgen'))",
             *args,
         ],
         capture_output=True,
@@ -68,20 +69,24 @@ def run_labgen(*args: str, env: dict[str, str] | None = None, cwd: Path | None =
     return Outcome(proc.returncode, proc.stdout, proc.stderr)
 
 
-def docker_settings(**overrides: Any) -> DockerSettings:
-    """The docker block's host facts, chosen by hand (no Docker is asked)."""
+def docker_settings(**overrides: Any) -> dict[str, object]:
+    """Every provider's settings for its block, the docker block's host facts chosen by
+    hand (no Docker is asked), the others as labgen computes them (they ask no host)."""
     values: dict[str, Any] = {
         "image": "labgen/base:unit-test",
-        "container": "labgen-unit-abc123",
         "network": "labgen-unit-abc123",
         "subnet": "172.30.7.0/24",
         "ssh_port": 2299,
         "privileged": False,
-        "home_tag": "abc123",
         "nameservers": ["192.0.2.53", "2001:db8::53"],
     }
     values.update(overrides)
-    return DockerSettings(**values)
+    return {
+        name: DockerSettings(**values)
+        if name == "docker"
+        else providers.get(name).settings("unit", live=False, others=())
+        for name in providers.names()
+    }
 
 
 def instances_left(home: Path) -> list[str]:
@@ -104,8 +109,7 @@ def invoke_labgen(
     is rendered into stderr as one.
     """
     from click.testing import CliRunner
-
-    from generator import cli
+    from labgen import cli
 
     old = os.getcwd()
     if cwd is not None:

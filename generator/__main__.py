@@ -1,5 +1,0 @@
-"""`python -m generator` is `labgen`."""
-
-from .cli import main
-
-main()

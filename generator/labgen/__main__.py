@@ -1,0 +1,5 @@
+"""`python -m labgen` is `labgen`."""
+
+from .cli import main
+
+main()

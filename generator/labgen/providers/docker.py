@@ -1,0 +1,294 @@
+"""The docker provider: each machine a container running its own sshd and dockerd.
+
+Its box is a base image imported from the recipe's root file system; each machine
+gets a docker network of its own (so the inner docker0 can be 172.17.0.1/16 as in
+the seed), created before `vagrant up` and removed with the machine.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .. import recipe, resources
+from ..context import Say
+from ..errors import MachineError, PrerequisiteError, UsageError
+from ..instance import InstanceState
+from .base import BoxInfo, Probe, Provider
+
+LABEL_BOX = "org.labgen.box"
+# The machine networks labgen carves /24s from; far from Docker's default 172.17-172.29.
+SUBNET_POOL = ipaddress.ip_network("172.30.0.0/16")
+
+
+def docker(
+    args: Sequence[str], *, check: bool = True, input: bytes | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run `docker ARGS`, capturing output; a failure (with `check`) is a MachineError."""
+    if shutil.which("docker") is None:
+        raise PrerequisiteError(
+            "the docker provider needs Docker, and `docker` is not on PATH",
+            hint="install it: apt-get install docker.io",
+        )
+    proc = subprocess.run(
+        ["docker", *args], capture_output=True, text=input is None, input=input, timeout=timeout
+    )
+    if check and proc.returncode != 0:
+        err = proc.stderr if isinstance(proc.stderr, str) else proc.stderr.decode(errors="replace")
+        raise MachineError(f"`docker {' '.join(args[:3])} ...` failed: {err.strip()}")
+    return proc
+
+
+def probe_docker() -> Probe:
+    """The Docker daemon answers."""
+    if shutil.which("docker") is None:
+        return Probe("docker", False, "docker is not on PATH", "apt-get install docker.io")
+    try:
+        proc = subprocess.run(
+            ["docker", "version", "--format", "{{.Server.Version}}"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    except subprocess.TimeoutExpired:
+        proc = None
+    if proc is None or proc.returncode != 0:
+        reason = (proc.stderr.strip().splitlines() or ["no answer"])[-1] if proc else "no answer"
+        return Probe(
+            "docker",
+            False,
+            f"the Docker daemon does not answer: {reason}",
+            "start it: systemctl start docker (or, without systemd, "
+            "`dockerd >/var/log/dockerd.log 2>&1 &`), and use an account that may "
+            "reach its socket (root, or the docker group)",
+        )
+    return Probe("docker", True, f"Docker Engine {proc.stdout.strip()} answers")
+
+
+def require_daemon() -> None:
+    """A PrerequisiteError with the fix unless the Docker daemon answers."""
+    answer = probe_docker()
+    if not answer.ok:
+        raise PrerequisiteError(answer.detail, hint=answer.fix)
+
+
+@dataclass(frozen=True)
+class DockerSettings:
+    """What the docker block needs that only the host can tell."""
+
+    image: str
+    network: str
+    subnet: str
+    ssh_port: int
+    privileged: bool
+    # The first two octets of the pool the Vagrantfile falls back to (172.30).
+    pool_prefix: str = ".".join(str(SUBNET_POOL.network_address).split(".")[:2])
+    nameservers: list[str] = field(default_factory=list)
+    # The free /24s to try, in order, when labgen creates the network (not rendered).
+    candidates: list[str] = field(default_factory=list)
+
+
+class DockerProvider(Provider):
+    probes = {**Provider.probes, "docker": probe_docker}
+
+    # --- the box: a base image ------------------------------------------------------
+
+    def image(self) -> str:
+        """The base image of the current recipe, e.g. labgen/base:bookworm-1234abcd5678."""
+        return f"{self.row.extra['image_repo']}:{recipe.recipe_tag()}"
+
+    def image_present(self) -> bool:
+        return docker(["image", "inspect", self.image()], check=False).returncode == 0
+
+    def ensure_box(self, say: Say, force: bool = False) -> tuple[str, bool]:
+        require_daemon()
+        tag = self.image()
+        if not force and self.image_present():
+            return tag, False
+        recipe.require_root_and_tools("the base image", [])
+        with recipe.scratch_dir() as work:
+            recipe.build_rootfs(work / "rootfs", say)
+            say(f"importing the root file system as {tag}")
+            _import(work / "rootfs", tag)
+        say(f"built {tag}")
+        return tag, True
+
+    def list_boxes(self) -> list[BoxInfo]:
+        fmt = "{{.Repository}}:{{.Tag}}\t{{.CreatedSince}}\t{{.Size}}"
+        out = docker(["image", "ls", "--filter", f"label={LABEL_BOX}", "--format", fmt]).stdout
+        current = self.image()
+        boxes = []
+        for line in out.splitlines():
+            tag, created, size = line.split("\t")
+            boxes.append(BoxInfo(self.name, tag, tag == current, f"{created}  {size}"))
+        return boxes
+
+    def prune_boxes(self) -> list[str]:
+        return [
+            box.name
+            for box in self.list_boxes()
+            if not box.current and docker(["rmi", box.name], check=False).returncode == 0
+        ]
+
+    # --- machines --------------------------------------------------------------------
+
+    def settings(
+        self, instance: str, *, live: bool, others: Sequence[InstanceState]
+    ) -> DockerSettings:
+        image = self.image()
+        network = resources.machine_id(instance)
+        if not live:
+            # A later `vagrant up --provider=docker` can still use these: its trigger
+            # creates the network on the first free /24.
+            subnet = str(next(SUBNET_POOL.subnets(new_prefix=24)))
+            return DockerSettings(image, network, subnet, 2222, True, nameservers=nameservers())
+        mine = [s.host for s in others if s.provider == self.name]
+        used = [*used_subnets(), *(ipaddress.ip_network(h["subnet"]) for h in mine)]
+        candidates = [
+            str(net)
+            for net in SUBNET_POOL.subnets(new_prefix=24)
+            if not any(net.overlaps(u) for u in used)
+        ]
+        if not candidates:
+            raise MachineError("no free /24 left for a lab machine's network in labgen's pool")
+        return DockerSettings(
+            image,
+            network,
+            candidates[0],
+            _free_port({int(h["ssh_port"]) for h in mine}),
+            privileged_works(image),
+            nameservers=nameservers(),
+            candidates=candidates,
+        )
+
+    def prepare(self, state: InstanceState, say: Say) -> None:
+        network, candidates = state.host["network"], state.host["candidates"]
+        say(f"creating docker network {network}")
+        labels = {"org.labgen.instance": state.instance, "org.labgen.home": resources.home_tag()}
+        label_args = [arg for k, v in labels.items() for arg in ("--label", f"{k}={v}")]
+        # Another labgen may take a subnet between our look and our claim; Docker
+        # then says the pool overlaps and we try the next one.
+        for subnet in candidates:
+            proc = docker(
+                ["network", "create", "--subnet", subnet, *label_args, network], check=False
+            )
+            if proc.returncode == 0:
+                state.host["subnet"] = subnet
+                return
+            if "already exists" in proc.stderr:
+                raise UsageError(f"docker network {network} already exists: is another labgen up?")
+            if "overlaps" not in proc.stderr:
+                raise MachineError(f"cannot create docker network {network}: {proc.stderr.strip()}")
+        raise MachineError("no free /24 left for a lab machine's network in labgen's pool")
+
+    def release(self, state: InstanceState) -> None:
+        # Vagrant's after-destroy trigger removes it too; this covers an up that
+        # failed before Vagrant ran.
+        if state.host.get("network"):
+            docker(["network", "rm", state.host["network"]], check=False)
+
+    def bundle_settings(self, instance: str) -> DockerSettings:
+        """Settings for a bundle: --privileged probed here when Docker and the image are."""
+        base = self.settings(instance, live=False, others=())
+        if probe_docker().ok and self.image_present():
+            return DockerSettings(**{**asdict(base), "privileged": privileged_works(base.image)})
+        return base
+
+    # --- the base image on a USB stick ---------------------------------------------
+
+    def save_image(self, target: Path) -> None:
+        """`docker save` the base image (written beside, then renamed into place)."""
+        partial = target.with_name(target.name + ".partial")
+        docker(["save", "-o", str(partial), self.image()], timeout=1800)
+        partial.rename(target)
+
+    def load_images(self, tarball: Path) -> str:
+        """`docker load` a tarball; returns what Docker said it loaded."""
+        if not tarball.is_file():
+            raise UsageError(f"{tarball}: no such file")
+        return docker(["load", "-i", str(tarball)], timeout=1800).stdout.strip()
+
+
+PROVIDER_CLASS = DockerProvider
+
+
+def _import(root: Path, tag: str) -> None:
+    spec = recipe.recipe_spec()
+    changes = [
+        'ENTRYPOINT ["/usr/bin/tini", "--"]',
+        'CMD ["/usr/local/sbin/labgen-init"]',
+        f'LABEL {LABEL_BOX}="{spec.suite}" org.labgen.engine="{spec.engine.package} '
+        f'{spec.engine.version}"',
+    ]
+    args = ["docker", "import", *(a for c in changes for a in ("--change", c))]
+    # `tar` rather than tarfile: a root file system of 20,000 files streams in seconds.
+    tar = subprocess.Popen(
+        ["tar", "-C", str(root), "--numeric-owner", "-cf", "-", "."], stdout=subprocess.PIPE
+    )
+    imp = subprocess.run([*args, "-", tag], stdin=tar.stdout, capture_output=True, text=True)
+    assert tar.stdout is not None
+    tar.stdout.close()
+    tar.wait()
+    if imp.returncode != 0 or tar.returncode != 0:
+        raise MachineError(f"docker import of the base image failed: {imp.stderr.strip()}")
+
+
+def used_subnets() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Every subnet a Docker network on this host already uses."""
+    names = docker(["network", "ls", "-q"]).stdout.split()
+    if not names:
+        return []
+    subnets = []
+    for net in json.loads(docker(["network", "inspect", *names]).stdout):
+        for cfg in (net.get("IPAM") or {}).get("Config") or []:
+            if cfg.get("Subnet"):
+                subnets.append(ipaddress.ip_network(cfg["Subnet"], strict=False))
+    return subnets
+
+
+def privileged_works(image: str) -> bool:
+    """Whether `docker run --privileged` works here (it does not in some sandboxes)."""
+    args = ["run", "--rm", "--privileged", "--network", "none", "--entrypoint", "true", image]
+    return docker(args, check=False, timeout=120).returncode == 0
+
+
+RESOLV_CONFS = (Path("/etc/resolv.conf"), Path("/run/systemd/resolve/resolv.conf"))
+
+
+def nameservers(resolv_confs: Sequence[Path] = RESOLV_CONFS) -> list[str]:
+    """The host's real resolvers: the first file that names one that is not a loopback
+    stub (systemd-resolved's, Docker's embedded DNS: useless inside the machine)."""
+    for path in resolv_confs:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            continue
+        servers = []
+        for parts in (line.split() for line in lines):
+            if len(parts) >= 2 and parts[0] == "nameserver":
+                try:
+                    addr = ipaddress.ip_address(parts[1])
+                except ValueError:
+                    continue
+                if not addr.is_loopback:
+                    servers.append(str(addr))
+        if servers:
+            return servers
+    return []
+
+
+def _free_port(taken: Iterable[int]) -> int:
+    taken = set(taken)
+    for _ in range(20):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in taken:
+            return port
+    raise MachineError("no free local port found for the machine's SSH")

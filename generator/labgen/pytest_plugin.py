@@ -1,0 +1,145 @@
+"""The pytest plugin labgen loads into a lab's checks: the `step` marker and a JSON report.
+
+Lab authors write ordinary testinfra checks and tie each to the step after which
+it must hold:
+
+    >>> @pytest.mark.step("publish-port")
+    ... def test_dnat_rule(host): ...
+
+`until="stop-server"` says the check stops holding once that later step has run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .selection import StepMarker, is_selected
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("labgen")
+    group.addoption("--labgen-report", help="write check results as JSON to this file")
+    group.addoption("--labgen-order", default="", help="the lab's step ids, comma-separated")
+    group.addoption("--labgen-target", default="", help="check the state after this step")
+    group.addoption("--labgen-only", action="store_true", help="only the target step's own checks")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "step(id, until=None): the lab step after which this check must hold"
+    )
+    config.stash[_RESULTS] = []
+    config.stash[_ERRORS] = []
+    config.pluginmanager.register(_CollectionErrors(config), "labgen-collection-errors")
+
+
+_RESULTS = pytest.StashKey[list[dict[str, Any]]]()
+# What kept checks from being collected (a module that does not import): never a pass.
+_ERRORS = pytest.StashKey[list[str]]()
+
+
+class _CollectionErrors:
+    """Records why a checks module could not be collected (it does not import)."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            lines = [line for line in str(report.longrepr).splitlines() if line.strip()]
+            # The last lines name the import error and where it happened.
+            detail = "\n".join(lines[-6:])
+            self.config.stash[_ERRORS].append(f"the checks did not load: {detail}")
+
+
+def marker_of(item: pytest.Item) -> StepMarker | None:
+    mark = item.get_closest_marker("step")
+    if mark is None or not mark.args:
+        return None
+    return StepMarker(step=str(mark.args[0]), until=mark.kwargs.get("until"))
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    order = [s for s in config.getoption("labgen_order").split(",") if s]
+    if not order:
+        return
+    target = config.getoption("labgen_target") or order[-1]
+    only = bool(config.getoption("labgen_only"))
+    keep, drop = [], []
+    for item in items:
+        marker = marker_of(item)
+        problem = None
+        if marker is None:
+            problem = 'has no @pytest.mark.step("STEP") marker'
+        elif marker.step not in order:
+            problem = f"names unknown step {marker.step!r}"
+        elif marker.until is not None and marker.until not in order:
+            problem = f"names unknown step {marker.until!r} in until="
+        if problem:
+            # Reported as a failure of the check itself: never silently skipped.
+            config.stash[_RESULTS].append(
+                _result(item, marker, "error", f"check {item.name} {problem}", 0.0)
+            )
+            drop.append(item)
+        elif marker is not None and is_selected(order, marker, target, only):
+            keep.append(item)
+        else:
+            drop.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def _result(
+    item: pytest.Item, marker: StepMarker | None, outcome: str, message: str, duration: float
+) -> dict[str, Any]:
+    doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
+    title = doc.strip().splitlines()[0] if doc.strip() else item.name.removeprefix("test_")
+    return {
+        "name": item.name,
+        "title": title.replace("_", " ") if not doc.strip() else title,
+        "step": marker.step if marker else None,
+        "until": marker.until if marker else None,
+        "outcome": outcome,
+        "message": message,
+        "duration": round(duration, 3),
+    }
+
+
+# An old-style hook wrapper: the plugin also runs inside lab machines, on Debian's
+# pytest 7, where new-style wrappers do not exist yet.
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    failed_setup = report.when == "setup" and report.outcome != "passed"
+    if report.when == "call" or failed_setup:
+        message = ""
+        if report.failed:
+            crash = getattr(report.longrepr, "reprcrash", None)
+            message = crash.message if crash is not None else str(report.longrepr)
+        elif report.skipped:
+            message = "skipped: " + str(report.longrepr[-1] if report.longrepr else "")
+        result = "error" if failed_setup and report.failed else report.outcome
+        item.config.stash[_RESULTS].append(
+            _result(item, marker_of(item), result, message, report.duration)
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    path = session.config.getoption("labgen_report")
+    if path:
+        data = {
+            "finished": time.time(),
+            "results": session.config.stash[_RESULTS],
+            "errors": session.config.stash[_ERRORS],
+            "exitstatus": int(exitstatus),
+        }
+        Path(path).write_text(json.dumps(data, indent=2), encoding="utf-8")

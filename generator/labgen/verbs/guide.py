@@ -1,0 +1,96 @@
+"""`labgen guide`: walk a lab step by step in the terminal, with what each step changed.
+
+For each step: its explanation and documented command; labgen runs it (or the
+learner runs it in `labgen ssh` and comes back to check); the output; what changed
+in the kernel's network state; and the step's checks as "done / not yet". The guide
+resumes after the furthest step done: the same record `status` and `check` read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .. import machines, ssh, ui
+from ..checks import run_checks
+from ..lab import Step
+from ..results import CheckRun
+from ..steps import Session, furthest_done, record_done, run_step
+
+Ask = Callable[[str], str]
+
+BEFORE = ("", "c", "s", "b", "q")  # run, check only, skip, back, quit
+
+
+@dataclass
+class GuideResult:
+    lab: str
+    completed: int
+    total: int
+    failed_step: str | None = None
+    quit: bool = False
+
+
+def guide(machine: str, *, auto: bool, restart: bool, ask: Ask) -> GuideResult:
+    """Walk the machine's lab from after the furthest step done (or from the start)."""
+    instance, state, lab = machines.running(machine)
+    total = len(lab.steps)
+    done = furthest_done(lab, state)
+    index = 0 if restart or done is None else lab.step_index(done.id) + 1
+    if index == total:
+        ui.out.print(f"You finished lab {lab.name} already; `--restart` walks it again.")
+        return GuideResult(lab.name, total, total)
+    if index and not auto:
+        ui.note(f"Resuming lab {lab.name} at step {index + 1} of {total}.")
+    with ssh.connect(instance.ssh_config) as client:
+        session = Session(instance, state, lab, client)
+        while index < total:
+            step = lab.steps[index]
+            ui.show_guide_step(index + 1, total, step)
+            choice = "" if auto else _ask(ask, ui.GUIDE_BEFORE, BEFORE)
+            if choice == "q":
+                return GuideResult(lab.name, index, total, quit=True)
+            if choice in ("b", "s"):
+                index = max(0, index - 1) if choice == "b" else index + 1
+                continue
+            if choice == "":
+                ui.note("running it on the machine:")
+                outcome = run_step(session, step, on_diff=ui.show_diff)
+                if not outcome.ok:
+                    ui.out.print("[red]The step's command failed.[/]")
+                    if auto:
+                        return GuideResult(lab.name, index, total, failed_step=step.id)
+            verdict = _checks(session, step)
+            if auto:
+                if verdict is not None and not verdict.ok:
+                    return GuideResult(lab.name, index, total, failed_step=step.id)
+                index += 1
+                continue
+            retry = verdict is not None and not verdict.ok
+            after = _ask(
+                ask, ui.guide_after_prompt(retry), ("", "b", "q", *(("r",) if retry else ()))
+            )
+            if after == "q":
+                return GuideResult(lab.name, index, total, quit=True)
+            if after != "r":
+                index = max(0, index - 1) if after == "b" else index + 1
+    ui.guide_finished(lab.name, total)
+    return GuideResult(lab.name, total, total)
+
+
+def _ask(ask: Ask, prompt: str, allowed: tuple[str, ...]) -> str:
+    while True:
+        answer = ask(prompt).strip().lower()[:1]
+        if answer in allowed:
+            return answer
+
+
+def _checks(session: Session, step: Step) -> CheckRun | None:
+    """The step's own checks, shown; a step whose checks pass is recorded as done."""
+    verdict = run_checks(session.lab, session.instance.ssh_config, target=step.id, only=True)
+    ui.show_guide_verdict(verdict)
+    if not verdict.results and not verdict.problems:
+        return None
+    if verdict.ok:
+        record_done(session, step)
+    return verdict

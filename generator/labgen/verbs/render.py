@@ -1,0 +1,60 @@
+"""`labgen render`: a standalone bundle of a lab that attendees bring up with plain Vagrant."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from .. import providers, render
+from ..context import Context
+from ..docpages import render_lab_page
+from ..errors import UsageError
+from ..lab import load_lab
+from ..providers import docker
+
+
+def render_bundle(ctx: Context, lab_ref: str, out: Path, with_images: bool) -> Path:
+    """Write the bundle into `out` (new or empty): Vagrantfile, scripts, keys, README,
+    and with `with_images` the base image, for rooms without a network."""
+    lab = load_lab(lab_ref, ctx.labs_path)
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"{out} is not empty; choose a new folder for the bundle")
+    instance = f"{lab.name}-bundle"
+    base = providers.get("docker")
+    assert isinstance(base, docker.DockerProvider)
+    settings = {
+        p.name: base.bundle_settings(instance)
+        if p is base
+        else p.settings(instance, live=False, others=())
+        for p in providers.all_providers()
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        public_key = render.write_keypair(tmp, comment=f"labgen-bundle-{lab.name}")
+        render.render_instance(lab, instance, settings, public_key, tmp)
+        if with_images:
+            (tmp / "images").mkdir()
+            base.ensure_box(ctx.say)
+            ctx.say(f"saving {base.image()} into images/labgen-base.tar")
+            base.save_image(tmp / "images" / "labgen-base.tar")
+        readme = (
+            render.jinja_env()
+            .get_template("bundle/README.md.j2")
+            .render(
+                lab=lab,
+                lab_page=render_lab_page(lab),
+                image=base.image(),
+                has_images=with_images,
+                privileged=settings[base.name].privileged,
+            )
+        )
+        (tmp / "README.md").write_text(readme, encoding="utf-8")
+        if out.exists():
+            out.rmdir()
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -11,8 +11,7 @@ from typing import Any
 
 import click
 
-from . import __version__, ui
-from .cli_author import COMMANDS
+from . import __version__, cli_author, cli_verify, cli_views, cli_workshop, ui
 from .cli_options import EVERY, JSON, LABS, PROVIDER, VERBOSE, context
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, LabgenError
 from .lab import iter_labs
@@ -170,5 +169,6 @@ def guide_cmd(machine: str, auto: bool, restart: bool) -> None:
     sys.exit(EXIT_FAILED if result.failed_step else EXIT_OK)
 
 
-for command in COMMANDS:
-    main.add_command(command)
+for module in (cli_verify, cli_author, cli_views, cli_workshop):
+    for command in module.COMMANDS:
+        main.add_command(command)

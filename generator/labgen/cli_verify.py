@@ -1,0 +1,99 @@
+"""The command line of CI and of a host's boxes: verify, box. Parses arguments and calls
+one verb function each; cli.py adds these commands to `labgen` under its error boundary."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from . import providers, ui
+from .cli_options import EVERY, JSON, LABS, PROVIDER, VERBOSE, context
+from .errors import EXIT_FAILED, EXIT_OK
+from .lab import iter_labs, load_lab
+from .verbs import box, verify
+
+
+@click.group("box")
+def box_group() -> None:
+    """The boxes providers build from labgen's recipe (a base image, a VM box)."""
+
+
+@box_group.command("build")
+@click.option(
+    "--provider",
+    "-p",
+    type=click.Choice(providers.names()),
+    default="docker",
+    show_default=True,
+    help="Whose box to build.",
+)
+@click.option("--force", is_flag=True, help="Rebuild even if the current box exists.")
+@VERBOSE
+def box_build(provider: str, force: bool, verbose: bool) -> None:
+    """Build a provider's box from Debian packages (root; minutes; once per recipe)."""
+    with ui.progress(f"Building the {provider} box", verbose) as say:
+        ui.out.print(f"{box.build(context().with_say(say), provider, force)} is ready")
+
+
+@box_group.command("prune")
+def box_prune() -> None:
+    """Remove boxes built from older recipes (about 500 MB each, more for a VM box)."""
+    ui.out.print("\n".join(f"removed {name}" for name in box.prune()) or "nothing to remove")
+
+
+@box_group.command("list")
+def box_list() -> None:
+    """List the boxes built on this host (* marks the current recipe's)."""
+    ui.print_boxes(box.list_boxes())
+
+
+@click.command("verify")
+@click.argument("labs", nargs=-1)
+@EVERY
+@click.option(
+    "--destroy",
+    "when",
+    type=click.Choice([d.value for d in verify.Destroy]),
+    default="always",
+    show_default=True,
+    help="When to destroy each lab's machine.",
+)
+@click.option("-j", "--jobs", default=1, type=click.IntRange(1, 16), help="Labs at once.")
+@click.option("--junitxml", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
+@JSON
+@PROVIDER
+@LABS
+def verify_cmd(
+    labs: tuple[str, ...],
+    every: bool,
+    when: str,
+    jobs: int,
+    junitxml: str | None,
+    as_json: bool,
+    provider: str | None,
+    lab_dirs: tuple[str, ...],
+) -> None:
+    """Prove that LABS (or --all) still work, each on a fresh machine.
+
+    For every step, in order: its checks must fail before it (a check that already
+    passes proves nothing), its command must succeed, and its checks must then pass.
+    Exit 0 when every lab passes, 1 when one fails, 2 for bad input (nothing started).
+    """
+    if bool(labs) == every:
+        raise click.UsageError("name the labs (names or folders), or pass --all (not both)")
+    ctx = context(provider, lab_dirs)
+    chosen = list(iter_labs(ctx.labs_path)) if every else [load_lab(r, ctx.labs_path) for r in labs]
+    with ui.progress("Preparing the provider") as say:
+        ctx = verify.prepare(ctx.with_say(say), chosen)
+    reports = verify.verify_labs(ctx, chosen, verify.Destroy(when), jobs, ui.verify_event)
+    if junitxml:
+        from .junit import write_junit
+
+        write_junit(Path(junitxml), chosen, reports)
+    ui.print_verify(reports, as_json)
+    sys.exit(EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED)
+
+
+COMMANDS = [box_group, verify_cmd]

@@ -34,34 +34,57 @@ def read_checks(lab: Lab) -> list[CheckDoc]:
     description is the first line of its docstring, else its name without
     `test_` and with spaces for underscores (what `labgen check` prints).
     Marker arguments must be string literals and name steps of the lab.
+    A UsageError names every problem found.
     """
-    path = lab.checks_file
+    checks, problems = scan_checks(lab.checks_file, [step.id for step in lab.steps])
+    if problems:
+        raise UsageError("\n".join(problems))
+    return checks
+
+
+class ChecksSyntaxError(UsageError):
+    """checks.py is not valid Python (so it cannot import either)."""
+
+
+def scan_checks(path: Path, step_ids: Sequence[str] | None) -> tuple[list[CheckDoc], list[str]]:
+    """The checks of `path` and every problem of their markers, as `path:line: ...`.
+
+    `step_ids`: the lab's steps, or None when they are not known (then a marker's
+    step names are not checked). Raises ChecksSyntaxError when the file does not
+    parse, UsageError when it cannot be read.
+    """
     try:
         source = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
         tree = ast.parse(source, filename=str(path))
     except SyntaxError as exc:
-        raise UsageError(f"{path}:{exc.lineno}: not valid Python: {exc.msg}") from None
+        raise ChecksSyntaxError(f"{path}:{exc.lineno}: not valid Python: {exc.msg}") from None
 
-    step_ids = [step.id for step in lab.steps]
     checks: list[CheckDoc] = []
+    problems: list[str] = []
 
     def visit(func: ast.FunctionDef | ast.AsyncFunctionDef, inherited: _Marker | None) -> None:
         if not func.name.startswith("test"):
             return
-        marker = _step_marker(path, func.decorator_list) or inherited
+        marker = _step_marker(path, func.decorator_list, problems) or inherited
         if marker is None:
-            raise UsageError(
+            problems.append(
                 f'{path}:{func.lineno}: check {func.name} has no @pytest.mark.step("STEP") marker'
             )
+            return
+        if not marker.valid:
+            return  # already reported where the marker is
         for value, what in ((marker.step, "step"), (marker.until, "until=")):
-            if value is not None and value not in step_ids:
-                raise UsageError(
+            if value is not None and step_ids is not None and value not in step_ids:
+                problems.append(
                     f"{path}:{marker.line}: check {func.name} names unknown step {value!r} "
                     f"in {what}; the lab's steps are: {', '.join(step_ids)}"
                 )
+                return
         doc = ast.get_docstring(func, clean=True) or ""
         description = (
             doc.strip().splitlines()[0].strip()
@@ -82,11 +105,11 @@ def read_checks(lab: Lab) -> list[CheckDoc]:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             visit(node, None)
         elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
-            class_marker = _step_marker(path, node.decorator_list)
+            class_marker = _step_marker(path, node.decorator_list, problems)
             for member in node.body:
                 if isinstance(member, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     visit(member, class_marker)
-    return checks
+    return checks, problems
 
 
 @dataclass(frozen=True)
@@ -94,10 +117,12 @@ class _Marker:
     step: str
     until: str | None
     line: int
+    valid: bool = True
 
 
-def _step_marker(path: Path, decorators: Sequence[ast.expr]) -> _Marker | None:
-    """The `@pytest.mark.step(...)` (or `@mark.step(...)`) among `decorators`."""
+def _step_marker(path: Path, decorators: Sequence[ast.expr], problems: list[str]) -> _Marker | None:
+    """The `@pytest.mark.step(...)` (or `@mark.step(...)`) among `decorators`; a
+    malformed one is added to `problems` (and counts as a marker, not as none)."""
     for deco in decorators:
         if not (isinstance(deco, ast.Call) and _is_step_mark(deco.func)):
             continue
@@ -111,10 +136,11 @@ def _step_marker(path: Path, decorators: Sequence[ast.expr]) -> _Marker | None:
         step = _literal_str(step_node)
         until = _literal_str(until_node) if until_node is not None else None
         if step is None or (until_node is not None and until is None):
-            raise UsageError(
+            problems.append(
                 f"{path}:{deco.lineno}: @pytest.mark.step needs string literals "
                 '(`@pytest.mark.step("id", until="id")`) so that the docs can name the steps'
             )
+            return _Marker(step="", until=None, line=deco.lineno, valid=False)
         return _Marker(step=step, until=until, line=deco.lineno)
     return None
 

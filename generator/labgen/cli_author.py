@@ -12,23 +12,29 @@ import click
 from . import ui
 from .cli_options import JSON, LABS, context
 from .errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from .lab import LabSpec, find_lab_dir, lab_folders
+from .lab import LabSpec
 from .verbs import docs, doctor, images, lint, new, render
 
 
 @click.command("lint")
 @click.argument("labs", nargs=-1)
 @LABS
-def lint_cmd(labs: tuple[str, ...], lab_dirs: tuple[str, ...]) -> None:
-    """Check lab folders LABS (default: every lab) without any machine; exit 2 on a problem.
+@JSON
+def lint_cmd(labs: tuple[str, ...], lab_dirs: tuple[str, ...], as_json: bool) -> None:
+    """Check lab folders LABS without any machine; exit 2 on a problem.
 
-    The lab file against its schema, every check tied to an existing step, and the
-    lab's scripts rendered and parsed by the shell.
+    Without LABS: the lab in the current folder if it is one (it holds lab.yaml),
+    else every lab. Every problem in one run, each at its file and line: the lab
+    file against its schema, every check tied to an existing step, the checks
+    module imported, and each step's command parsed by bash.
     """
     path = context(labs=lab_dirs).labs_path
-    folders = [find_lab_dir(ref, path) for ref in labs] if labs else lab_folders(path)
+    folders = lint.lint_folders(labs, path, Path.cwd())
     reports = [lint.lint_lab_dir(folder) for folder in folders]
-    ui.print_lint(reports)
+    if as_json:
+        ui.print_json([r.to_json() for r in reports])
+    else:
+        ui.print_lint(reports)
     sys.exit(EXIT_OK if all(r.ok for r in reports) else EXIT_USAGE)
 
 

@@ -1,16 +1,34 @@
-"""`labgen lint`: everything that can be checked about a lab folder without a machine."""
+"""`labgen lint`: everything that can be checked about a lab folder without a machine.
+
+Every problem of a lab in one run, each as `file:line: ...`: the lab file against its
+schema, every check tied to existing steps in order, the checks module imported as
+`labgen check` would import it, and every step's command parsed by bash at its own
+line of lab.yaml.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
+import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from .. import providers, render
-from ..checkdoc import read_checks
+from ..checkdoc import ChecksSyntaxError, scan_checks
 from ..errors import UsageError
-from ..lab import Lab, load_lab_dir
+from ..lab import CHECKS_FILE, LAB_FILE, Lab, find_lab_dir, lab_folders, load_lab_dir
+
+# A checks module that takes longer than this to import is a problem of its own.
+IMPORT_TIMEOUT = 60
+# lab.yaml is read a second time (for what the schema could not give) only if small.
+RAW_READ_LIMIT = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -24,33 +42,228 @@ class LintReport:
     def ok(self) -> bool:
         return not self.problems
 
+    def to_json(self) -> dict[str, Any]:
+        return {"path": str(self.path), "ok": self.ok, "problems": self.problems}
+
+
+@dataclass(frozen=True)
+class _RawStep:
+    """What lab.yaml says of one step, read without the schema."""
+
+    index: int
+    id: str | None
+    field: str  # the field that holds the command the machine runs: run, else command
+    text: str
+    node: yaml.ScalarNode
+
+
+def lint_folders(labs: tuple[str, ...], labs_path: Sequence[Path], cwd: Path) -> list[Path]:
+    """The folders `labgen lint` looks at: those named; else the lab in `cwd` when it is
+    a lab folder (it holds lab.yaml); else every lab on the search path."""
+    if labs:
+        return [find_lab_dir(ref, labs_path) for ref in labs]
+    if (cwd / LAB_FILE).is_file():
+        return [cwd]
+    return lab_folders(labs_path)
+
 
 def lint_lab_dir(folder: Path) -> LintReport:
-    """Schema, checks tied to existing steps in order, and scripts that render and parse."""
+    """Every problem of the lab in `folder`; a lab that does not load is linted as far
+    as its files allow (its checks, its commands), not only up to the first error."""
+    problems: list[str] = []
+    lab: Lab | None = None
     try:
         lab = load_lab_dir(folder)
     except UsageError as exc:
-        return LintReport(folder, exc.message.splitlines())
-    problems: list[str] = []
+        problems += exc.message.splitlines()
+    raw = _raw_steps(folder / LAB_FILE)
+    if lab is not None:
+        step_ids: list[str] | None = [s.id for s in lab.steps]
+    elif raw is not None and all(s.id for s in raw):
+        step_ids = [s.id for s in raw if s.id]
+    else:
+        step_ids = None  # unknown: a check's step cannot be judged
+
+    checks_file = folder / CHECKS_FILE
+    if checks_file.is_file():
+        problems += _checks_problems(checks_file, step_ids)
+
+    shell = _command_problems(folder / LAB_FILE, raw or [])
+    problems += shell
+    if lab is not None:
+        problems += _render_problems(lab, skip_steps=bool(shell))
+    return LintReport(folder, _in_file_order(problems))
+
+
+_WHERE = re.compile(r"^(?P<file>[^:]+?)(?::(?P<line>\d+))?:")
+
+
+def _in_file_order(problems: list[str]) -> list[str]:
+    """Each problem once, lab.yaml's first, then by file and line."""
+
+    def key(problem: str) -> tuple[bool, str, int]:
+        match = _WHERE.match(problem)
+        if match is None:
+            return (True, "", 0)
+        name = match["file"]
+        return (not name.endswith(LAB_FILE), name, int(match["line"] or 0))
+
+    return sorted(dict.fromkeys(problems), key=key)
+
+
+# --- checks.py ------------------------------------------------------------------------
+
+
+def _checks_problems(checks_file: Path, step_ids: list[str] | None) -> list[str]:
+    """Markers (read with ast), their order, and whether the module imports."""
     try:
-        checks = read_checks(lab)
+        checks, problems = scan_checks(checks_file, step_ids)
+    except ChecksSyntaxError as exc:
+        return [exc.message]  # importing it would only say the same
     except UsageError as exc:
-        return LintReport(folder, [exc.message])
-    order = [s.id for s in lab.steps]
-    if not checks:
-        problems.append(f"{lab.checks_file}: no checks; a lab proves its steps with checks")
-    for check in checks:
-        if check.until is not None and order.index(check.until) <= order.index(check.step):
-            problems.append(
-                f"{lab.checks_file}:{check.line}: check {check.name}: until={check.until!r} "
-                f"must name a step after {check.step!r}"
+        return [exc.message]
+    if not checks and not problems:
+        problems.append(f"{checks_file}: no checks; a lab proves its steps with checks")
+    if step_ids is not None:
+        order = list(step_ids)
+        for check in checks:
+            if check.until is not None and order.index(check.until) <= order.index(check.step):
+                problems.append(
+                    f"{checks_file}:{check.line}: check {check.name}: until={check.until!r} "
+                    f"must name a step after {check.step!r}"
+                )
+    return problems + import_problems(checks_file)
+
+
+# Run in a child Python: import checks.py the way pytest's importlib mode does (no
+# folder added to sys.path), and say where in it the import failed.
+_IMPORT_SCRIPT = """
+import importlib.util, json, sys, traceback
+path = sys.argv[1]
+try:
+    spec = importlib.util.spec_from_file_location("labgen_lint_checks", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+except BaseException as exc:
+    line = None
+    if isinstance(exc, SyntaxError) and exc.filename == path:
+        line = exc.lineno
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == path:
+            line = frame.lineno
+    what = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    print(json.dumps({"line": line, "error": what}))
+    sys.exit(3)
+"""
+
+
+def import_problems(checks_file: Path) -> list[str]:
+    """Import `checks_file` in a child process (as `labgen check` will, with this
+    Python and its labgen); the error and the line of checks.py it came from."""
+    with tempfile.TemporaryDirectory(prefix="labgen-lint-") as tmp:
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-c", _IMPORT_SCRIPT, str(checks_file)],
+                capture_output=True,
+                text=True,
+                cwd=tmp,  # nothing of the caller's folder on sys.path
+                timeout=IMPORT_TIMEOUT,
+                stdin=subprocess.DEVNULL,
             )
-    problems += _render_problems(lab)
-    return LintReport(folder, problems)
+        except subprocess.TimeoutExpired:
+            return [f"{checks_file}: importing it took more than {IMPORT_TIMEOUT} s"]
+    if proc.returncode == 0:
+        return []
+    try:
+        found = json.loads(proc.stdout.strip().splitlines()[-1])
+        line, error = found["line"], found["error"]
+    except (IndexError, ValueError, KeyError, TypeError):
+        line, error = None, (proc.stderr.strip().splitlines() or ["no message"])[-1]
+    where = f"{checks_file}:{line}" if line else f"{checks_file}"
+    return [f"{where}: the checks do not import, so none would run: {error}"]
 
 
-def _render_problems(lab: Lab) -> list[str]:
-    """Render the lab as `labgen up` would and let the shells parse every script."""
+# --- the steps' commands ----------------------------------------------------------------
+
+
+def _raw_steps(lab_file: Path) -> list[_RawStep] | None:
+    """Each step's id and command as lab.yaml has them, with their YAML nodes (None
+    when the file cannot be read as YAML at all)."""
+    try:
+        if lab_file.stat().st_size > RAW_READ_LIMIT:
+            return None
+        tree = yaml.compose(lab_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    steps_node = _child(tree, "steps")
+    if not isinstance(steps_node, yaml.SequenceNode):
+        return None
+    found = []
+    for index, node in enumerate(steps_node.value):
+        id_node = _child(node, "id")
+        step_id = id_node.value if isinstance(id_node, yaml.ScalarNode) else None
+        for field in ("run", "command"):
+            value = _child(node, field)
+            if isinstance(value, yaml.ScalarNode):
+                found.append(_RawStep(index, step_id, field, value.value, value))
+                break
+    return found
+
+
+def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == key:
+                return v
+    return None
+
+
+_BASH_LINE = re.compile(r"^bash: (?:-c: )?line (\d+): (.*)$")
+
+
+def _command_problems(lab_file: Path, steps: list[_RawStep]) -> list[str]:
+    """bash -n on the command each step runs, each error at its line of lab.yaml."""
+    problems = []
+    for step in steps:
+        if not step.text.strip():
+            continue  # blank: the schema says so
+        proc = subprocess.run(
+            ["bash", "-n"], input=step.text, capture_output=True, text=True, timeout=30
+        )
+        if proc.returncode == 0:
+            continue
+        messages: list[str] = []
+        line = _yaml_line(step.node, 1)
+        for text in proc.stderr.strip().splitlines():
+            match = _BASH_LINE.match(text)
+            if match:
+                if not messages:
+                    line = _yaml_line(step.node, int(match.group(1)))
+                messages.append(match.group(2))
+            elif text.strip():
+                messages.append(text.strip())
+        problems.append(
+            f"{lab_file}:{line}: field 'steps[{step.index}].{step.field}': "
+            f"not valid bash: {'; '.join(messages)}"
+        )
+    return problems
+
+
+def _yaml_line(node: yaml.ScalarNode, command_line: int) -> int:
+    """The 1-based line of lab.yaml holding line `command_line` of a scalar's text."""
+    command_line = max(1, min(command_line, len(node.value.splitlines())))
+    if node.style in ("|", ">"):
+        # The text starts on the line after the `|` indicator.
+        return node.start_mark.line + 1 + command_line
+    return node.start_mark.line + 1 + (command_line - 1 if node.style is None else 0)
+
+
+# --- what labgen renders from the lab ---------------------------------------------------
+
+
+def _render_problems(lab: Lab, skip_steps: bool) -> list[str]:
+    """Render the lab as `labgen up` would and let the shells parse every script
+    (the step scripts too, unless their commands were already found not to parse)."""
     settings = {
         p.name: p.settings(lab.name, live=False, others=()) for p in providers.all_providers()
     }
@@ -60,16 +273,15 @@ def _render_problems(lab: Lab) -> list[str]:
         try:
             render.render_instance(lab, lab.name, settings, "ssh-ed25519 AAAA lint", target)
         except Exception as exc:  # a template error is the lab's problem to see, not a crash
-            return [f"{lab.path}: rendering failed: {exc}"]
+            return [f"{lab.path / LAB_FILE}: rendering failed: {exc}"]
         scripts = [("sh", target / "provision.sh"), ("bash", target / "lab" / "labgen-lab")]
-        scripts += [("bash", p) for p in sorted((target / "lab" / "steps").glob("*.sh"))]
+        if not skip_steps:
+            scripts += [("bash", p) for p in sorted((target / "lab" / "steps").glob("*.sh"))]
         for shell, script in scripts:
             proc = subprocess.run([shell, "-n", str(script)], capture_output=True, text=True)
             if proc.returncode != 0:
-                where = script.relative_to(target)
                 step = script.stem if script.suffix == ".sh" else None
-                what = f"step {step!r}: its command" if step else str(where)
-                problems.append(
-                    f"{lab.path / 'lab.yaml'}: {what} is not valid {shell}: {proc.stderr.strip()}"
-                )
+                what = f"step {step!r}: its script" if step else script.name
+                detail = proc.stderr.strip().replace(str(script), script.name)
+                problems.append(f"{lab.path / LAB_FILE}: {what} is not valid {shell}: {detail}")
     return problems

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import select
+import shutil
+import signal
 import sys
-from collections.abc import Iterator
+import termios
+import tty
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -72,3 +78,67 @@ def run(
             break
         channel.status_event.wait(0.05)
     return channel.recv_exit_status()
+
+
+def command_line(words: Sequence[str]) -> str:
+    """The words after `labgen ssh LAB --` as one command line for the remote shell,
+    joined with spaces as ssh joins them: `-- 'iptables -S | grep DNAT'` is a pipe
+    there, and `-- ls -l /tmp` is `ls -l /tmp`."""
+    return " ".join(words)
+
+
+def session(client: paramiko.SSHClient, command: str, pty: bool) -> int:
+    """Run `command` as `ssh` would: this process's stdin goes to it (closed at its
+    end), its output comes back; with `pty` (stdin is a terminal) it gets a
+    pseudo-terminal of this terminal's size, and this terminal is raw meanwhile, so
+    that `docker run -it` and Ctrl-C work there. Returns its exit status."""
+    transport = client.get_transport()
+    assert transport is not None
+    channel = transport.open_session()
+    stdin_fd = sys.stdin.fileno()
+    if pty:
+        cols, rows = shutil.get_terminal_size()
+        channel.get_pty(term=os.environ.get("TERM", "xterm"), width=cols, height=rows)
+    channel.exec_command(command)
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    with _raw_terminal(stdin_fd, channel) if pty else contextlib.nullcontext():
+        stdin_open = True
+        while True:
+            while channel.recv_ready():
+                out.write(channel.recv(32768))
+                out.flush()
+            while channel.recv_stderr_ready():
+                err.write(channel.recv_stderr(32768))
+                err.flush()
+            if channel.exit_status_ready() and not (
+                channel.recv_ready() or channel.recv_stderr_ready()
+            ):
+                break
+            waiting = [channel, stdin_fd] if stdin_open else [channel]
+            readable, _, _ = select.select(waiting, [], [], 0.1)
+            if stdin_open and stdin_fd in readable:
+                data = os.read(stdin_fd, 32768)
+                if data:
+                    channel.sendall(data)
+                else:
+                    stdin_open = False
+                    channel.shutdown_write()
+    return channel.recv_exit_status()
+
+
+@contextlib.contextmanager
+def _raw_terminal(fd: int, channel: paramiko.Channel) -> Iterator[None]:
+    """The local terminal raw (keys go to the remote pty as typed), its size followed."""
+    saved = termios.tcgetattr(fd)
+
+    def resize(signum: int, frame: object) -> None:
+        cols, rows = shutil.get_terminal_size()
+        channel.resize_pty(width=cols, height=rows)
+
+    previous = signal.signal(signal.SIGWINCH, resize)
+    tty.setraw(fd)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        signal.signal(signal.SIGWINCH, previous)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Sequence
 
 from .. import machines, ssh
@@ -12,11 +12,15 @@ from ..machine import vagrant_env
 
 
 def ssh_into(machine: str, command: Sequence[str]) -> int:
-    """A shell on the machine, or one command; returns its exit status."""
+    """A shell on the machine, or one command; returns its exit status.
+
+    As with ssh: the words of `command` are joined into one command line for the
+    remote shell, and it gets a pseudo-terminal when labgen's stdin is a terminal.
+    """
     instance, _, _ = machines.running(machine)
     if command:
         with ssh.connect(instance.ssh_config) as client:
-            return ssh.run(client, shlex.join(command))
+            return ssh.session(client, ssh.command_line(command), pty=sys.stdin.isatty())
     if shutil.which("ssh"):
         return subprocess.call(["ssh", "-F", str(instance.ssh_config), ssh.HOST_ALIAS])
     return subprocess.call(["vagrant", "ssh"], cwd=instance.path, env=vagrant_env())

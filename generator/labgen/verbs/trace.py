@@ -1,0 +1,50 @@
+"""`labgen trace`: run a command on the machine and show which rules its packets met."""
+
+from __future__ import annotations
+
+import io
+import shlex
+
+from .. import machines, ssh, trace
+from ..errors import MachineError, UsageError
+
+IDLE_SECONDS = 1.0
+"""How long the idle interval lasts: counters that move in it move without the command."""
+
+
+def trace_command(
+    machine: str, command: str, *, packets: bool = False, idle: float = IDLE_SECONDS
+) -> trace.TraceResult:
+    """Run `command` (a shell command line) on `machine` as the lab user, with the rule
+    counters read before and after it (never zeroed), and with `packets` each packet's
+    walk from xtables-monitor. The TRACE rules `packets` adds are gone afterwards, even
+    when the command or the connection fails."""
+    if not command.strip():
+        raise UsageError("which command? `labgen trace MACHINE -- CMD`")
+    instance, _, _ = machines.running(machine)
+    with ssh.connect(instance.ssh_config) as client:
+        out, err = io.BytesIO(), io.BytesIO()
+        try:
+            code = ssh.run(client, trace.script(command, idle, packets), out, err)
+        finally:
+            if packets:
+                # The script's trap removes them too; this covers a script cut short
+                # (a dropped connection, Ctrl-C here) before its trap could run.
+                ssh.run(
+                    client,
+                    "sudo -n sh -c " + shlex.quote(trace.TRACE_OFF),
+                    io.BytesIO(),
+                    io.BytesIO(),
+                )
+    if code != 0:
+        raise MachineError(
+            f"tracing on {machine!r} failed (exit {code}): "
+            f"{err.getvalue().decode(errors='replace').strip()}",
+            hint="the trace needs root through `sudo -n` and iptables-save on the machine",
+        )
+    try:
+        return trace.read_run(
+            out.getvalue().decode(errors="replace"), machine, command, idle, packets
+        )
+    except trace.TraceError as exc:
+        raise MachineError(f"the trace's output on {machine!r} is unreadable: {exc}") from None

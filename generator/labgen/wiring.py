@@ -1,0 +1,522 @@
+"""The machine's network as a graph: namespaces, interfaces, veth pairs, bridges, listeners.
+
+Gathered in one SSH round trip (`GATHER_COMMAND`, as root): `ip -d -j addr` and `ss -ltnp`
+in every network namespace the machine has (its own; each running container's, entered
+through the container's pid; each named one under /var/run/netns), and `docker port` of
+each container. `parse` turns that text into a `Wiring` (pure, so recorded outputs test
+it), and `to_dot` into a Graphviz drawing; `render` lays it out with `dot`.
+
+Namespaces are told apart by their inode: the named `nstest` and the container nstest
+are one namespace, and a `--net=host` container shares the machine's. A veth pair is two
+veth interfaces in different namespaces that name each other's index (`eth0@if4` and
+`veth…@if3`), which is what `ip` shows and the lab teaches.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+MARK = "@@labgen-wiring"
+
+# Each namespace: a line "MARK ns KIND NAME INODE", then its `ip` and `ss` sections.
+# nsenter --net enters a namespace by a handle (a /proc/PID/ns/net or a /var/run/netns
+# name); the machine's own is /proc/self/ns/net of the shell. A dangling name (its
+# container stopped) is reported, not entered.
+_SCRIPT = f"""\
+export LC_ALL=C
+ns() {{
+  inode=$(stat -L -c %i "$3" 2>/dev/null) || {{ echo "{MARK} gone $1 $2"; return; }}
+  echo "{MARK} ns $1 $2 $inode"
+  echo "{MARK} addr"; nsenter --net="$3" ip -d -j addr show
+  echo; echo "{MARK} listen"; nsenter --net="$3" ss -H -ltnp
+}}
+ns machine - /proc/$$/ns/net
+for f in /var/run/netns/*; do [ -e "$f" ] || [ -L "$f" ] && ns netns "${{f##*/}}" "$f"; done
+if command -v docker >/dev/null; then
+  for c in $(docker ps -q); do
+    set -- $(docker inspect -f '{{{{.Name}}}} {{{{.State.Pid}}}}' "$c")
+    ns container "${{1#/}}" "/proc/$2/ns/net"
+    echo "{MARK} ports"; docker port "$c"
+  done
+fi
+echo "{MARK} end"
+"""
+
+GATHER_COMMAND: str = "sudo -n sh -c " + shlex.quote(_SCRIPT)
+"""The one command (over SSH as the lab user, root through sudo) printing every namespace."""
+
+
+class WiringError(ValueError):
+    """Gathered output that cannot be read."""
+
+
+@dataclass(frozen=True)
+class Interface:
+    """One interface of one namespace, as `ip -d -j addr` shows it."""
+
+    index: int
+    name: str
+    kind: str  # veth, bridge, loopback, ether...
+    up: bool
+    master: str | None = None
+    peer_index: int | None = None  # the @ifN of `ip a`: the other end of a veth pair
+    peer_here: bool = False  # the peer is in this namespace
+    ipv4: tuple[str, ...] = ()
+    mac: str = ""
+
+    @property
+    def label(self) -> str:
+        """The name as `ip a` prints it: `eth0@if4`.
+
+        >>> Interface(3, "eth0", "veth", True, peer_index=4).label
+        'eth0@if4'
+        """
+        return f"{self.name}@if{self.peer_index}" if self.peer_index is not None else self.name
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A listening TCP socket: `0.0.0.0:5000` and its process names."""
+
+    address: str
+    processes: tuple[str, ...]
+
+    @property
+    def port(self) -> int:
+        return int(self.address.rsplit(":", 1)[1])
+
+
+@dataclass(frozen=True)
+class Published:
+    """A container's published port, as `docker port` says: `5000/tcp -> 0.0.0.0:5000`."""
+
+    container: str
+    container_port: str  # "5000/tcp"
+    host: str  # "0.0.0.0:5000"
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """A network namespace: its inode, the names it goes by, interfaces and listeners."""
+
+    inode: int
+    kind: str  # machine, container, netns: the first way it was found
+    names: tuple[str, ...]  # "container nstest", "netns nstest"
+    interfaces: tuple[Interface, ...]
+    listeners: tuple[Listener, ...] = ()
+
+    @property
+    def title(self) -> str:
+        """How the picture names it.
+
+        >>> Namespace(7, "container", ("container nstest", "netns nstest"), ()).title
+        'container nstest · netns nstest'
+        """
+        return " · ".join(self.names) if self.names else f"namespace {self.inode}"
+
+    def interface(self, index: int) -> Interface | None:
+        return next((i for i in self.interfaces if i.index == index), None)
+
+
+@dataclass(frozen=True)
+class End:
+    """One end of a link: a namespace (by inode) and an interface index in it."""
+
+    inode: int
+    index: int
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """The machine's network: namespaces, the veth pairs between them, published ports."""
+
+    namespaces: tuple[Namespace, ...]
+    pairs: tuple[tuple[End, End], ...]
+    published: tuple[Published, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    def namespace(self, inode: int) -> Namespace:
+        return next(ns for ns in self.namespaces if ns.inode == inode)
+
+    def find(self, name: str) -> Namespace | None:
+        """The namespace that goes by `name` ("netns nstest", "container web", "the machine")."""
+        return next((ns for ns in self.namespaces if name in ns.names), None)
+
+    def peer(self, inode: int, index: int) -> End | None:
+        """The other end of the veth pair that has (inode, index) as one end."""
+        for a, b in self.pairs:
+            if (a.inode, a.index) == (inode, index):
+                return b
+            if (b.inode, b.index) == (inode, index):
+                return a
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "namespaces": [
+                {
+                    "inode": ns.inode,
+                    "kind": ns.kind,
+                    "names": list(ns.names),
+                    "interfaces": [
+                        {
+                            "index": i.index,
+                            "name": i.name,
+                            "label": i.label,
+                            "kind": i.kind,
+                            "up": i.up,
+                            "master": i.master,
+                            "ipv4": list(i.ipv4),
+                        }
+                        for i in ns.interfaces
+                    ],
+                    "listeners": [
+                        {"address": li.address, "processes": list(li.processes)}
+                        for li in ns.listeners
+                    ],
+                }
+                for ns in self.namespaces
+            ],
+            "veth_pairs": [
+                [{"inode": e.inode, "index": e.index} for e in pair] for pair in self.pairs
+            ],
+            "published": [
+                {"container": p.container, "port": p.container_port, "host": p.host}
+                for p in self.published
+            ],
+            "notes": list(self.notes),
+        }
+
+
+# -- parsing ---------------------------------------------------------------------------
+
+
+def parse_links(data: list[dict[str, Any]]) -> tuple[Interface, ...]:
+    """Interfaces from `ip -d -j addr` (or `ip -j addr`: then veth and bridge kinds are
+    guessed from the peer index and from being some port's master)."""
+    masters = {str(link["master"]) for link in data if link.get("master")}
+    found = []
+    for link in data:
+        info = link.get("linkinfo") or {}
+        name = str(link.get("ifname", "?"))
+        kind = info.get("info_kind")
+        if kind is None:
+            if name in masters:
+                kind = "bridge"
+            elif link.get("link_type") == "loopback":
+                kind = "loopback"
+            else:
+                kind = str(link.get("link_type", "?"))
+        peer_index: int | None = None
+        peer_here = False
+        if link.get("link_index") is not None:
+            peer_index = int(link["link_index"])
+        elif isinstance(link.get("link"), str) and link["link"]:
+            peer_here = True
+        ipv4 = tuple(
+            f"{a['local']}/{a['prefixlen']}"
+            for a in link.get("addr_info", [])
+            if a.get("family") == "inet"
+        )
+        found.append(
+            Interface(
+                int(link["ifindex"]),
+                name,
+                str(kind),
+                "UP" in link.get("flags", []),
+                str(link["master"]) if link.get("master") else None,
+                peer_index,
+                peer_here,
+                ipv4,
+                str(link.get("address", "")),
+            )
+        )
+    return tuple(found)
+
+
+_PROCESS = re.compile(r'\("([^"]*)",pid=')
+
+
+def parse_listeners(text: str) -> tuple[Listener, ...]:
+    """Listening sockets from `ss -H -ltnp`; the machine's own sshd is left out (every
+    machine has it, and it says nothing about the lab), as is the Docker provider's
+    embedded DNS on 127.0.0.11 (no process here: it belongs to the Docker outside).
+
+    >>> parse_listeners('LISTEN 0 4096 0.0.0.0:5000 0.0.0.0:* users:(("docker-proxy",pid=4,fd=4))')
+    (Listener(address='0.0.0.0:5000', processes=('docker-proxy',)),)
+    """
+    found = []
+    for line in text.splitlines():
+        cols = line.split(None, 5)
+        if len(cols) < 5:
+            continue
+        names = tuple(sorted(set(_PROCESS.findall(cols[5])))) if len(cols) > 5 else ()
+        if names == ("sshd",) or cols[3].startswith("127.0.0.11:"):
+            continue
+        found.append(Listener(cols[3], names))
+    return tuple(found)
+
+
+def parse(raw: str) -> Wiring:
+    """A `Wiring` from the output of `GATHER_COMMAND`."""
+    blocks: list[dict[str, Any]] = []
+    notes: list[str] = []
+    published: list[Published] = []
+    section = ""
+    lines: list[str] = []
+
+    def flush() -> None:
+        if blocks and section:
+            blocks[-1][section] = "\n".join(lines)
+
+    ended = False
+    for line in raw.splitlines():
+        if not line.startswith(MARK + " "):
+            lines.append(line)
+            continue
+        flush()
+        words = line.split()
+        lines = []
+        if words[1] == "ns" and len(words) == 5:
+            blocks.append({"kind": words[2], "name": words[3], "inode": int(words[4])})
+            section = ""
+        elif words[1] == "gone":
+            notes.append(f"{words[2]} {words[3]} leads to no namespace (its process is gone)")
+            section = ""
+        elif words[1] in ("addr", "listen", "ports"):
+            section = words[1]
+        elif words[1] == "end":
+            ended = True
+            section = ""
+        else:
+            raise WiringError(f"unexpected line in the gathered wiring: {line!r}")
+    if not ended:
+        raise WiringError("the gathered wiring is cut short (no end mark)")
+    namespaces: dict[int, Namespace] = {}
+    for block in blocks:
+        name = "the machine" if block["kind"] == "machine" else f"{block['kind']} {block['name']}"
+        for port_line in block.get("ports", "").splitlines():
+            if "->" in port_line:
+                left, right = (s.strip() for s in port_line.split("->", 1))
+                published.append(Published(block["name"], left, right))
+        known = namespaces.get(block["inode"])
+        if known is not None:
+            namespaces[block["inode"]] = Namespace(
+                known.inode, known.kind, known.names + (name,), known.interfaces, known.listeners
+            )
+            continue
+        try:
+            data = json.loads(block.get("addr") or "[]")
+        except json.JSONDecodeError as exc:
+            raise WiringError(f"ip -j addr in {name} is not JSON: {exc}") from None
+        namespaces[block["inode"]] = Namespace(
+            block["inode"],
+            block["kind"],
+            (name,),
+            parse_links(data),
+            parse_listeners(block.get("listen", "")),
+        )
+    ordered = tuple(namespaces.values())
+    return Wiring(ordered, pair_veths(ordered), tuple(published), tuple(notes))
+
+
+def pair_veths(namespaces: tuple[Namespace, ...]) -> tuple[tuple[End, End], ...]:
+    """The veth pairs that cross namespaces: two ends in different namespaces, each
+    naming the other's index. Pairs within one namespace (`veth0@veth1`) name each
+    other by name and are joined the same way."""
+    ends = [(ns, i) for ns in namespaces for i in ns.interfaces if i.peer_index is not None]
+    pairs: list[tuple[End, End]] = []
+    used: set[tuple[int, int]] = set()
+    for ns_a, a in ends:
+        if (ns_a.inode, a.index) in used:
+            continue
+        for ns_b, b in ends:
+            if ns_b.inode == ns_a.inode or (ns_b.inode, b.index) in used:
+                continue
+            if a.peer_index == b.index and b.peer_index == a.index:
+                pairs.append((End(ns_a.inode, a.index), End(ns_b.inode, b.index)))
+                used |= {(ns_a.inode, a.index), (ns_b.inode, b.index)}
+                break
+    for ns in namespaces:
+        by_name = {i.name: i for i in ns.interfaces}
+        for i in ns.interfaces:
+            if i.peer_here and (ns.inode, i.index) not in used:
+                other = _peer_by_name(i, by_name)
+                if other is not None and (ns.inode, other.index) not in used:
+                    pairs.append((End(ns.inode, i.index), End(ns.inode, other.index)))
+                    used |= {(ns.inode, i.index), (ns.inode, other.index)}
+    return tuple(pairs)
+
+
+def _peer_by_name(iface: Interface, by_name: dict[str, Interface]) -> Interface | None:
+    return next((o for o in by_name.values() if o is not iface and o.kind == "veth"), None)
+
+
+# -- drawing ---------------------------------------------------------------------------
+
+FONT = "DejaVu Sans"
+# Colours a learner can tell apart, printed or on a projector.
+_NS_COLOURS = {"machine": "#eef3fb", "container": "#fdf3e3", "netns": "#fdf3e3"}
+_BRIDGE = "#cfe8cf"
+_VETH = "#ffffff"
+_OTHER = "#f2f2f2"
+
+
+def _node_id(inode: int, index: int) -> str:
+    return f"n{inode}_{index}"
+
+
+def _iface_label(iface: Interface) -> str:
+    lines = [f"<b>{_esc(iface.label)}</b>"]
+    detail = f"index {iface.index} · {iface.kind}"
+    if not iface.up:
+        detail += " · down"
+    lines.append(detail)
+    lines.extend(_esc(a) for a in iface.ipv4)
+    return "<" + "<br/>".join(lines) + ">"
+
+
+def _esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def to_dot(wiring: Wiring, title: str = "") -> Any:
+    """The wiring as a `graphviz.Graph`: a box per namespace, a node per interface,
+    bridge ports linked to their bridge, a veth pair as one line, listeners as notes,
+    published ports as a dashed arrow from the machine's listener to the container."""
+    import graphviz  # here: only drawing needs it, and the import is slow
+
+    graph = graphviz.Graph("wiring", engine="dot")
+    graph.attr(
+        rankdir="TB",
+        fontname=FONT,
+        fontsize="16",
+        labelloc="t",
+        label=title,
+        newrank="true",
+        compound="true",
+        nodesep="0.4",
+        ranksep="0.7",
+    )
+    graph.attr("node", fontname=FONT, fontsize="13", shape="box", style="rounded,filled")
+    graph.attr("edge", fontname=FONT, fontsize="12")
+    listener_nodes: dict[tuple[int, int], str] = {}
+    for ns in wiring.namespaces:
+        with graph.subgraph(name=f"cluster_{ns.inode}") as box:
+            box.attr(
+                label=f"<<b>{_esc(ns.title)}</b><br/>network namespace {ns.inode}>",
+                style="rounded,filled",
+                fillcolor=_NS_COLOURS.get(ns.kind, "#f7f7f7"),
+                color="#555555",
+                fontsize="14",
+                margin="14",
+            )
+            for iface in ns.interfaces:
+                colour = {"bridge": _BRIDGE, "veth": _VETH}.get(iface.kind, _OTHER)
+                box.node(_node_id(ns.inode, iface.index), _iface_label(iface), fillcolor=colour)
+            for n, listener in enumerate(ns.listeners):
+                node = f"l{ns.inode}_{n}"
+                listener_nodes[(ns.inode, listener.port)] = node
+                who = ", ".join(listener.processes) or "no process here"
+                box.node(
+                    node,
+                    f"<listening <b>{_esc(listener.address)}</b><br/>{_esc(who)}>",
+                    shape="note",
+                    style="filled",
+                    fillcolor="#fffbe0",
+                )
+    for ns in wiring.namespaces:
+        names = {i.name: i for i in ns.interfaces}
+        for iface in ns.interfaces:
+            if iface.master and iface.master in names:
+                graph.edge(
+                    _node_id(ns.inode, iface.index),
+                    _node_id(ns.inode, names[iface.master].index),
+                    label=f" port of {iface.master}",
+                    color="#2e7d32",
+                    penwidth="2",
+                )
+    for a, b in wiring.pairs:
+        graph.edge(
+            _node_id(a.inode, a.index),
+            _node_id(b.inode, b.index),
+            label=" veth pair",
+            color="#1f4e9c",
+            penwidth="2.5",
+        )
+    paired = {(e.inode, e.index) for pair in wiring.pairs for e in pair}
+    for ns in wiring.namespaces:
+        for iface in ns.interfaces:
+            # The machine's own eth0: its peer is in the namespace of whatever runs the
+            # machine (the host's Docker, or a hypervisor), which nothing here can enter.
+            if iface.peer_index is not None and (ns.inode, iface.index) not in paired:
+                out = f"out{ns.inode}_{iface.index}"
+                graph.node(
+                    out,
+                    f"if{iface.peer_index}: outside this machine",
+                    shape="plaintext",
+                    style="",
+                    fontcolor="#555555",
+                )
+                graph.edge(_node_id(ns.inode, iface.index), out, style="dashed", color="#777777")
+    machine = next((ns for ns in wiring.namespaces if ns.kind == "machine"), None)
+    for pub in wiring.published:
+        target = wiring.find(f"container {pub.container}")
+        if machine is None or target is None:
+            continue
+        port = int(pub.host.rsplit(":", 1)[1])
+        source = listener_nodes.get((machine.inode, port))
+        eth = next((i for i in target.interfaces if i.ipv4 and i.kind != "loopback"), None)
+        if source is None or eth is None:
+            continue
+        graph.edge(
+            source,
+            _node_id(target.inode, eth.index),
+            label=f" -p {pub.host.rsplit(':', 1)[1]}:{pub.container_port.split('/')[0]}\n"
+            f" to {eth.ipv4[0].split('/')[0]}:{pub.container_port.split('/')[0]}",
+            style="dashed",
+            color="#b35900",
+            fontcolor="#b35900",
+            dir="forward",
+        )
+    return graph
+
+
+def render(wiring: Wiring, fmt: str = "svg", title: str = "") -> bytes:
+    """The picture as SVG or PNG bytes (Graphviz's `dot` lays it out).
+
+    Raises FileNotFoundError-like `graphviz.ExecutableNotFound` when `dot` is missing.
+    """
+    graph = to_dot(wiring, title)
+    data: bytes = graph.pipe(format=fmt, engine="dot")
+    return data
+
+
+@dataclass(frozen=True)
+class Picture:
+    """What `labgen draw` made: the file, its size, how long it took, what it shows."""
+
+    machine: str
+    file: str
+    format: str
+    size: int
+    seconds: float
+    step: str | None
+    steps_run: tuple[str, ...]
+    wiring: Wiring
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "machine": self.machine,
+            "file": self.file,
+            "format": self.format,
+            "size": self.size,
+            "seconds": self.seconds,
+            "step": self.step,
+            "steps_run": list(self.steps_run),
+            "wiring": self.wiring.to_json(),
+        }

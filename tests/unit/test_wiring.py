@@ -1,0 +1,80 @@
+"""labgen.wiring on what GATHER_COMMAND printed on real lab machines (Docker 20.10):
+netns after its last step (host-veth), port-forwarding after publish-port; and `ip -j`
+output of a 28.5 machine from /work/engines."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from labgen import wiring
+
+DATA = Path(__file__).parent / "data" / "wiring"
+
+
+def gathered(name: str) -> wiring.Wiring:
+    return wiring.parse((DATA / name).read_text())
+
+
+def test_netns_nstest_is_one_namespace_linked_to_docker0() -> None:
+    w = gathered("netns-20.10-host-veth.txt")
+    assert len(w.namespaces) == 2
+    nstest = w.find("netns nstest")
+    assert nstest is not None and nstest is w.find("container nstest")
+    eth0 = next(i for i in nstest.interfaces if i.name == "eth0")
+    assert eth0.ipv4 == ("172.17.0.2/16",) and eth0.kind == "veth"
+    machine = w.find("the machine")
+    assert machine is not None
+    peer = w.peer(nstest.inode, eth0.index)
+    assert peer is not None and peer.inode == machine.inode
+    veth = machine.interface(peer.index)
+    assert veth is not None and veth.master == "docker0" and veth.name.startswith("veth")
+    # The two ends name each other, as `ip a` shows them: eth0@ifN, vethX@ifM.
+    assert eth0.label == f"eth0@if{veth.index}" and veth.label.endswith(f"@if{eth0.index}")
+    docker0 = next(i for i in machine.interfaces if i.name == "docker0")
+    assert docker0.kind == "bridge" and docker0.ipv4 == ("172.17.0.1/16",)
+
+
+def test_published_port_and_docker_proxy() -> None:
+    w = gathered("port-forwarding-20.10-publish-port.txt")
+    assert w.published == (wiring.Published("http-server", "5000/tcp", "0.0.0.0:5000"),)
+    machine, server = w.find("the machine"), w.find("container http-server")
+    assert machine is not None and server is not None
+    assert [(li.address, li.processes) for li in machine.listeners] == [
+        ("0.0.0.0:5000", ("docker-proxy",))
+    ]
+    assert [li.processes for li in server.listeners] == [("python3",)]
+
+
+def test_28_5_host_side_from_ip_j_link() -> None:
+    """28.5 numbers the container's eth0 2 and the veth 3 (20.10: 3 and 4)."""
+    text = (DATA / "28.5-netns-link-netns-ip-j-d-link.txt").read_text()
+    links = {i.name: i for i in wiring.parse_links(json.loads(text))}
+    veth = next(i for name, i in links.items() if name.startswith("veth"))
+    assert (veth.kind, veth.master, veth.index, veth.peer_index) == ("veth", "docker0", 3, 2)
+    assert links["docker0"].kind == "bridge"
+    # Without -d there is no kind: a master of ports is taken for a bridge.
+    plain = (DATA / "28.5-netns-link-netns-ip-j-addr.txt").read_text()
+    guessed = {i.name: i for i in wiring.parse_links(json.loads(plain))}
+    assert guessed["docker0"].kind == "bridge" and guessed["docker0"].ipv4 == ("172.17.0.1/16",)
+
+
+def test_svg_names_namespaces_ends_and_addresses() -> None:
+    w = gathered("netns-20.10-host-veth.txt")
+    svg = wiring.render(w, "svg", "netns after host-veth").decode()
+    ET.fromstring(svg)  # well-formed
+    for text in ("netns nstest", "eth0@if", "172.17.0.2/16", "docker0", "veth pair"):
+        assert text in svg, text
+
+
+def test_png_on_request() -> None:
+    png = wiring.render(gathered("port-forwarding-20.10-publish-port.txt"), "png")
+    assert png.startswith(b"\x89PNG")
+
+
+def test_cut_short_output_is_refused() -> None:
+    raw = (DATA / "netns-20.10-host-veth.txt").read_text()
+    with pytest.raises(wiring.WiringError, match="cut short"):
+        wiring.parse(raw.replace(f"{wiring.MARK} end", ""))

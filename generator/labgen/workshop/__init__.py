@@ -1,0 +1,7 @@
+"""Workshops: a room of lab machines (seats) on one host, a web page per attendee with the
+lab's steps and a terminal on their own machine, and a live grid for the instructor.
+
+room.py the workshop's record (seats, tokens); seats.py bringing seats up and down;
+grid.py the seats x steps grid; checker.py the background checks; terminal.py the SSH
+pty each seat's browser terminal relays; app.py the web app; server.py serving it.
+"""

@@ -1,0 +1,86 @@
+"""The HTML of the pages, from Jinja2 templates beside this module.
+
+Step explanations are the lab's Markdown, rendered with raw HTML off (a lab file is
+not trusted to inject markup into an attendee's page). The pages carry no inline
+script: what the scripts need (seat, URLs) travels in data- attributes.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import jinja2
+from markdown_it import MarkdownIt
+
+from ..checkdoc import read_checks
+from ..errors import PrerequisiteError
+from .service import RoomService, engine_of
+
+HERE = Path(__file__).resolve().parent
+VENDOR = HERE / "static" / "vendor"
+VENDORED = ("xterm.js", "xterm.css", "addon-fit.js")
+
+
+def require_vendor() -> None:
+    """A PrerequisiteError with the fix unless xterm.js is in the vendor folder."""
+    missing = [name for name in VENDORED if not (VENDOR / name).is_file()]
+    if missing:
+        raise PrerequisiteError(
+            f"the workshop's terminal front-end is missing ({', '.join(missing)} in {VENDOR})",
+            hint="scripts/setup-workshop.sh installs xterm.js there with npm",
+        )
+
+
+@cache
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+@cache
+def _markdown() -> MarkdownIt:
+    return MarkdownIt("commonmark", {"html": False})
+
+
+def _steps(service: RoomService, engine: str) -> list[dict[str, object]]:
+    checks = read_checks(service.lab)
+    return [
+        {
+            # What differs on this seat's Docker engine, where the lab says.
+            "note": _markdown().render(getattr(step, "notes", {}).get(engine, "")),
+            "number": number,
+            "id": step.id,
+            "title": step.title,
+            "explain": _markdown().render(step.explain),
+            "command": step.command.rstrip("\n"),
+            "checks": [c.description for c in checks if c.step == step.id],
+        }
+        for number, step in enumerate(service.lab.steps, start=1)
+    ]
+
+
+def attendee(service: RoomService, seat: str) -> str:
+    """A seat's page: the lab's steps beside a terminal on the seat's machine."""
+    engine = engine_of(seat, service.lab)
+    template = _env().get_template("attendee.html.j2")
+    return template.render(seat=seat, lab=service.lab, engine=engine, steps=_steps(service, engine))
+
+
+def instructor(service: RoomService) -> str:
+    """The instructor's page: the room as a grid of seats x steps."""
+    return (
+        _env()
+        .get_template("instructor.html.j2")
+        .render(room=service.room, lab=service.lab, steps=service.lab.steps)
+    )
+
+
+def watch(service: RoomService, seat: str) -> str:
+    """A seat's terminal, read-only, for the instructor."""
+    return _env().get_template("watch.html.j2").render(seat=seat, lab=service.lab)

@@ -1,0 +1,150 @@
+"""The room while it is served: the grid, the background checker, the seats' shells, and
+what pages ask of a seat (check a step, run it, reset the machine).
+
+Everything here blocks (SSH, a child pytest, Vagrant); app.py calls it from worker
+threads. One action at a time per seat: two presses of Check on one machine would
+only race each other.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import checkdoc, machines, ssh
+from ..checks import run_checks
+from ..context import Context
+from ..errors import UsageError
+from ..instance import Instance
+from ..lab import Lab, load_lab_dir
+from ..results import CheckRun
+from ..steps import Session, record_done, run_step
+from . import seats as seat_ops
+from .checker import Checker
+from .grid import SEAT_FAILED, SEAT_READY, SEAT_RESETTING, Grid
+from .room import Room
+from .terminal import Terminals
+
+
+class Busy(Exception):
+    """The seat is already doing something (a check, a run, a reset)."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    step: str
+    exit_code: int
+    output: str
+    seconds: float
+
+
+def ssh_config_of(seat: str) -> Path:
+    return Instance(seat).ssh_config
+
+
+class RoomService:
+    """One workshop being served."""
+
+    def __init__(self, room: Room, ctx: Context, *, workers: int = 1, min_period: float = 10.0):
+        self.room = room
+        self.ctx = ctx
+        self.lab: Lab = load_lab_dir(Path(room.lab_path))
+        checked = {c.step for c in checkdoc.read_checks(self.lab)}
+        self.grid = Grid(room.seats, [s.id for s in self.lab.steps], checked)
+        self.checker = Checker(
+            self.grid, self.lab, run_checks_of, workers=workers, min_period=min_period
+        )
+        self.terminals = Terminals(ssh_config_of, self.checker.poke)
+        self._locks = {seat: threading.Lock() for seat in room.seats}
+
+    def start(self) -> None:
+        self.checker.start()
+
+    def stop(self) -> None:
+        self.checker.stop()
+        self.terminals.close_all()
+
+    # --- what a seat's page asks -------------------------------------------------------
+
+    def check(self, seat: str, step_id: str) -> tuple[CheckRun, str]:
+        """Run the step's own checks on the seat: the verdict and the grid cell's state."""
+        step = self.lab.step(step_id)
+        with self._exclusive(seat):
+            instance, state, lab = machines.running(seat)
+            verdict = run_checks_of(lab, instance, step.id)
+            cell = self.grid.record(seat, step.id, verdict, attempted=True)
+            if verdict.ok and verdict.results:
+                # The guide's rule: a step whose checks pass is recorded as done.
+                with ssh.connect(instance.ssh_config) as client:
+                    record_done(Session(instance, state, lab, client), step)
+        return verdict, cell
+
+    def run(self, seat: str, step_id: str) -> RunResult:
+        """ "Run it for me": the step's robot form, through the one step runner."""
+        if not self.grid.run_for_me:
+            raise PermissionError('the instructor turned "Run it for me" off')
+        step = self.lab.step(step_id)
+        with self._exclusive(seat):
+            instance, state, lab = machines.running(seat)
+            with ssh.connect(instance.ssh_config) as client:
+                outcome = run_step(Session(instance, state, lab, client), step, capture=True)
+        self.checker.poke(seat)
+        return RunResult(step.id, outcome.exit_code, outcome.output, outcome.seconds)
+
+    # --- what the instructor asks ------------------------------------------------------
+
+    def reset(self, seat: str) -> None:
+        """Destroy the seat's machine and bring it up fresh, in the background."""
+        if seat not in self._locks:
+            raise UsageError(f"no seat {seat!r}")
+        lock = self._locks[seat]
+        if not lock.acquire(blocking=False):
+            raise Busy(seat)
+        self.grid.set_machine(seat, SEAT_RESETTING)
+        self.terminals.close(seat)
+
+        def work() -> None:
+            try:
+                final = seat_ops.reset_seat(self.ctx, self.room.lab_path, seat, _ignore)
+                self.grid.set_machine(seat, SEAT_READY if final.state == "ready" else SEAT_FAILED)
+            finally:
+                lock.release()
+
+        threading.Thread(target=work, name=f"reset-{seat}", daemon=True).start()
+
+    def _exclusive(self, seat: str) -> _Held:
+        lock = self._locks[seat]
+        if not lock.acquire(blocking=False):
+            raise Busy(seat)
+        return _Held(lock)
+
+
+class _Held:
+    """A lock already taken, released on leaving the `with`."""
+
+    def __init__(self, lock: threading.Lock):
+        self.lock = lock
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
+
+
+def engine_of(seat: str, lab: Lab) -> str:
+    """The Docker engine inside the seat's machine (the lab's default if unrecorded)."""
+    instance = Instance(seat)
+    recorded = instance.load().engine if instance.exists() else ""
+    return recorded or lab.spec.engine
+
+
+def run_checks_of(lab: Lab, instance: Instance, step: str) -> CheckRun:
+    """The step's own checks on the machine, for the engine it has."""
+    engine = engine_of(instance.name, lab)
+    return run_checks(lab, instance.ssh_config, target=step, only=True, engine=engine)
+
+
+def _ignore(event: object) -> None:
+    """Reset's progress: the grid's row says resetting until it is done."""

@@ -6,7 +6,6 @@ Parses arguments and calls one verb function each; cli.py adds these commands to
 
 from __future__ import annotations
 
-import shlex
 import sys
 from pathlib import Path
 
@@ -30,14 +29,15 @@ def trace_cmd(machine: str, command: tuple[str, ...], packets: bool, as_json: bo
     never zeroing them, and lists the rules and chain policies that moved, in the
     order the kernel's hooks visit them. Counters that also move while nothing runs
     (a second reading around an idle second) are pointed out. Exits with COMMAND's
-    exit status.
+    exit status. The words after -- are one command line for the machine's shell,
+    as with `labgen ssh`: quote what your own shell should not expand.
 
     Example: labgen trace port-forwarding -- curl -s localhost:5000
     """
     if not command:
         raise UsageError("which command? `labgen trace MACHINE -- CMD`")
-    # One word is a command line as typed ('curl -s "$addr"'); several are argv.
-    line = command[0] if len(command) == 1 else shlex.join(command)
+    # Words joined as ssh and `labgen ssh` join them: the remote shell reads the line.
+    line = " ".join(command)
     result = trace.trace_command(machine, line, packets=packets)
     ui_views.print_trace(result, as_json)
     sys.exit(result.status)

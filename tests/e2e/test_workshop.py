@@ -1,0 +1,265 @@
+"""A real workshop: two seats of port-forwarding, `workshop serve`, and headless Chromium.
+
+Debian's chromium, driven by Playwright for Python through its executable path (never a
+browser Playwright downloads). The server runs on loopback with a deadline of its own,
+and is stopped at the end; the seats are always removed with `workshop down`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import labgen, labgen_json, show
+
+pytestmark = pytest.mark.e2e
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+websockets_client = pytest.importorskip("websockets.sync.client")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# What this host's closed network needs (the machine notes): no background calls home.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+NAME = "wst"
+SEAT1, SEAT2 = f"{NAME}-01", f"{NAME}-02"
+SERVER_DEADLINE = 600  # seconds: the server stops by itself even if this test hangs
+CADENCE = 30.0  # a poked seat is checked within seconds; this bounds it generously
+
+
+@pytest.fixture
+def seats(labgen_home: Path) -> Iterator[None]:
+    """Two seats of port-forwarding, removed after the test, pass or fail."""
+    try:
+        proc = labgen(
+            "workshop", "up", "port-forwarding", "--seats", "2", "--name", NAME, "-j", "2"
+        )
+        assert proc.returncode == 0, show(proc)
+        yield
+    finally:
+        down = labgen("workshop", "down", NAME)
+        assert down.returncode == 0, show(down)
+        assert not list((labgen_home / "instances").glob(f"{NAME}-*")), "a seat was left"
+        assert not (labgen_home / "workshops" / f"{NAME}.json").exists()
+
+
+@pytest.fixture
+def server(seats: None) -> Iterator[dict[str, str]]:
+    """`workshop serve` on a free loopback port: the URLs it printed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labgen", "workshop", "serve", NAME, "--listen", "127.0.0.1:0"]
+        + ["--stop-after", str(SERVER_DEADLINE)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    try:
+        urls: dict[str, str] = {}
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        while len(urls) < 3 and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            found = re.match(r"^(\S+): (http://\S+)$", line.strip())
+            if found:
+                urls[found[1]] = found[2]
+        assert set(urls) == {"instructor", SEAT1, SEAT2}, f"the server printed {urls}"
+        assert all(u.startswith("http://127.0.0.1:") for u in urls.values()), urls
+        yield urls
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def http(method: str, url: str) -> tuple[int, str]:
+    request = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def ws_status(url: str) -> int | None:
+    """The HTTP status a websocket handshake to `url` is refused with (None: accepted)."""
+    try:
+        with websockets_client.connect(url.replace("http://", "ws://"), open_timeout=10):
+            return None
+    except Exception as exc:  # websockets' InvalidStatus carries the response
+        response = getattr(exc, "response", None)
+        if response is None:
+            raise
+        return int(response.status_code)
+
+
+def token_of(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[1]
+
+
+def screen(page: object) -> str:
+    """What the terminal shows: the text of xterm.js's rows on the page."""
+    return str(page.locator(".xterm-rows").inner_text())  # type: ignore[attr-defined]
+
+
+def test_a_workshop_in_a_real_browser(server: dict[str, str], tmp_path: Path) -> None:
+    seat1, seat2, instructor = server[SEAT1], server[SEAT2], server["instructor"]
+    shots = Path(os.environ.get("LABGEN_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+
+    # --- tokens: a token opens only its own seat; nobody's token is a bare 404 ------------
+    other = seat1.replace(token_of(seat1), token_of(seat2))
+    assert http("GET", other)[0] == 403
+    assert http("POST", other + "check/publish-port")[0] == 403
+    assert ws_status(other + "terminal") == 403
+    assert http("GET", seat1.replace(token_of(seat1), token_of(instructor)))[0] == 403
+    wrong = seat1.replace(token_of(seat1), "x" * 32)
+    for method, url in [("GET", wrong), ("POST", wrong + "check/publish-port")]:
+        assert http(method, url) == (404, "Not Found")
+    assert ws_status(wrong + "terminal") == 404
+    assert http("GET", instructor.replace(token_of(instructor), token_of(seat1))) == (
+        404,
+        "Not Found",
+    )
+    assert http("GET", seat1.replace(SEAT1, f"{NAME}-07")) == (404, "Not Found")
+
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
+            tempfile.mkdtemp(prefix="chromium-", dir=tmp_path),
+            executable_path=CHROMIUM,
+            args=CHROMIUM_FLAGS,
+            headless=True,
+            viewport={"width": 1400, "height": 900},
+        )
+        outside: list[str] = []
+        browser.on(
+            "request",
+            lambda r: (
+                outside.append(r.url)
+                if not r.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:"))
+                else None
+            ),
+        )
+        try:
+            room = browser.new_page()
+            room.goto(instructor)
+            room.wait_for_selector("#link.up")
+            cell = f'tr[data-seat="{SEAT1}"] td[data-step="publish-port"]'
+            assert room.get_attribute(cell, "data-state") == "not-yet"
+
+            # --- the attendee's terminal: a real shell on seat 1's machine ----------------
+            page = browser.new_page()
+            page.goto(seat1)
+            page.wait_for_selector("#link.up")
+            page.wait_for_function(
+                "() => document.querySelector('.xterm-rows').innerText.includes('$')"
+            )
+            page.click("#terminal")
+            page.keyboard.type("sudo iptables -t nat -L -n\n")
+            page.wait_for_function(
+                "() => /Chain DOCKER \\(2 references\\)/.test("
+                "document.querySelector('.xterm-rows').innerText)",
+                timeout=20000,
+            )
+            text = screen(page)
+            docker_chain = text[text.index("Chain DOCKER") :]
+            assert re.search(r"RETURN\s+\S+\s+--\s+0\.0\.0\.0/0\s+0\.0\.0\.0/0", docker_chain)
+
+            # --- "Run it for me", then Check, on publish-port ------------------------------
+            step = page.locator("#step-publish-port")
+            listed = step.locator(".verdicts li.pending").count()  # the step's checks, by name
+            assert listed >= 1
+            step.locator("button.run").click()
+            step.locator(".output:not([hidden])").wait_for(timeout=120000)
+            assert "[exit 0" in step.locator(".output").inner_text()
+            step.locator("button.check").click()
+            step.locator(".verdicts li.passed").first.wait_for(timeout=120000)
+            verdicts = step.locator(".verdicts li")
+            assert verdicts.count() == listed, verdicts.all_inner_texts()
+            assert step.locator(".verdicts li.passed").count() == listed, verdicts.all_inner_texts()
+            assert step.locator(".state").get_attribute("data-state") == "done"
+            page.screenshot(path=str(shots / "attendee.png"))
+
+            # --- the instructor's cell turns done, live -----------------------------------
+            began = time.monotonic()
+            room.wait_for_selector(f'{cell}[data-state="done"]', timeout=CADENCE * 1000)
+            assert re.search(r"done\d\d:\d\d:\d\d", room.inner_text(cell).replace("\n", ""))
+
+            # The background checker: curl typed in the terminal, never Checked by hand,
+            # turns seat 1's curl cell done; seat 2, which did nothing, stays not yet.
+            page.click("#terminal")
+            page.keyboard.type("curl -XGET http://localhost:5000\n")
+            curl_cell = f'tr[data-seat="{SEAT1}"] td[data-step="curl"]'
+            began = time.monotonic()
+            room.wait_for_selector(f'{curl_cell}[data-state="done"]', timeout=CADENCE * 1000)
+            background_seconds = time.monotonic() - began
+            seat2_cell = f'tr[data-seat="{SEAT2}"] td[data-step="publish-port"]'
+            assert room.get_attribute(seat2_cell, "data-state") == "not-yet"
+            room.screenshot(path=str(shots / "instructor.png"))
+
+            # --- the instructor watches seat 1's terminal; their keys go nowhere ----------
+            watch = browser.new_page()
+            watch.goto(instructor + f"seats/{SEAT1}/watch")
+            watch.wait_for_function(
+                "() => document.querySelector('.xterm-rows').innerText.includes('Chain DOCKER')"
+            )
+            watch.click("#terminal")
+            watch.keyboard.type("echo WATCHER-TYPED\n")
+            page.keyboard.type("echo attendee-typed\n")
+            page.wait_for_function(
+                "() => document.querySelector('.xterm-rows').innerText.includes('attendee-typed')"
+            )
+            watch.wait_for_function(
+                "() => document.querySelector('.xterm-rows').innerText.includes('attendee-typed')"
+            )
+            assert "WATCHER-TYPED" not in screen(page)
+            watch.screenshot(path=str(shots / "watch.png"))
+
+            # --- "Run it for me" off: the button goes, and the server refuses it ----------
+            room.uncheck("#run-for-me")
+            page.wait_for_selector("#step-curl button.run", state="hidden")
+            assert http("POST", seat1 + "run/curl")[0] == 403
+        finally:
+            browser.close()
+    assert not outside, f"the pages asked for something outside the server: {outside}"
+
+    # --- the grid as CSV --------------------------------------------------------------
+    status, body = http("GET", instructor + "grid.csv")
+    assert status == 200
+    rows = {line.split(",")[0]: line.split(",") for line in body.splitlines()}
+    header = rows["seat"]
+    assert rows[SEAT1][header.index("publish-port")] == "done"
+    assert rows[SEAT1][header.index("curl")] == "done"
+    assert rows[SEAT2][header.index("publish-port")] == "not-yet"
+
+    # `workshop status` sees both seats answer; a Check that passed is recorded progress.
+    code, data = labgen_json("workshop", "status", NAME)
+    assert code == 0
+    seats_json = {s["seat"]: s for s in data[0]["seats"]}
+    assert {s["state"] for s in seats_json.values()} == {"ready"}
+    assert "publish-port" in seats_json[SEAT1]["steps_run"]
+    print(json.dumps({"background_check_seconds": round(background_seconds, 1)}))

@@ -11,7 +11,8 @@ machine's (verbs/trace.py). Three parts:
   rule by rule, a jump followed by the rules of the chain it jumped to; the policy of a
   built-in chain last, where packets fell through to it. Counters are never zeroed: the
   learner's own `iptables -Z` readings keep their meaning.
-- `parse_monitor` reads `xtables-monitor --trace` into packets, each with the rules it met.
+- `PacketWalk`: a packet's walk as `xtables-monitor --trace` reports it (verbs/trace.py
+  runs the monitor and reads its output).
 
 Nothing here knows an engine: 28.5's raw table or its DOCKER-FORWARD chain are just more
 chains in the dump.
@@ -20,9 +21,7 @@ chains in the dump.
 from __future__ import annotations
 
 import re
-import shlex
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 # Hooks in the order a packet meets them (locally made packets start at OUTPUT, arriving
 # ones at PREROUTING), and the tables registered at each, by netfilter priority: raw -300,
@@ -33,24 +32,6 @@ HOOKS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("INPUT", ("mangle", "filter", "security", "nat")),
     ("FORWARD", ("mangle", "filter", "security")),
     ("POSTROUTING", ("mangle", "nat")),
-)
-
-# Targets that end a packet's walk through the table (it goes on to the next table, or
-# is gone); anything else that is not a chain of the table (LOG, MARK, TRACE...) lets
-# the packet continue with the next rule.
-TERMINAL_TARGETS = frozenset(
-    {
-        "ACCEPT",
-        "DROP",
-        "REJECT",
-        "DNAT",
-        "SNAT",
-        "MASQUERADE",
-        "REDIRECT",
-        "RETURN",
-        "CT",
-        "NOTRACK",
-    }
 )
 
 _COUNTERS = re.compile(r"^\[(\d+):(\d+)\]\s+(.*)$")
@@ -153,34 +134,26 @@ def parse_save(text: str) -> Ruleset:
             raise TraceError(f"line {number}: {line!r} before any table (*nat, *filter...)")
         chain_match = _CHAIN.match(line)
         if chain_match:
-            name, policy = chain_match[1], chain_match[2]
-            tables[table][name] = Chain(
-                table,
-                name,
-                None if policy == "-" else policy,
-                int(chain_match[3] or 0),
-                int(chain_match[4] or 0),
-            )
+            name, verdict, chain_packets, chain_bytes = chain_match.groups(default="0")
+            policy = None if verdict == "-" else verdict
+            counts = int(chain_packets), int(chain_bytes)
+            tables[table][name] = Chain(table, name, policy, *counts)
             continue
         counted = _COUNTERS.match(line)
         if not counted:
-            raise TraceError(
-                f"line {number}: {line!r} has no [packets:bytes]; use iptables-save -c"
-            )
+            raise TraceError(f"line {number}: {line!r} has no counters; use iptables-save -c")
         spec = counted[3]
         words = spec.split()
         if len(words) < 2 or words[0] != "-A":
             raise TraceError(f"line {number}: {line!r} is not an -A rule")
-        key = (table, words[1])
-        in_chain = rules.setdefault(key, [])
+        in_chain = rules.setdefault((table, words[1]), [])
+        number_in_chain = len(in_chain) + 1
         in_chain.append(
-            Rule(table, words[1], len(in_chain) + 1, spec, int(counted[1]), int(counted[2]))
+            Rule(table, words[1], number_in_chain, spec, *map(int, counted.groups()[:2]))
         )
-    for (tname, cname), chain_rules in rules.items():
+    for (tname, cname), listed in rules.items():
         old = tables[tname].get(cname) or Chain(tname, cname, None, 0, 0)
-        tables[tname][cname] = Chain(
-            tname, cname, old.policy, old.packets, old.bytes, tuple(chain_rules)
-        )
+        tables[tname][cname] = Chain(tname, cname, old.policy, old.packets, old.bytes, (*listed,))
     return Ruleset(tables, version, backend)
 
 
@@ -312,64 +285,34 @@ def path(
         background, _ = deltas(idle_before, idle_after)
     old_keys = _counters(before).keys()
     hits: list[Hit] = []
-    shown: set[_Key] = set()
     walked: set[tuple[str, str]] = set()
 
-    def key_of(rule: Rule, chain: Chain) -> _Key:
-        same = [r for r in chain.rules[: rule.number] if r.spec == rule.spec]
-        return (rule.table, rule.chain, rule.spec, len(same))
+    def add(hook: str, key: _Key, policy: str | None, depth: int, number: int, note: str) -> None:
+        table, chain, spec, _ = key
+        packets, nbytes = moved.pop(key)
+        extra = background.get(key, (0, 0))[0]
+        hits.append(
+            Hit(hook, table, chain, spec, policy, packets, nbytes, depth, number, extra, note)
+        )
 
     def walk(hook: str, chain: Chain, depth: int) -> None:
         walked.add((chain.table, chain.name))
-        tables = after.tables[chain.table]
+        seen: dict[str, int] = {}
         for rule in chain.rules:
-            key = key_of(rule, chain)
+            seen[rule.spec] = seen.get(rule.spec, 0) + 1
+            key: _Key = (rule.table, rule.chain, rule.spec, seen[rule.spec])
             if key not in moved:
                 continue
-            target = rule.target
-            into = tables.get(target) if target else None
+            into = after.tables[chain.table].get(rule.target or "")
             again = into is not None and (into.table, into.name) in walked
-            note = f"{target}: counted above" if again else ""
-            if key not in old_keys:
-                note = "; ".join(filter(None, [note, "added by the command"]))
-            packets, nbytes = moved[key]
-            hits.append(
-                Hit(
-                    hook,
-                    chain.table,
-                    chain.name,
-                    rule.spec,
-                    None,
-                    packets,
-                    nbytes,
-                    depth,
-                    rule.number,
-                    background.get(key, (0, 0))[0],
-                    note,
-                )
-            )
-            shown.add(key)
+            note = [f"{rule.target}: counted above" if again else ""]
+            note.append("" if key in old_keys else "added by the command")
+            add(hook, key, None, depth, rule.number, "; ".join(filter(None, note)))
             if into is not None and not again:
                 walk(hook, into, depth + 1)
-        pkey: _Key = (chain.table, chain.name, None, 0)
-        if chain.policy is not None and pkey in moved:
-            packets, nbytes = moved[pkey]
-            hits.append(
-                Hit(
-                    hook,
-                    chain.table,
-                    chain.name,
-                    None,
-                    chain.policy,
-                    packets,
-                    nbytes,
-                    depth,
-                    0,
-                    background.get(pkey, (0, 0))[0],
-                    "fell through to the policy",
-                )
-            )
-            shown.add(pkey)
+        policy_key: _Key = (chain.table, chain.name, None, 0)
+        if chain.policy is not None and policy_key in moved:
+            add(hook, policy_key, chain.policy, depth, 0, "fell through to the policy")
 
     for hook, tables in HOOKS:
         for table in tables:
@@ -378,60 +321,39 @@ def path(
                 walk(hook, base, 0)
     # Counters moved in chains no moved jump leads to (a jump whose counter moved in a
     # dump taken a moment apart, or a chain entered from a rule that was deleted).
-    for key, (packets, nbytes) in sorted(moved.items(), key=lambda kv: str(kv[0])):
-        if key in shown:
-            continue
+    for key in sorted(moved, key=str):
         table, chain_name, spec, _ = key
         chain = after.tables[table][chain_name]
         number = next((r.number for r in chain.rules if r.spec == spec), 0)
-        hits.append(
-            Hit(
-                "?",
-                table,
-                chain_name,
-                spec,
-                chain.policy if spec is None else None,
-                packets,
-                nbytes,
-                0,
-                number,
-                background.get(key, (0, 0))[0],
-                "reached by no rule that moved",
-            )
-        )
+        policy = chain.policy if spec is None else None
+        add("?", key, policy, 0, number, "reached by no rule that moved")
     notes.extend(_background_notes(background))
     notes.extend(_policy_notes(after, hits))
     return Route(tuple(hits), tuple(notes))
 
 
 def _background_notes(background: dict[_Key, tuple[int, int]]) -> list[str]:
-    if not background:
-        return []
-    named = [
-        f"{t} {c} {'policy' if s is None else '#rule ' + s} +{p}"
-        for (t, c, s, _), (p, _b) in sorted(background.items(), key=lambda kv: str(kv[0]))
-    ]
-    return [
-        "these counters moved with no command running (other traffic on the machine), "
-        "so part of their count may not be the command's: " + "; ".join(named)
-    ]
+    named = [f"{t} {c} {s or 'policy'} +{p}" for (t, c, s, _), (p, _) in background.items()]
+    why = "these counters moved with no command running (other traffic on the machine), "
+    why += "so part of their count may not be the command's: "
+    return [why + "; ".join(sorted(named))] if named else []
 
 
 def _policy_notes(after: Ruleset, hits: list[Hit]) -> list[str]:
-    if after.backend != "nf_tables" or after.version is None:
+    old = after.version is not None and after.version < POLICY_COUNTERS_SINCE
+    if after.backend != "nf_tables" or not old or any(h.rule is None for h in hits):
         return []
-    if after.version >= POLICY_COUNTERS_SINCE:
-        return []
-    if any(h.rule is None for h in hits):
-        return []
-    version = ".".join(map(str, after.version))
     return [
-        f"iptables {version} (nf_tables) does not count packets at chain policies until a "
-        "table is zeroed, so packets that fell through a chain to its policy are not shown"
+        f"iptables {'.'.join(map(str, after.version or ()))} (nf_tables) does not count "
+        "packets at chain policies until a table is zeroed, so packets that fell through "
+        "a chain to its policy are not shown"
     ]
 
 
 # -- per packet: xtables-monitor --trace -----------------------------------------------
+
+OWN_CHAIN = "LABGEN-TRACE"
+"""The raw-table chain that `--packets` adds (and always removes) to mark packets."""
 
 
 @dataclass(frozen=True)
@@ -453,166 +375,9 @@ class PacketWalk:
     header: str  # "OUT=lo SRC=127.0.0.1 DST=127.0.0.1 ... SYN"
     steps: tuple[TraceStep, ...]
 
-    @property
-    def flow(self) -> str:
-        """The connection, as the first packet of it shows it: `SRC:SPORT → DST:DPORT`.
-
-        >>> PacketWalk("1", "OUT=lo SRC=10.0.0.1 DST=10.0.0.2 SPORT=40000 DPORT=5000", ()).flow
-        '10.0.0.1:40000 → 10.0.0.2:5000'
-        """
-        f = dict(w.split("=", 1) for w in self.header.split() if "=" in w)
-        return (
-            f"{f.get('SRC', '?')}:{f.get('SPORT', '?')} → {f.get('DST', '?')}:{f.get('DPORT', '?')}"
-        )
-
     def met_rules(self, ignore_chain: str = "") -> bool:
         """Whether the packet met a rule (not only policies) outside `ignore_chain`."""
         return any(s.kind == "rule" and s.chain != ignore_chain for s in self.steps)
-
-
-_TRACE = re.compile(r"^TRACE:\s+\d+\s+(\S+)\s+(\w+):([^:]+):(\w+)(?::(\S+))?(?:\s+(.*))?$")
-_PACKET = re.compile(r"^PACKET:\s+\d+\s+(\S+)\s+(.*)$")
-
-
-def parse_monitor(text: str, own_chain: str = "") -> list[PacketWalk]:
-    """Packets from `xtables-monitor --trace` output; steps in `own_chain` (the tracer's
-    own rules) and the jumps into it are left out.
-
-    >>> walks = parse_monitor('''PACKET: 2 1a OUT=lo SRC=127.0.0.1 DST=127.0.0.1 SYN
-    ...  TRACE: 2 1a nat:OUTPUT:policy:ACCEPT ''')
-    >>> walks[0].steps[0]
-    TraceStep(table='nat', chain='OUTPUT', kind='policy', verdict='ACCEPT', rule='')
-    """
-    walks: list[PacketWalk] = []
-    current: tuple[str, str] | None = None
-    steps: list[TraceStep] = []
-
-    def close() -> None:
-        if current is not None:
-            walks.append(PacketWalk(current[0], current[1], tuple(steps)))
-
-    for raw in text.splitlines():
-        line = raw.strip()
-        packet = _PACKET.match(line)
-        if packet:
-            close()
-            current, steps = (packet[1], packet[2].strip()), []
-            continue
-        step = _TRACE.match(line)
-        if step is None or current is None:
-            continue
-        table, chain, kind = step[2], step[3], step[4]
-        # rule:HANDLE:VERDICT[:CHAIN] for rules; policy:VERDICT and return:... otherwise.
-        rest = (step[5] or "").split(":")
-        verdict = ":".join(rest[1:] if kind == "rule" else rest)
-        rule = (step[6] or "").strip()
-        rule = re.sub(r"^-4\s+-t\s+\S+\s+", "", rule)
-        if own_chain and (chain == own_chain or verdict.endswith(":" + own_chain)):
-            continue
-        steps.append(TraceStep(table, chain, kind, verdict, rule))
-    close()
-    return walks
-
-
-# -- one trace run on a machine: the script, and reading what it printed ------------------
-
-RUN_MARK = "@@labgen-trace"
-OWN_CHAIN = "LABGEN-TRACE"
-"""The raw-table chain that `--packets` adds (and always removes) to mark packets."""
-
-# The TRACE rules: every packet but the SSH connection's (port 22 either way) gets
-# traced. A user chain, so that RETURN hands the packet back to PREROUTING/OUTPUT and the
-# raw table's own rules (28.5's DROP) still see every packet as before.
-TRACE_ON = f"""\
-iptables -t raw -N {OWN_CHAIN}
-iptables -t raw -A {OWN_CHAIN} -p tcp -m tcp --sport 22 -j RETURN
-iptables -t raw -A {OWN_CHAIN} -p tcp -m tcp --dport 22 -j RETURN
-iptables -t raw -A {OWN_CHAIN} -j TRACE
-iptables -t raw -I PREROUTING 1 -j {OWN_CHAIN}
-iptables -t raw -I OUTPUT 1 -j {OWN_CHAIN}
-"""
-
-TRACE_OFF = f"""\
-while iptables -t raw -D PREROUTING -j {OWN_CHAIN} 2>/dev/null; do :; done
-while iptables -t raw -D OUTPUT -j {OWN_CHAIN} 2>/dev/null; do :; done
-iptables -t raw -F {OWN_CHAIN} 2>/dev/null
-iptables -t raw -X {OWN_CHAIN} 2>/dev/null
-true
-"""
-"""Removes the TRACE rules; harmless when there are none (run again after every trace)."""
-
-
-def script(command: str, idle: float = 1.0, packets: bool = False) -> str:
-    """The shell script that traces `command` on the machine (run as the lab user).
-
-    Everything goes to files until the end, so that no output crosses the SSH connection
-    while counters are read: two dumps around `idle` seconds with nothing running, then
-    dumps before and after the command, its output and exit status, and with `packets`
-    xtables-monitor's trace. A trap removes the TRACE rules however the script ends.
-
-    >>> "iptables-save -c" in script("true") and "xtables-monitor" not in script("true")
-    True
-    """
-    q = shlex.quote
-    on = f"sudo -n sh -c {q(TRACE_OFF + TRACE_ON)}" if packets else ":"
-    off = f"sudo -n sh -c {q(TRACE_OFF)}" if packets else ":"
-    monitor_start = (
-        'sudo -n xtables-monitor --trace > "$d/monitor" 2>&1 & mon=$!; sleep 0.5'
-        if packets
-        else ":"
-    )
-    # The monitor reads events from a netlink socket: give the last ones time to arrive.
-    monitor_stop = 'sleep 0.3; sudo -n kill "$mon"; wait "$mon" 2>/dev/null' if packets else ":"
-    return f"""\
-d=$(mktemp -d) || exit 90
-cleanup() {{ {off}; rm -rf "$d"; }}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-save() {{
-  sudo -n iptables-save -c > "$d/$1" 2> "$d/$1.err" || {{ cat "$d/$1.err" >&2; exit 91; }}
-}}
-save idle-before
-sleep {idle:.2f}
-save idle-after
-save before
-{on} || exit 92
-{monitor_start}
-date +%s.%N > "$d/started"
-sh -c {q(command)} > "$d/stdout" 2> "$d/stderr" < /dev/null
-echo $? > "$d/status"
-date +%s.%N > "$d/ended"
-{monitor_stop}
-{off}
-save after
-for f in idle-before idle-after before after monitor stdout stderr status started ended; do
-  [ -e "$d/$f" ] || continue
-  echo "{RUN_MARK} begin $f"; cat "$d/$f"; echo; echo "{RUN_MARK} end $f"
-done
-"""
-
-
-def split_run(raw: str) -> dict[str, str]:
-    """The sections the trace script printed, by name.
-
-    >>> split_run("@@labgen-trace begin status\\n0\\n\\n@@labgen-trace end status\\n")
-    {'status': '0\\n'}
-    """
-    sections: dict[str, str] = {}
-    name: str | None = None
-    body: list[str] = []
-    for line in raw.splitlines(keepends=True):
-        words = line.split()
-        if len(words) == 3 and words[0] == RUN_MARK and words[1] in ("begin", "end"):
-            if words[1] == "begin":
-                name, body = words[2], []
-            elif name == words[2]:
-                text = "".join(body)
-                sections[name] = text[:-1] if text.endswith("\n") else text
-                name = None
-            continue
-        if name is not None:
-            body.append(line)
-    return sections
 
 
 @dataclass(frozen=True)
@@ -630,45 +395,3 @@ class TraceResult:
     path: Route
     iptables: str  # "1.8.9 (nf_tables)"
     packets: tuple[PacketWalk, ...] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["path"] = {
-            "hits": [asdict(h) | {"where": h.where} for h in self.path.hits],
-            "notes": list(self.path.notes),
-        }
-        return data
-
-
-def read_run(raw: str, machine: str, command: str, idle: float, packets: bool) -> TraceResult:
-    """A `TraceResult` from what `script` printed (pure: recorded runs test it)."""
-    sections = split_run(raw)
-    missing = [
-        s for s in ("idle-before", "idle-after", "before", "after", "status") if s not in sections
-    ]
-    if missing:
-        raise TraceError(f"the trace printed no {', '.join(missing)}")
-    before, after = parse_save(sections["before"]), parse_save(sections["after"])
-    found = path(
-        before, after, parse_save(sections["idle-before"]), parse_save(sections["idle-after"])
-    )
-    try:
-        seconds = float(sections["ended"]) - float(sections["started"])
-    except (KeyError, ValueError):
-        seconds = 0.0
-    version = ".".join(map(str, after.version)) if after.version else "?"
-    walks = None
-    if packets:
-        walks = tuple(parse_monitor(sections.get("monitor", ""), OWN_CHAIN))
-    return TraceResult(
-        machine,
-        command,
-        int(sections["status"].strip() or 255),
-        sections.get("stdout", ""),
-        sections.get("stderr", ""),
-        round(seconds, 3),
-        idle,
-        found,
-        f"{version} ({after.backend or '?'})",
-        walks,
-    )

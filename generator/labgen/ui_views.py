@@ -5,12 +5,15 @@ Imports no verb module: it prints the records of labgen.trace and labgen.wiring.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from typing import Any
+
 from rich.markup import escape
 from rich.table import Table
 
 from .trace import OWN_CHAIN, PacketWalk, TraceResult
 from .ui import out, print_json
-from .wiring import Picture
+from .wiring import Picture, Wiring
 
 _HOOK_STYLE = {
     "PREROUTING": "cyan",
@@ -24,7 +27,7 @@ _HOOK_STYLE = {
 def print_trace(result: TraceResult, as_json: bool) -> None:
     """The command's outcome, then the rules its packets met in hook order."""
     if as_json:
-        print_json(result.to_json())
+        print_json(trace_json(result))
         return
     out.print(
         f"[bold]$ {escape(result.command)}[/]  [dim](exit {result.status}, "
@@ -87,8 +90,9 @@ def print_packets(walks: tuple[PacketWalk, ...]) -> None:
     for walk in walks:
         if walk in met:
             continue
-        src, _, dst = walk.flow.partition(" → ")
-        flows.setdefault(frozenset((src, dst)), []).append(walk.flow)
+        flow = _flow(walk.header)
+        src, _, dst = flow.partition(" → ")
+        flows.setdefault(frozenset((src, dst)), []).append(flow)
     for seen in flows.values():
         out.print(
             f"  [dim]{escape(seen[0])} and back: {len(seen)} packet-hooks, "
@@ -101,7 +105,7 @@ def print_packets(walks: tuple[PacketWalk, ...]) -> None:
 def print_picture(picture: Picture, as_json: bool) -> None:
     """Where the picture is, and what it shows in words."""
     if as_json:
-        print_json(picture.to_json())
+        print_json(asdict(picture) | {"wiring": wiring_json(picture.wiring)})
         return
     if picture.steps_run:
         out.print(f"[dim]ran {', '.join(picture.steps_run)} first[/]")
@@ -126,6 +130,34 @@ def print_picture(picture: Picture, as_json: bool) -> None:
         out.print(f"[dim]note: {escape(note)}[/]")
 
 
+def _flow(header: str) -> str:
+    """The connection a packet belongs to, as this packet shows it.
+
+    >>> _flow("OUT=lo SRC=10.0.0.1 DST=10.0.0.2 LEN=60 SPORT=40000 DPORT=5000 SYN")
+    '10.0.0.1:40000 → 10.0.0.2:5000'
+    """
+    f = dict(word.split("=", 1) for word in header.split() if "=" in word)
+    return f"{f.get('SRC')}:{f.get('SPORT')} → {f.get('DST')}:{f.get('DPORT')}"
+
+
 def _clip(text: str, limit: int = 2000) -> str:
     text = text.strip()
     return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more characters)"
+
+
+def trace_json(result: TraceResult) -> dict[str, Any]:
+    """The trace for tools: every field, and each hit's `where` as people read it."""
+    data = asdict(result)
+    data["path"]["hits"] = [asdict(h) | {"where": h.where} for h in result.path.hits]
+    return data
+
+
+def wiring_json(wiring: Wiring) -> dict[str, Any]:
+    """The wiring for tools: namespaces with their interfaces (and `ip`'s `name@ifN`
+    labels), veth pairs as pairs of (namespace inode, interface index), published ports."""
+    data = asdict(wiring)
+    for ns, raw in zip(wiring.namespaces, data["namespaces"], strict=True):
+        for iface, entry in zip(ns.interfaces, raw["interfaces"], strict=True):
+            entry["label"] = iface.label
+    data["veth_pairs"] = data.pop("pairs")
+    return data

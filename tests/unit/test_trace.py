@@ -11,7 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from labgen import trace
+from labgen import trace, ui_views
+from labgen.verbs import trace as trace_verb
 
 DATA = Path(__file__).parent / "data" / "trace"
 ENGINES = ("20.10", "26.1", "28.5")
@@ -30,7 +31,7 @@ def request(engine: str, name: str) -> trace.Route:
 
 def run(name: str, packets: bool = False) -> trace.TraceResult:
     raw = (DATA / name).read_text()
-    return trace.read_run(raw, "pf", "recorded", 1.0, packets)
+    return trace_verb.read_run(raw, "pf", "recorded", 1.0, packets)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -111,7 +112,7 @@ def test_a_recorded_run_from_another_container() -> None:
     assert result.path.rules() == [PREROUTING_JUMP, RETURN]
     assert result.iptables == "1.8.9 (nf_tables)"
     assert result.packets is None
-    assert result.to_json()["path"]["hits"][1]["where"] == "nat DOCKER #1"
+    assert ui_views.trace_json(result)["path"]["hits"][1]["where"] == "nat DOCKER #1"
 
 
 def test_packets_of_a_recorded_eth0_run() -> None:
@@ -132,14 +133,14 @@ def test_packets_of_a_recorded_eth0_run() -> None:
 
 def test_monitor_output_recorded_by_hand_parses_the_same() -> None:
     """The engines harness's own TRACE rule (in raw OUTPUT) is a rule like any other."""
-    walks = trace.parse_monitor((DATA / "20.10" / "trace-eth0-monitor.txt").read_text())
+    walks = trace_verb.parse_monitor((DATA / "20.10" / "trace-eth0-monitor.txt").read_text())
     dnat = [s for w in walks for s in w.steps if "DNAT" in s.rule]
     assert len(dnat) == 1 and dnat[0].chain == "DOCKER"
 
 
 @pytest.mark.parametrize("packets", [False, True])
 def test_the_script_is_valid_shell_and_removes_trace_rules_on_exit(packets: bool) -> None:
-    text = trace.script("curl -s 'http://localhost:5000/?a=1&b=2'", 1.0, packets)
+    text = trace_verb.script("curl -s 'http://localhost:5000/?a=1&b=2'", 1.0, packets)
     subprocess.run(["sh", "-n"], input=text, text=True, check=True)
     assert ("iptables -t raw -X LABGEN-TRACE" in text) == packets
     assert text.index("trap cleanup EXIT") < text.index("save before")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from labgen import wiring
+from labgen.verbs import draw
 
 DATA = Path(__file__).parent / "data" / "wiring"
 
@@ -63,14 +64,14 @@ def test_28_5_host_side_from_ip_j_link() -> None:
 
 def test_svg_names_namespaces_ends_and_addresses() -> None:
     w = gathered("netns-20.10-host-veth.txt")
-    svg = wiring.render(w, "svg", "netns after host-veth").decode()
+    svg = draw.render(w, "svg", "netns after host-veth").decode()
     ET.fromstring(svg)  # well-formed
     for text in ("netns nstest", "eth0@if", "172.17.0.2/16", "docker0", "veth pair"):
         assert text in svg, text
 
 
 def test_png_on_request() -> None:
-    png = wiring.render(gathered("port-forwarding-20.10-publish-port.txt"), "png")
+    png = draw.render(gathered("port-forwarding-20.10-publish-port.txt"), "png")
     assert png.startswith(b"\x89PNG")
 
 

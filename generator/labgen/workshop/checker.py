@@ -6,7 +6,7 @@ more than `workers` at once, and spreads the idle re-checks so that they take ab
 one seat is seats x (measured CPU per check) / budget, and never less than `min_period`.
 What an attendee does makes their seat due sooner: a command typed in the terminal
 (Enter) or a step run from the page pokes the seat, and it is checked a moment later,
-then again a little after (commands take a while), whatever the idle period.
+then twice more a little after (commands take a while), whatever the idle period.
 `run` is how a step's checks run on a seat (service.run_checks_of).
 """
 
@@ -26,7 +26,8 @@ from ..results import CheckRun
 from .grid import SEAT_READY, Grid
 
 POKE_DELAY = 1.5  # after Enter in a terminal: most commands of a lab finish by then
-FOLLOW_UP = 5.0  # and once more after this, for the ones that take longer
+FOLLOW_UP = 3.0  # and twice more at this interval, for the ones that take longer
+FOLLOW_UPS = 2
 FIRST_CPU_GUESS = 1.2  # seconds of CPU per check run until one is measured
 
 
@@ -72,16 +73,17 @@ class Checker:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def poke(self, seat: str) -> None:
-        """Something happened on `seat`: check it soon, and once more a little later."""
+        """Something happened on `seat`: check it soon, and twice more a little later."""
         with self._lock:
             state = self._seats.get(seat)
             if state is not None:
                 state.due = min(state.due, time.monotonic() + POKE_DELAY)
-                state.follow_ups = 1
+                state.follow_ups = FOLLOW_UPS
 
     def _loop(self) -> None:
         while not self._stop.wait(0.25):

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -71,8 +72,10 @@ def serve(
     listen: str,
     on_ready: Callable[[str], None],
     stop_after: float | None = None,
+    stop: threading.Event | None = None,
 ) -> None:
-    """Serve the room until Ctrl-C, or `stop_after` seconds; `on_ready(base_url)` once up."""
+    """Serve the room until Ctrl-C, `stop_after` seconds, or `stop` is set (by another
+    thread); `on_ready(base_url)` once it is up."""
     sock = bind(*parse_listen(listen))
     stopping = asyncio.Event()
     app = build_app(service, stopping)
@@ -95,6 +98,8 @@ def serve(
             on_ready(base_url(sock))
         while not server.should_exit:
             if deadline is not None and time.monotonic() >= deadline:
+                server.should_exit = True
+            if stop is not None and stop.is_set():
                 server.should_exit = True
             await asyncio.sleep(0.2)
         stopping.set()  # the event streams end, so the shutdown need not wait for them

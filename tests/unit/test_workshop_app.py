@@ -1,0 +1,162 @@
+"""The web app on a real loopback server (uvicorn), without machines: who may open what,
+the headers, the pages and the event stream. Checks and terminals need a machine: the
+e2e test covers them."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+
+from labgen.context import Context  # noqa: E402
+from labgen.errors import PrerequisiteError  # noqa: E402
+from labgen.lab import load_lab  # noqa: E402
+from labgen.workshop import pages, server  # noqa: E402
+from labgen.workshop import room as rooms  # noqa: E402
+from labgen.workshop.service import RoomService  # noqa: E402
+
+
+class Served:
+    def __init__(self, base: str, room: rooms.Room, service: RoomService):
+        self.base, self.room, self.service = base, room, service
+
+    def seat_url(self, seat: str, token: str | None = None) -> str:
+        return f"{self.base}/w/{seat}/{token or self.room.seat_tokens[seat]}/"
+
+    @property
+    def instructor(self) -> str:
+        return f"{self.base}/i/{self.room.instructor_token}/"
+
+
+@pytest.fixture
+def served(labgen_home: Path) -> Iterator[Served]:
+    lab = load_lab("port-forwarding")
+    room = rooms.create("pf", lab.name, str(lab.path), 2)
+    service = RoomService(room, Context())
+    service.checker.start = lambda: None  # type: ignore[method-assign]  # no machines here
+    ready = threading.Event()
+    stop = threading.Event()
+    base: list[str] = []
+
+    def on_ready(url: str) -> None:
+        base.append(url)
+        ready.set()
+
+    thread = threading.Thread(
+        target=server.serve, args=(service, "127.0.0.1:0", on_ready, 60, stop), daemon=True
+    )
+    thread.start()
+    try:
+        assert ready.wait(15), "the server did not start"
+        yield Served(base[0], room, service)
+    finally:
+        stop.set()
+        thread.join(15)
+        assert not thread.is_alive(), "the server did not stop"
+
+
+def fetch(
+    url: str, method: str = "GET", body: bytes | None = None
+) -> tuple[int, dict[str, str], str]:
+    request = urllib.request.Request(url, data=body, method=method)
+    if body is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read().decode()
+
+
+def test_a_seats_token_opens_its_seat_only(served: Served) -> None:
+    status, headers, body = fetch(served.seat_url("pf-01"))
+    assert status == 200 and "pf-01" in body and "Publish port 5000" in body
+    other = served.room.seat_tokens["pf-02"]
+    assert fetch(served.seat_url("pf-01", other))[0] == 403
+    assert fetch(served.seat_url("pf-01", other) + "check/publish-port", "POST")[0] == 403
+    assert fetch(served.seat_url("pf-01", other) + "run/publish-port", "POST")[0] == 403
+    assert fetch(served.seat_url("pf-01", served.room.instructor_token))[0] == 403
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/w/pf-01/{bad}/",
+        "/w/pf-01/{bad}/events",
+        "/w/pf-09/{seat2}/",  # a seat that does not exist, with a real token
+        "/i/{bad}/",
+        "/i/{seat1}/",  # a seat's token is nobody's on the instructor's page
+        "/i/{bad}/grid.csv",
+        "/nowhere",
+    ],
+)
+def test_what_no_token_opens_is_a_bare_404(served: Served, path: str) -> None:
+    url = served.base + path.format(
+        bad="A" * 32,
+        seat1=served.room.seat_tokens["pf-01"],
+        seat2=served.room.seat_tokens["pf-02"],
+    )
+    status, headers, body = fetch(url)
+    assert (status, body) == (404, "Not Found")
+    assert "server" not in {k.lower() for k in headers}
+
+
+def test_pages_load_nothing_from_elsewhere(served: Served) -> None:
+    for url in (served.seat_url("pf-01"), served.instructor):
+        status, headers, body = fetch(url)
+        assert status == 200
+        assert headers["content-security-policy"].startswith("default-src 'self'")
+        assert headers["referrer-policy"] == "no-referrer"
+        links = re.findall(r'(?:src|href)="([^"]*)"', body)
+        assert links and all("//" not in link for link in links), links
+    assert fetch(served.base + "/static/vendor/xterm.js")[0] == 200 or not pages.VENDOR.is_dir()
+
+
+def test_the_instructor_turns_run_it_for_me_off(served: Served) -> None:
+    assert served.service.grid.run_for_me
+    status, _, body = fetch(served.instructor + "run-for-me", "POST", b'{"enabled": false}')
+    assert status == 200 and json.loads(body) == {"run_for_me": False}
+    status, _, body = fetch(served.seat_url("pf-01") + "run/curl", "POST")
+    assert status == 403 and "turned" in json.loads(body)["error"]
+
+
+def test_the_event_stream_starts_with_the_grid(served: Served) -> None:
+    with urllib.request.urlopen(served.instructor + "events", timeout=10) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        first = stream.readline().decode()
+    event = json.loads(first.removeprefix("data: "))
+    assert event["type"] == "grid" and [r["seat"] for r in event["rows"]] == ["pf-01", "pf-02"]
+    assert event["rows"][0]["cells"]["publish-port"]["state"] == "not-yet"
+    assert event["rows"][0]["cells"]["nat-baseline"]["state"] == "no-checks"
+
+
+def test_the_csv_downloads_as_a_file(served: Served) -> None:
+    status, headers, body = fetch(served.instructor + "grid.csv")
+    assert status == 200 and headers["content-type"].startswith("text/csv")
+    assert "attachment" in headers["content-disposition"]
+    assert body.splitlines()[1].startswith("pf-01,ready,no-checks,")
+
+
+def test_a_missing_front_end_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(pages, "VENDOR", tmp_path)
+    with pytest.raises(PrerequisiteError, match="xterm.js") as raised:
+        pages.require_vendor()
+    assert "setup-workshop.sh" in str(raised.value.hint)
+
+
+def test_listen_addresses_are_parsed_or_refused() -> None:
+    assert server.parse_listen("0.0.0.0:80") == ("0.0.0.0", 80)
+    for bad in ("localhost:80", "127.0.0.1", "127.0.0.1:99999"):
+        with pytest.raises(Exception, match="--listen"):
+            server.parse_listen(bad)

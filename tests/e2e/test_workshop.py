@@ -25,9 +25,6 @@ from helpers import labgen, labgen_json, show
 
 pytestmark = pytest.mark.e2e
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-websockets_client = pytest.importorskip("websockets.sync.client")
-
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # What this host's closed network needs (the machine notes): no background calls home.
 CHROMIUM_FLAGS = [
@@ -107,8 +104,10 @@ def http(method: str, url: str) -> tuple[int, str]:
 
 def ws_status(url: str) -> int | None:
     """The HTTP status a websocket handshake to `url` is refused with (None: accepted)."""
+    from websockets.sync.client import connect
+
     try:
-        with websockets_client.connect(url.replace("http://", "ws://"), open_timeout=10):
+        with connect(url.replace("http://", "ws://"), open_timeout=10):
             return None
     except Exception as exc:  # websockets' InvalidStatus carries the response
         response = getattr(exc, "response", None)
@@ -127,6 +126,9 @@ def screen(page: object) -> str:
 
 
 def test_a_workshop_in_a_real_browser(server: dict[str, str], tmp_path: Path) -> None:
+    # Imported here, not skipped: a missing Playwright fails this test, loudly.
+    from playwright.sync_api import sync_playwright
+
     seat1, seat2, instructor = server[SEAT1], server[SEAT2], server["instructor"]
     shots = Path(os.environ.get("LABGEN_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
@@ -147,7 +149,7 @@ def test_a_workshop_in_a_real_browser(server: dict[str, str], tmp_path: Path) ->
     )
     assert http("GET", seat1.replace(SEAT1, f"{NAME}-07")) == (404, "Not Found")
 
-    with playwright_api.sync_playwright() as pw:
+    with sync_playwright() as pw:
         browser = pw.chromium.launch_persistent_context(
             tempfile.mkdtemp(prefix="chromium-", dir=tmp_path),
             executable_path=CHROMIUM,

@@ -87,17 +87,20 @@ def images_group() -> None:
 
 @images_group.command("save")
 @click.option("-o", "--output", required=True, help="The tarball to write.")
-def images_save(output: str) -> None:
+@click.option(
+    "--gzip", "gzipped", is_flag=True, help="Compress it (about 40% of the size, 6x the time)."
+)
+def images_save(output: str, gzipped: bool) -> None:
     """Save the base image (Docker, tools and every lab's offline images) to a tarball."""
     with ui.progress("Saving the base image") as say:
-        tag = images.save(context().with_say(say), Path(output))
+        tag = images.save(context().with_say(say), Path(output), gzip=gzipped)
     ui.out.print(f"saved {tag} to {output}; `labgen images load {output}` on the other machine")
 
 
 @images_group.command("load")
 @click.argument("tarball")
 def images_load(tarball: str) -> None:
-    """Load TARBALL (made by `labgen images save`) into this host's Docker."""
+    """Load TARBALL (made by `labgen images save`, plain or --gzip) into this host's Docker."""
     ui.out.print(images.load(Path(tarball)))
 
 

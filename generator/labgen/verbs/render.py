@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from .. import providers, render
+from ..checkdoc import read_checks
 from ..context import Context
-from ..docpages import render_lab_page
 from ..errors import UsageError
 from ..lab import load_lab
 from ..providers import docker
@@ -44,13 +45,18 @@ def render_bundle(ctx: Context, lab_ref: str, out: Path, with_images: bool) -> P
             .get_template("bundle/README.md.j2")
             .render(
                 lab=lab,
-                lab_page=render_lab_page(lab),
+                folder=out.name,
+                checks={
+                    step.id: [c.description for c in read_checks(lab) if c.step == step.id]
+                    for step in lab.steps
+                },
                 image=base.image(),
                 has_images=with_images,
                 privileged=settings[base.name].privileged,
             )
         )
         (tmp / "README.md").write_text(readme, encoding="utf-8")
+        share(tmp)
         if out.exists():
             out.rmdir()
         tmp.rename(out)
@@ -58,3 +64,18 @@ def render_bundle(ctx: Context, lab_ref: str, out: Path, with_images: bool) -> P
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def share(folder: Path) -> None:
+    """Give `folder` the modes the user's umask gives new files, so that the people
+    it is meant for can read and copy it: mkdtemp makes it 0700, `docker save` writes
+    0600, and the key pair is 0600. The key is shared by design (the Vagrantfile
+    names it; every copy of the bundle has it); Vagrant narrows a copy's key to
+    0600 before it uses it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_symlink():
+            continue
+        executable = path.is_dir() or path.stat().st_mode & 0o100
+        path.chmod((0o777 if executable else 0o666) & ~umask)

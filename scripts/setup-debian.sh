@@ -14,7 +14,8 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for pkg in docker.io vagrant debootstrap openssh-client python3 python3-venv iptables ca-certificates tmux; do
+for pkg in docker.io vagrant debootstrap openssh-client python3 python3-venv iptables ca-certificates \
+        tmux graphviz; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

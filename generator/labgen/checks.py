@@ -18,7 +18,11 @@ _RAN = (0, 1, 5)
 
 
 def run_checks(
-    lab: Lab, ssh_config: Path, target: str | None = None, only: bool = False
+    lab: Lab,
+    ssh_config: Path,
+    target: str | None = None,
+    only: bool = False,
+    engine: str | None = None,
 ) -> CheckRun:
     """Run the checks that hold after step `target` (default: the lab's last step).
 
@@ -42,6 +46,7 @@ def run_checks(
             f"--labgen-order={','.join(s.id for s in lab.steps)}",
             f"--labgen-target={target}",
             *(["--labgen-only"] if only else []),
+            f"--labgen-engine={engine or lab.spec.engine}",
             "--hosts=paramiko://default",
             f"--ssh-config={ssh_config}",
             "--sudo",

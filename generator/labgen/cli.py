@@ -6,23 +6,40 @@ exit status; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Any
 
 import click
 
-from . import __version__, cli_author, cli_verify, cli_views, cli_workshop, ui
-from .cli_options import EVERY, JSON, LABS, PROVIDER, VERBOSE, context
+from . import __version__, cli_author, cli_verify, cli_views, cli_workshop, recipe, ui
+from .cli_options import (
+    ENGINE,
+    EVERY,
+    JSON,
+    LABS,
+    PROVIDER,
+    VERBOSE,
+    complete_labs,
+    complete_machines,
+    context,
+)
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, LabgenError
 from .lab import iter_labs
 from .machines import staleness
 from .verbs import check, destroy, guide, run, ssh, status, up
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 class LabgenGroup(click.Group):
     """The one error boundary: every verb runs inside `invoke`."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        # A `kill` (SIGTERM) ends a verb as Ctrl-C does: its cleanup runs, exit 130.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             return super().invoke(ctx)
         except LabgenError as exc:
@@ -69,13 +86,19 @@ def list_cmd(lab_dirs: tuple[str, ...]) -> None:
 
 
 @main.command("up")
-@click.argument("lab")
+@click.argument("lab", shell_complete=complete_labs)
 @click.option("--name", help="Machine name (default: the lab's); lets one lab run twice.")
 @PROVIDER
+@ENGINE
 @LABS
 @VERBOSE
 def up_cmd(
-    lab: str, name: str | None, provider: str | None, lab_dirs: tuple[str, ...], verbose: bool
+    lab: str,
+    name: str | None,
+    provider: str | None,
+    engine: str | None,
+    lab_dirs: tuple[str, ...],
+    verbose: bool,
 ) -> None:
     """Bring up LAB's machine (a lab name, or a path to a lab folder).
 
@@ -83,7 +106,7 @@ def up_cmd(
     use, and runs `vagrant up`. A machine that already runs is reused.
     """
     with ui.progress(f"Bringing up {lab}", verbose) as say:
-        result = up.up(context(provider, lab_dirs).with_say(say), lab, name)
+        result = up.up(context(provider, lab_dirs, engine).with_say(say), lab, name)
     ui.print_up(result)
 
 
@@ -95,7 +118,7 @@ def status_cmd(as_json: bool) -> None:
 
 
 @main.command("run")
-@click.argument("machine")
+@click.argument("machine", shell_complete=complete_machines)
 @click.argument("steps", nargs=-1)
 @EVERY
 @click.option("--diff", is_flag=True, help="Show what each step changed in the network state.")
@@ -112,11 +135,18 @@ def run_cmd(machine: str, steps: tuple[str, ...], every: bool, diff: bool) -> No
 
 
 @main.command("check")
-@click.argument("machine")
+@click.argument("machine", shell_complete=complete_machines)
 @click.option("--step", "-s", help="The state after this step (default: the furthest run).")
 @click.option("--only", is_flag=True, help="Only the chosen step's own checks.")
+@click.option(
+    "--expect-engine",
+    type=click.Choice(recipe.engines()),
+    help="Hold the machine to another engine's expected state (do the engines differ?).",
+)
 @JSON
-def check_cmd(machine: str, step: str | None, only: bool, as_json: bool) -> None:
+def check_cmd(
+    machine: str, step: str | None, only: bool, expect_engine: str | None, as_json: bool
+) -> None:
     """Run MACHINE's lab checks (testinfra over SSH) and say which pass.
 
     Exit 0 when all pass, 1 when any fails or the checks could not run.
@@ -124,13 +154,13 @@ def check_cmd(machine: str, step: str | None, only: bool, as_json: bool) -> None
     if only and step is None:
         raise click.UsageError("--only needs --step STEP")
     warn_if_stale(machine)
-    result, lab = check.check(machine, step, only)
+    result, lab = check.check(machine, step, only, expect_engine)
     ui.print_check_run(result, lab, as_json)
     sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
 @main.command("ssh", context_settings={"ignore_unknown_options": True})
-@click.argument("machine")
+@click.argument("machine", shell_complete=complete_machines)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def ssh_cmd(machine: str, command: tuple[str, ...]) -> None:
     """A shell on MACHINE, or one COMMAND (after --) with its exit status."""
@@ -138,19 +168,25 @@ def ssh_cmd(machine: str, command: tuple[str, ...]) -> None:
 
 
 @main.command("destroy")
-@click.argument("machines", nargs=-1)
+@click.argument("machines", nargs=-1, shell_complete=complete_machines)
 @EVERY
-def destroy_cmd(machines: tuple[str, ...], every: bool) -> None:
-    """Destroy MACHINES (or --all) and remove their instance directories."""
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before destroying --all.")
+def destroy_cmd(machines: tuple[str, ...], every: bool, yes: bool) -> None:
+    """Destroy MACHINES (or --all, with orphans) and remove their instance directories.
+
+    At a terminal, --all asks first (unless --yes).
+    """
     if bool(machines) == every:
         raise click.UsageError("name the machines to destroy, or pass --all (not both)")
+    if every and not yes and sys.stdin.isatty():
+        click.confirm("Destroy every lab machine under this labgen home?", abort=True)
     with ui.progress("Destroying") as say:
         done = destroy.destroy(context().with_say(say), machines, every)
     ui.out.print("\n".join(f"destroyed {name}" for name in done))
 
 
 @main.command("guide")
-@click.argument("machine")
+@click.argument("machine", shell_complete=complete_machines)
 @click.option("--auto", is_flag=True, help="Play every step without input; exit 1 if one fails.")
 @click.option("--restart", is_flag=True, help="Start again from the first step.")
 def guide_cmd(machine: str, auto: bool, restart: bool) -> None:

@@ -3,13 +3,14 @@ one verb function each; cli.py adds these commands to `labgen` under its error b
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
 
-from . import providers, ui
-from .cli_options import EVERY, JSON, LABS, PROVIDER, VERBOSE, context
+from . import providers, recipe, ui
+from .cli_options import EVERY, JSON, LABS, PROVIDER, VERBOSE, complete_labs, context
 from .errors import EXIT_FAILED, EXIT_OK
 from .lab import iter_labs, load_lab
 from .verbs import box, verify
@@ -29,12 +30,24 @@ def box_group() -> None:
     show_default=True,
     help="Whose box to build.",
 )
+@click.option(
+    "--engine",
+    "-e",
+    "engines",
+    default=recipe.recipe_spec().default_engine,
+    show_default=True,
+    metavar="all|E[,E...]",
+    help="The Docker engines to build it with: 'all', or a list such as 20.10,28.5.",
+)
 @click.option("--force", is_flag=True, help="Rebuild even if the current box exists.")
 @VERBOSE
-def box_build(provider: str, force: bool, verbose: bool) -> None:
+def box_build(provider: str, engines: str, force: bool, verbose: bool) -> None:
     """Build a provider's box from Debian packages (root; minutes; once per recipe)."""
+    chosen = box.engines_named(engines)
     with ui.progress(f"Building the {provider} box", verbose) as say:
-        ui.out.print(f"{box.build(context().with_say(say), provider, force)} is ready")
+        for engine in chosen:
+            name = box.build(context().with_say(say), provider, engine, force)
+            ui.out.print(f"{name} is ready")
 
 
 @box_group.command("prune")
@@ -50,7 +63,7 @@ def box_list() -> None:
 
 
 @click.command("verify")
-@click.argument("labs", nargs=-1)
+@click.argument("labs", nargs=-1, shell_complete=complete_labs)
 @EVERY
 @click.option(
     "--destroy",
@@ -60,7 +73,15 @@ def box_list() -> None:
     show_default=True,
     help="When to destroy each lab's machine.",
 )
-@click.option("-j", "--jobs", default=1, type=click.IntRange(1, 16), help="Labs at once.")
+@click.option(
+    "--engine",
+    "-e",
+    "engines",
+    metavar="all|E[,E...]",
+    help="Docker engines: 'all' (each lab's verified ones) or a list, e.g. 20.10,28.5. "
+    "Default: $LABGEN_ENGINE, else each lab's default.",
+)
+@click.option("-j", "--jobs", default=1, type=click.IntRange(1, 16), help="Machines at once.")
 @click.option("--junitxml", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
 @JSON
 @PROVIDER
@@ -69,13 +90,14 @@ def verify_cmd(
     labs: tuple[str, ...],
     every: bool,
     when: str,
+    engines: str | None,
     jobs: int,
     junitxml: str | None,
     as_json: bool,
     provider: str | None,
     lab_dirs: tuple[str, ...],
 ) -> None:
-    """Prove that LABS (or --all) still work, each on a fresh machine.
+    """Prove that LABS (or --all) still work, each on a fresh machine per Docker engine.
 
     For every step, in order: its checks must fail before it (a check that already
     passes proves nothing), its command must succeed, and its checks must then pass.
@@ -85,13 +107,14 @@ def verify_cmd(
         raise click.UsageError("name the labs (names or folders), or pass --all (not both)")
     ctx = context(provider, lab_dirs)
     chosen = list(iter_labs(ctx.labs_path)) if every else [load_lab(r, ctx.labs_path) for r in labs]
+    runs = verify.plan(chosen, engines or os.environ.get("LABGEN_ENGINE") or None)
     with ui.progress("Preparing the provider") as say:
-        ctx = verify.prepare(ctx.with_say(say), chosen)
-    reports = verify.verify_labs(ctx, chosen, verify.Destroy(when), jobs, ui.verify_event)
+        ctx = verify.prepare(ctx.with_say(say), runs)
+    reports = verify.verify_labs(ctx, runs, verify.Destroy(when), jobs, ui.verify_event)
     if junitxml:
         from .junit import write_junit
 
-        write_junit(Path(junitxml), chosen, reports)
+        write_junit(Path(junitxml), [run.lab for run in runs], reports)
     ui.print_verify(reports, as_json)
     sys.exit(EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED)
 

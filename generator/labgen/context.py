@@ -29,6 +29,7 @@ class Context:
     labs_path: tuple[Path, ...] = ()  # searched before the bundled labs
     provider: str | None = None  # --provider / $LABGEN_PROVIDER; None: the first ready
     say: Say = field(default=_quiet, compare=False)
+    engine: str | None = None  # --engine / $LABGEN_ENGINE; None: the lab's default
 
     def with_say(self, say: Say) -> Context:
         """The same context, reporting progress to `say`."""

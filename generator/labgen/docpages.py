@@ -76,6 +76,15 @@ class _StepView:
     robot: str | None  # the robot form, only where it differs from `command`
     checks: list[CheckDoc]
     ends: list[CheckDoc]  # earlier checks that stop holding once this step has run
+    notes: dict[str, str]  # engine -> what differs there
+
+
+@dataclass(frozen=True)
+class _Differences:
+    """The lab page's table: the steps with notes, for the engines other than the default."""
+
+    engines: list[str]
+    steps: list[_StepView]
 
 
 def render_lab_page(lab: Lab) -> str:
@@ -97,8 +106,11 @@ def render_lab_page(lab: Lab) -> str:
                 robot=robot,
                 checks=[c for c in checks if c.step == step.id],
                 ends=[c for c in checks if c.until == step.id],
+                notes={e: " ".join(n.split()) for e, n in step.notes.items()},
             )
         )
+    others = [e for e in lab.engines if e != lab.spec.engine]
+    noted = [s for s in steps if any(e in s.notes for e in others)]
     titles = {step.id: step.title for step in lab.steps}
     numbers = {step.id: n for n, step in enumerate(lab.steps, start=1)}
     return (
@@ -113,6 +125,7 @@ def render_lab_page(lab: Lab) -> str:
             step_numbers=numbers,
             mark=GENERATED_MARK,
             check_count=len(checks),
+            differences=_Differences(others, noted) if others and noted else None,
         )
     )
 

@@ -29,6 +29,7 @@ class InstanceState:
     # The provider's settings for this machine (its container, network, port, ...):
     # read by that provider alone.
     host: dict[str, Any] = field(default_factory=dict)
+    engine: str = ""  # the Docker engine inside, as recipe.yaml names it (e.g. "28.5")
     # The steps that ran to completion, in the order they first did: the one record of
     # progress (run, verify, guide and check all read and write it through steps.py).
     steps_run: list[str] = field(default_factory=list)

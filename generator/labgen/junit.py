@@ -1,4 +1,5 @@
-"""`labgen verify --junitxml`: a test suite per lab, a test case per check of each step.
+"""`labgen verify --junitxml`: a test suite per lab and engine (`lab@20.10`), a test case
+per check of each step.
 
 A step without checks of its own is one test case (its command); a step not reached
 is skipped; a check that did not run, or passed before its step, is a failure.
@@ -13,14 +14,14 @@ import junitparser as jp
 
 from .checkdoc import read_checks
 from .lab import Lab
-from .results import FAIL, SKIPPED, VACUOUS, LabReport, StepReport
+from .results import FAIL, NOT_APPLICABLE, SKIPPED, VACUOUS, LabReport, StepReport
 
 
 def write_junit(path: Path, labs: Sequence[Lab], reports: Sequence[LabReport]) -> None:
     """Write the reports (one per lab, in the same order) as JUnit XML with totals."""
     xml = jp.JUnitXml("labgen verify")
     for lab, report in zip(labs, reports, strict=True):
-        suite = jp.TestSuite(report.lab)
+        suite = jp.TestSuite(f"{report.lab}@{report.engine}" if report.engine else report.lab)
         suite.time = report.seconds
         if report.error:
             case = jp.TestCase("machine", classname=report.lab)
@@ -44,6 +45,8 @@ def _cases(lab: str, step: StepReport, checks: list[str]) -> list[jp.TestCase]:
         result = results.get(name)
         if step.status == SKIPPED:
             case.result = [jp.Skipped("not reached: an earlier step failed")]
+        elif step.status == NOT_APPLICABLE:
+            case.result = [jp.Skipped(step.reason)]
         elif step.status == VACUOUS and result is not None and result.ok:
             case.result = [jp.Failure(f"passed before step {step.step} ran: it proves nothing")]
         elif step.status == FAIL and (result is None or not result.ok):

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from . import resources
 from .errors import UsageError
@@ -28,6 +37,9 @@ def _tcp_port(port: int) -> int:
         raise ValueError(f"{port} is not a TCP port (1-65535)")
     return port
 
+
+# A Docker engine as recipe.yaml names it: MAJOR.MINOR. (Strict: YAML reads 28.5 as a float.)
+EngineName = Annotated[str, Field(strict=True, pattern=r"^\d+\.\d+$")]
 
 # Strict: YAML's `true` is no port 1. Checked per item, so errors name ports[i] and its line.
 Port = Annotated[int, Field(strict=True), AfterValidator(_tcp_port)]
@@ -49,6 +61,16 @@ class Step(BaseModel):
         description="What a robot runs instead, where `command` is interactive "
         "(-it, a foreground server, `logs -f`). Defaults to `command`.",
     )
+    notes: dict[EngineName, str] = Field(
+        default_factory=dict,
+        description="Per Docker engine, what differs there (Markdown): shown with the "
+        "explanation on a machine with that engine, and in the lab's docs page.",
+    )
+    not_on: dict[EngineName, str] = Field(
+        default_factory=dict,
+        description="Engines on which this step cannot be shown, and why: verify reports "
+        "the step as not applicable there (never as passed).",
+    )
 
     @field_validator("command", "run")
     @classmethod
@@ -62,13 +84,24 @@ class Step(BaseModel):
         return self.run if self.run is not None else self.command
 
 
-class Engine(BaseModel):
-    """The Docker engine the lab's expected state belongs to."""
+class Daemon(BaseModel):
+    """Settings of the machine's dockerd (its daemon.json) that a lab depends on."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    package: str = Field(default="docker.io", pattern=r"^[a-z0-9][a-z0-9.+-]*$")
-    version: str = Field(description="Major.minor the checks were verified on, e.g. '20.10'.")
+    userland_proxy: bool = Field(
+        default=True,
+        alias="userland-proxy",
+        description="false: dockerd itself holds published ports and localhost goes "
+        "through DNAT (no docker-proxy).",
+    )
+
+
+def _legacy_engine(value: Any) -> Any:
+    # Labs written before engines were a dimension said `engine: {version: "20.10"}`.
+    if isinstance(value, dict) and set(value) <= {"package", "version"} and "version" in value:
+        return value["version"]
+    return value
 
 
 class LabSpec(BaseModel):
@@ -79,7 +112,14 @@ class LabSpec(BaseModel):
     name: str = Field(pattern=_NAME_PATTERN)
     title: str = Field(min_length=1)
     summary: str = Field(min_length=1)
-    engine: Engine
+    engine: Annotated[EngineName, BeforeValidator(_legacy_engine)] = Field(
+        description="The Docker engine a machine of this lab gets by default, e.g. '20.10'."
+    )
+    engines: list[EngineName] = Field(
+        default_factory=list,
+        description="Every engine the lab's checks are verified on (default: just `engine`).",
+    )
+    daemon: Daemon = Field(default_factory=Daemon)
     images: list[str] = Field(
         default_factory=list, description="Images the steps use, by the names the material uses."
     )
@@ -108,6 +148,11 @@ class Lab:
     @property
     def steps(self) -> list[Step]:
         return self.spec.steps
+
+    @property
+    def engines(self) -> list[str]:
+        """The engines the lab is verified on, its default first."""
+        return list(dict.fromkeys([self.spec.engine, *self.spec.engines]))
 
     @property
     def checks_file(self) -> Path:
@@ -175,10 +220,7 @@ def load_lab(name_or_path: str, labs_path: Sequence[Path] = ()) -> Lab:
 def load_lab_dir(folder: Path) -> Lab:
     """Read and validate the lab in `folder`."""
     lab_file = folder / LAB_FILE
-    try:
-        text = lab_file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"{lab_file}: cannot read: {exc.strerror}") from None
+    text = read_lab_file(lab_file)
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
         tree = yaml.compose(text)
@@ -204,11 +246,49 @@ def load_lab_dir(folder: Path) -> Lab:
             f"the folder name {folder.name!r}"
         )
     _check_images(lab_file, tree, spec)
-    if not (folder / CHECKS_FILE).is_file():
+    _check_engines(lab_file, tree, spec)
+    if not (folder / CHECKS_FILE).is_file() and not (folder / CHECKS_FILE).is_symlink():
         raise UsageError(
             f"{folder / CHECKS_FILE}: missing; every lab has its testinfra checks there"
         )
+    read_lab_file(folder / CHECKS_FILE)
     return Lab(spec=spec, path=folder.resolve())
+
+
+MAX_FILE_BYTES = 1024 * 1024
+# Control characters other than tab and newline: terminal escapes in a title would
+# reach the learner's terminal; nothing in a lab needs them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def read_lab_file(path: Path) -> str:
+    """A lab file's text: a regular file (no symlink: a lab's files stay inside its
+    folder), at most 1 MiB, UTF-8, without control characters; else a UsageError."""
+    if path.is_symlink():
+        raise UsageError(
+            f"{path}: a symbolic link; a lab's files must be regular files in its folder"
+        )
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise UsageError(f"{path}: not a regular file")
+        if size > MAX_FILE_BYTES:
+            raise UsageError(f"{path}: {size} bytes; a lab file may have at most 1 MiB")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UsageError(f"{path}:{line}: not UTF-8 text (byte {exc.start})") from None
+    bad = _CONTROL.search(text)
+    if bad:
+        line = text[: bad.start()].count("\n") + 1
+        raise UsageError(
+            f"{path}:{line}: control character {bad.group()!r}; lab files are plain text"
+        )
+    return text
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -254,6 +334,24 @@ def _check_images(lab_file: Path, tree: yaml.Node | None, spec: LabSpec) -> None
                 f"{lab_file}:{_line(tree, ('images', index))}: field 'images[{index}]': "
                 f"{image!r} has no offline substitute; known images: {', '.join(sorted(known))} "
                 f"(add a recipe to {RECIPE_FILE})"
+            )
+
+
+def _check_engines(lab_file: Path, tree: yaml.Node | None, spec: LabSpec) -> None:
+    from .recipe import RECIPE_FILE, engines
+
+    known = engines()
+    named: list[tuple[tuple[str | int, ...], str]] = [(("engine",), spec.engine)]
+    named += [(("engines", i), e) for i, e in enumerate(spec.engines)]
+    for index, step in enumerate(spec.steps):
+        for key in ("notes", "not_on"):
+            named += [(("steps", index, key, e), e) for e in getattr(step, key)]
+    for loc, engine in named:
+        if engine not in known:
+            raise UsageError(
+                f"{lab_file}:{_line(tree, loc)}: field '{_dotted(loc)}': Docker engine "
+                f"{engine!r} is not one labgen builds; it has: {', '.join(known)} "
+                f"(add one to {RECIPE_FILE})"
             )
 
 

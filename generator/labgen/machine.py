@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -49,28 +51,58 @@ class Machine:
             err_cm=vagrant.make_file_cm(str(self.log)),
         )
 
-    def up(self, provider: str, on_line: Callable[[str], None]) -> None:
-        """`vagrant up --provider=P`; each line of its output goes to `on_line` and the log.
+    def up(self, provider: str, on_line: Callable[[str], None], provision: bool = False) -> None:
+        """`vagrant up --provider=P` (`--provision`: run the provisioners again, on a
+        machine that exists); each line of its output goes to `on_line` and the log.
 
         Vagrant's docker provider lists every container on the host and then inspects
         each to find used ports; a container that another machine's destroy removes in
         between fails the whole up with "No such object". That race (seen with
         `verify -j`) is retried once; nothing was created when it strikes.
         """
+        args = ["up", f"--provider={provider}", *(["--provision"] if provision else [])]
         for attempt in (1, 2):
             start = self.log.stat().st_size if self.log.exists() else 0
-            try:
-                with open(self.log, "a", encoding="utf-8") as log:
-                    for line in self._vagrant.up(provider=provider, stream_output=True):
-                        log.write(line)
-                        log.flush()
-                        on_line(line.rstrip("\n"))
+            code = self._stream(args, on_line)
+            if code == 0:
                 return
-            except subprocess.CalledProcessError as exc:
-                if attempt == 1 and _RACE in self._since(start) and self.state() == "not_created":
-                    on_line("Vagrant raced with another machine's removal; trying again")
-                    continue
-                raise self._failed("vagrant up", exc) from None
+            if attempt == 1 and _RACE in self._since(start) and self.state() == "not_created":
+                on_line("Vagrant raced with another machine's removal; trying again")
+                continue
+            raise self._failed("vagrant up", subprocess.CalledProcessError(code, args))
+
+    def _stream(self, args: list[str], on_line: Callable[[str], None]) -> int:
+        """Run `vagrant ARGS`, its output to the log and `on_line`; its exit status.
+
+        Run here rather than through python-vagrant, to hold the process: interrupted
+        (Ctrl-C, SIGTERM), labgen stops Vagrant itself and waits for it, so that what
+        Vagrant made can be destroyed next (a Vagrant still running holds the machine's
+        lock, and `vagrant destroy` would refuse).
+        """
+        with open(self.log, "a", encoding="utf-8") as log:
+            proc = subprocess.Popen(
+                ["vagrant", *args],
+                cwd=self.root,
+                env=vagrant_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                # Its own process group: a Ctrl-C at the terminal reaches labgen, which
+                # decides; Vagrant does not get half the signal and race us.
+                start_new_session=True,
+            )
+            try:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    log.write(line)
+                    log.flush()
+                    on_line(line.rstrip("\n"))
+                return proc.wait()
+            except BaseException:
+                stop_process_group(proc)
+                raise
 
     def _since(self, offset: int) -> str:
         with open(self.log, encoding="utf-8", errors="replace") as log:
@@ -115,3 +147,17 @@ def tail(path: Path, lines: int = 15) -> str:
     except OSError:
         return ""
     return "\n".join("    " + line for line in text[-lines:])
+
+
+def stop_process_group(proc: subprocess.Popen[str], grace: float = 30) -> None:
+    """Interrupt a child and its group as Ctrl-C would; kill it if it lingers."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

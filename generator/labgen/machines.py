@@ -5,12 +5,19 @@ Shared by the verbs that act on machines (up, run, check, ssh, guide, destroy, s
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import io
+import os
 import shutil
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from . import providers, resources
-from .errors import UsageError
+from . import providers, resources, ssh
+from .errors import MachineError, UsageError
 from .instance import Instance, InstanceState
 from .lab import Lab, load_lab, load_lab_dir
 from .machine import Machine
@@ -59,22 +66,93 @@ def staleness(name: str) -> str | None:
     return stale_warning(state, lab_of(state))
 
 
+@contextlib.contextmanager
+def locked(name: str) -> Iterator[None]:
+    """Hold machine `name` for the duration: a second labgen that wants it (two `up`s of
+    one lab at once, a `destroy` during an `up`) is told so at once, exit 2."""
+    # Beside instances/, never removed: unlinking a lock file races with its next user.
+    locks = resources.writable_dir(resources.labgen_home() / "locks")
+    with open(locks / name, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise UsageError(
+                f"machine {name!r} is busy: another labgen (pid {holder}) is working on it",
+                hint="wait for it to finish, then try again",
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+
+
+@contextlib.contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Defer Ctrl-C and SIGTERM until the block is done (a teardown must not stop half
+    way); a signal that came meanwhile is raised after it. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {s: signal.signal(s, lambda n, f: caught.append(n)) for s in _SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if caught:
+            raise KeyboardInterrupt
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def trouble(instance: Instance) -> str | None:
+    """What keeps a running machine from being used (None: nothing): SSH that does not
+    answer, or a dockerd inside that is not running."""
+    try:
+        with ssh.connect(instance.ssh_config, timeout=10) as client:
+            sink = io.BytesIO()
+            code = ssh.run(client, "docker info >/dev/null 2>&1", sink, sink)
+    except MachineError as exc:
+        return exc.message
+    return None if code == 0 else "its dockerd does not answer"
+
+
 def teardown(instance: Instance) -> None:
-    """Destroy the machine (if Vagrant knows one), release the host side, remove the dir."""
+    """Destroy the machine (if Vagrant knows one), release the host side, remove the dir.
+
+    The host side is released whatever Vagrant says: what an interrupted or failed
+    `vagrant up` made, Vagrant may not know of.
+    """
     state = instance.load()
-    if (instance.path / ".vagrant").is_dir():
-        Machine(instance.path).destroy()
-    providers.get(state.provider).release(state)
-    shutil.rmtree(instance.path, ignore_errors=True)
+    with uninterrupted():
+        try:
+            if (instance.path / ".vagrant").is_dir():
+                Machine(instance.path).destroy()
+        finally:
+            providers.get(state.provider).release(state)
+            shutil.rmtree(instance.path, ignore_errors=True)
+
+
+KEPT_LOGS = 10
 
 
 def keep_log(instance: Instance) -> Path | None:
-    """A copy of Vagrant's log of a failed machine, under the labgen home's logs/."""
+    """A copy of Vagrant's log of a failed machine under the labgen home's logs/; the
+    newest KEPT_LOGS are kept, and an empty log is not."""
     log = instance.path / "vagrant.log"
-    if not log.is_file():
+    if not log.is_file() or log.stat().st_size == 0:
         return None
-    logs = resources.labgen_home() / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    logs = resources.writable_dir(resources.labgen_home() / "logs")
     kept = logs / f"{instance.name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
     shutil.copyfile(log, kept)
+    for old in sorted(logs.glob("*.log"), key=lambda p: p.stat().st_mtime)[:-KEPT_LOGS]:
+        old.unlink(missing_ok=True)
     return kept

@@ -27,6 +27,48 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--labgen-order", default="", help="the lab's step ids, comma-separated")
     group.addoption("--labgen-target", default="", help="check the state after this step")
     group.addoption("--labgen-only", action="store_true", help="only the target step's own checks")
+    group.addoption("--labgen-engine", default="", help="the machine's Docker engine, e.g. 28.5")
+
+
+class DockerEngine(str):
+    """The machine's Docker engine ("20.10", "28.5"), comparing as a version.
+
+    >>> DockerEngine("28.5") >= "28.0", DockerEngine("20.10") < "26.1"
+    (True, True)
+    """
+
+    def _key(self, other: object) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        def parts(value: object) -> tuple[int, ...]:
+            return tuple(int(p) for p in str(value).split("."))
+
+        return parts(self), parts(other)
+
+    def __lt__(self, other: object) -> bool:
+        mine, theirs = self._key(other)
+        return mine < theirs
+
+    def __le__(self, other: object) -> bool:
+        mine, theirs = self._key(other)
+        return mine <= theirs
+
+    def __gt__(self, other: object) -> bool:
+        mine, theirs = self._key(other)
+        return mine > theirs
+
+    def __ge__(self, other: object) -> bool:
+        mine, theirs = self._key(other)
+        return mine >= theirs
+
+    __hash__ = str.__hash__
+
+
+@pytest.fixture
+def engine(request: pytest.FixtureRequest) -> DockerEngine:
+    """The Docker engine the checks expect: the machine's (labgen passes it)."""
+    value = request.config.getoption("labgen_engine")
+    if not value:
+        pytest.fail("labgen did not say which Docker engine the machine has (--labgen-engine)")
+    return DockerEngine(value)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -10,6 +10,7 @@ Nothing comes from Docker Hub.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import functools
 import hashlib
 import io
@@ -32,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import __version__, resources
 from .context import Say
-from .errors import MachineError, PrerequisiteError
+from .errors import MachineError, PrerequisiteError, UsageError
 
 RECIPE_FILE = Path(__file__).with_name("recipe.yaml")
 IMAGES_DIR_IN_MACHINE = "/opt/labgen/images"
@@ -52,10 +53,16 @@ class ImageRecipe(BaseModel):
     note: str = Field(pattern=r"^[^\"\\\n]+$")
 
 
-class Engine(BaseModel):
+ENGINE_PATTERN = r"^\d+\.\d+$"
+
+
+class EngineSpec(BaseModel):
+    """One Docker engine: the Debian suite whose docker.io it is, and what else it needs."""
+
     model_config = ConfigDict(extra="forbid")
-    package: str
-    version: str
+
+    suite: str = Field(pattern=r"^[a-z]+$")
+    packages: list[str] = Field(default_factory=list)
 
 
 class VmSpec(BaseModel):
@@ -73,10 +80,10 @@ class RecipeSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    suite: str = Field(pattern=r"^[a-z]+$")
     mirror: str
     user: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
-    engine: Engine
+    default_engine: str
+    engines: dict[str, EngineSpec]
     packages: list[str]
     images: dict[str, ImageRecipe]
     vm: VmSpec
@@ -95,7 +102,47 @@ class Substitute:
 @functools.cache
 def recipe_spec() -> RecipeSpec:
     """recipe.yaml, validated."""
-    return RecipeSpec.model_validate(yaml.safe_load(RECIPE_FILE.read_text(encoding="utf-8")))
+    spec = RecipeSpec.model_validate(yaml.safe_load(RECIPE_FILE.read_text(encoding="utf-8")))
+    bad = [e for e in spec.engines if not re.fullmatch(ENGINE_PATTERN, e)]
+    if bad or spec.default_engine not in spec.engines:
+        raise ValueError(f"{RECIPE_FILE}: engines must be MAJOR.MINOR and include the default")
+    return spec
+
+
+def engines() -> list[str]:
+    """The Docker engines a machine can have, oldest first.
+
+    >>> engines()
+    ['20.10', '26.1', '28.5']
+    """
+    return sorted(recipe_spec().engines, key=engine_key)
+
+
+def engine_key(engine: str) -> tuple[int, ...]:
+    """An engine's version as a tuple that sorts and compares.
+
+    >>> engine_key("28.5") > engine_key("26.1") > engine_key("20.10")
+    True
+    """
+    return tuple(int(part) for part in engine.split("."))
+
+
+def engine(name: str | None) -> str:
+    """`name` if the recipe has that engine (None: the default), else a UsageError."""
+    if name is None:
+        return recipe_spec().default_engine
+    if name not in recipe_spec().engines:
+        raise UsageError(f"unknown Docker engine {name!r}; labgen has: {', '.join(engines())}")
+    return name
+
+
+def engine_slug(name: str) -> str:
+    """An engine as it may appear in a machine's name.
+
+    >>> engine_slug("28.5")
+    '28-5'
+    """
+    return name.replace(".", "-")
 
 
 def known_images() -> set[str]:
@@ -119,15 +166,14 @@ def box_script(name: str) -> Path:
     return resources.templates_dir() / "box" / name
 
 
-def recipe_tag() -> str:
-    """`<suite>-<digest>`: changes whenever the recipe, its scripts or labgen do.
-
-    Providers name what they build after it (labgen/base:TAG, labgen/TAG).
-    """
-    digest = hashlib.sha256(__version__.encode())
+def recipe_tag(engine_name: str) -> str:
+    """`<engine>-<suite>-<digest>`: one per engine, changing whenever the recipe, its
+    scripts or labgen do. Providers name what they build after it (labgen/base:TAG)."""
+    digest = hashlib.sha256(f"{__version__}\0{engine_name}".encode())
     for path in (RECIPE_FILE, *(box_script(s) for s in BOX_SCRIPTS)):
         digest.update(path.read_bytes())
-    return f"{recipe_spec().suite}-{digest.hexdigest()[:12]}"
+    suite = recipe_spec().engines[engine_name].suite
+    return f"{engine_name}-{suite}-{digest.hexdigest()[:12]}"
 
 
 def mirror() -> str:
@@ -156,12 +202,16 @@ def which(tool: str) -> bool:
     return any(shutil.which(tool, path=p) for p in (None, "/usr/sbin:/sbin:/usr/local/sbin"))
 
 
-def build_rootfs(root: Path, say: Say, extra_packages: Sequence[str] = ()) -> None:
-    """The recipe's root file system in `root`: debootstrap, substitutes, configuration."""
+def build_rootfs(
+    root: Path, engine_name: str, say: Say, extra_packages: Sequence[str] = ()
+) -> None:
+    """The recipe's root file system with Docker `engine_name` in `root`: debootstrap,
+    substitutes, configuration."""
     spec = recipe_spec()
-    packages = list(dict.fromkeys([*spec.packages, *extra_packages]))
+    row = spec.engines[engine_name]
+    packages = list(dict.fromkeys([*spec.packages, *row.packages, *extra_packages]))
     started = time.monotonic()
-    _debootstrap(spec.suite, packages, root, say)
+    _debootstrap(row.suite, packages, root, say)
     say(f"root file system ready ({time.monotonic() - started:.0f} s)")
     images_dir = root / IMAGES_DIR_IN_MACHINE.lstrip("/")
     images_dir.mkdir(parents=True, exist_ok=True)
@@ -244,7 +294,7 @@ def _closure(root: Path, recipe: ImageRecipe) -> list[str]:
     seen: set[str] = set()
     while todo:
         pkg = todo.pop()
-        if pkg in seen or pkg in recipe.exclude:
+        if pkg in seen or any(fnmatch.fnmatchcase(pkg, x) for x in recipe.exclude):
             continue
         if pkg not in graph:
             raise MachineError(f"{RECIPE_FILE}: image package {pkg!r} is not installed in the box")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import shlex
 import shutil
 import tarfile
@@ -15,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from . import __version__, recipe, resources
-from .lab import CHECKS_FILE, LAB_FILE, Lab
+from .lab import CHECKS_FILE, LAB_FILE, Lab, Step, read_lab_file
 
 LAB_ROOT_IN_MACHINE = "/opt/labgen"
 KEY_NAME = "id_ed25519"
@@ -56,13 +57,20 @@ def ruby_literal(value: object) -> str:
 
 
 def render_instance(
-    lab: Lab, instance: str, settings: Mapping[str, object], public_key: str, target: Path
+    lab: Lab,
+    instance: str,
+    settings: Mapping[str, object],
+    public_key: str,
+    target: Path,
+    engine: str | None = None,
 ) -> str:
     """Write the Vagrantfile, provision.sh and lab/ into `target`; return their digest.
 
     `settings`: every provider's settings for its block, by provider name, in the
-    order the blocks appear (providers.all_providers()).
+    order the blocks appear (providers.all_providers()). `engine`: the machine's
+    Docker engine (None: the lab's default), which its checks are told.
     """
+    engine = engine or lab.spec.engine
     env = jinja_env()
     spec = recipe.recipe_spec()
     lab_dir = f"{LAB_ROOT_IN_MACHINE}/{lab.name}"
@@ -86,18 +94,20 @@ def render_instance(
             substitutes=[recipe.substitute(name) for name in lab.spec.images],
             images_dir=recipe.IMAGES_DIR_IN_MACHINE,
             substitute_label=recipe.LABEL_SUBSTITUTE,
+            daemon_json=daemon_json(lab),
         ),
         "lab/labgen-lab": env.get_template("lab/labgen-lab.sh.j2").render(lab=lab, lab_dir=lab_dir),
         "lab/steps/ORDER": "".join(f"{step.id}\n" for step in lab.steps),
+        "lab/ENGINE": f"{engine}\n",
     }
     step_template = env.get_template("lab/step.sh.j2")
     for index, step in enumerate(lab.steps, start=1):
         files[f"lab/steps/{step.id}.sh"] = step_template.render(lab=lab, index=index, step=step)
         files[f"lab/steps/{step.id}.title"] = step.title + "\n"
         files[f"lab/steps/{step.id}.command"] = step.command.rstrip("\n") + "\n"
-        files[f"lab/steps/{step.id}.md"] = step.explain.rstrip("\n") + "\n"
+        files[f"lab/steps/{step.id}.md"] = explanation(step, engine) + "\n"
     for name in (LAB_FILE, CHECKS_FILE):
-        files[f"lab/{name}"] = (lab.path / name).read_text(encoding="utf-8")
+        files[f"lab/{name}"] = read_lab_file(lab.path / name)
     # What checks.py imports from labgen, so `labgen-lab check` works in the machine.
     files["lab/labgen/__init__.py"] = '"""Check support from labgen."""\n'
     for module in CHECK_SUPPORT:
@@ -113,6 +123,26 @@ def render_instance(
         digest.update(rel.encode() + b"\0" + files[rel].encode() + b"\0")
     _write_lab_tar(target / "lab.tar", {r[4:]: t for r, t in files.items() if r.startswith("lab/")})
     return digest.hexdigest()
+
+
+def explanation(step: Step, engine: str) -> str:
+    """A step's explanation on a machine with Docker `engine`: with that engine's note."""
+    text = step.explain.rstrip("\n")
+    if engine in step.notes:
+        text += f"\n\n**On Docker {engine}:** {step.notes[engine].strip()}"
+    return text
+
+
+def daemon_json(lab: Lab) -> str:
+    """The lab's dockerd settings as daemon.json, or "" when it keeps Docker's defaults.
+
+    >>> from types import SimpleNamespace as NS
+    >>> from labgen.lab import Daemon
+    >>> daemon_json(NS(spec=NS(daemon=Daemon.model_validate({"userland-proxy": False}))))
+    '{"userland-proxy": false}'
+    """
+    settings = lab.spec.daemon.model_dump(by_alias=True, exclude_defaults=True)
+    return json.dumps(settings) if settings else ""
 
 
 def _executable(rel: str) -> bool:

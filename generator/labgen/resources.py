@@ -9,7 +9,7 @@ from pathlib import Path
 
 import platformdirs
 
-from .errors import UsageError
+from .errors import PrerequisiteError, UsageError
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -48,6 +48,21 @@ def labgen_home() -> Path:
 def home_tag() -> str:
     """A short tag of the labgen home, so that two homes' machines never share a name."""
     return hashlib.sha256(str(labgen_home()).encode()).hexdigest()[:6]
+
+
+def writable_dir(path: Path) -> Path:
+    """`path`, made if need be; a PrerequisiteError naming it when it cannot be."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise PrerequisiteError(
+            f"labgen cannot write to {path}: {exc.strerror}",
+            hint="point LABGEN_HOME at a folder you may write to",
+        ) from None
+    return path
 
 
 def instances_dir() -> Path:

@@ -61,6 +61,7 @@ class UpResult:
     instance: str
     lab: str
     provider: str
+    engine: str
     reused: bool
     seconds: float
     box_built: bool
@@ -73,6 +74,7 @@ class StatusRow:
     instance: str
     lab: str
     provider: str
+    engine: str
     state: str
     steps_run: list[str]
     created: str
@@ -99,6 +101,7 @@ RAN = "ran"  # a step without checks of its own whose command succeeded
 FAIL = "fail"  # command failed, or a check failed (or did not run) after the step
 VACUOUS = "vacuous"  # a check already passed before its step
 SKIPPED = "skipped"  # not reached: an earlier step failed
+NOT_APPLICABLE = "n/a"  # the lab says the step cannot be shown on this engine
 
 
 @dataclass
@@ -121,13 +124,15 @@ class LabReport:
     lab: str
     machine: str
     steps: list[StepReport]
+    engine: str = ""
     error: str = ""
     seconds: float = 0.0
     destroyed: bool = False
 
     @property
     def ok(self) -> bool:
-        return not self.error and all(s.status in (PASS, RAN) for s in self.steps)
+        done = all(s.status in (PASS, RAN, NOT_APPLICABLE) for s in self.steps)
+        return done and not self.error and any(s.status in (PASS, RAN) for s in self.steps)
 
     def to_json(self) -> dict[str, object]:
         return {**asdict(self), "ok": self.ok}

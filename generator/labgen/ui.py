@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -24,8 +25,17 @@ from .providers.base import BoxInfo, ProviderHealth
 from .results import CheckRun, LabReport, StatusRow, StepOutcome, UpResult
 from .snapshot_diff import Diff, render_diff
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+def _console(stderr: bool = False) -> Console:
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # In a pipe rich would cut tables at 80 columns; a pipe wants whole lines.
+        console.width = 1000
+    return console
+
+
+out = _console()
+err = _console(stderr=True)
 
 MARKS = {
     "passed": "[green]✓[/]",
@@ -94,7 +104,7 @@ def print_status(rows: list[StatusRow], as_json: bool) -> None:
         out.print("no lab machines; `labgen up LAB` brings one up (`labgen list` shows the labs)")
         return
     table = Table(box=None, header_style="bold")
-    for col in ("MACHINE", "LAB", "PROVIDER", "STATE", "STEPS RUN", "CREATED"):
+    for col in ("MACHINE", "LAB", "PROVIDER", "ENGINE", "STATE", "STEPS RUN", "CREATED"):
         table.add_column(col)
     for r in rows:
         color = "green" if r.state == "running" else "yellow"
@@ -102,6 +112,7 @@ def print_status(rows: list[StatusRow], as_json: bool) -> None:
             r.instance,
             r.lab,
             r.provider,
+            r.engine,
             f"[{color}]{r.state}[/]",
             str(len(r.steps_run)),
             r.created,
@@ -113,7 +124,7 @@ def print_up(result: UpResult) -> None:
     verb = "is already up" if result.reused else "is up"
     out.print(
         f"[green]Machine {result.instance} {verb}[/] (lab {result.lab}, provider "
-        f"{result.provider}, {result.seconds:.1f} s)."
+        f"{result.provider}, Docker {result.engine}, {result.seconds:.1f} s)."
     )
     name = result.instance
     out.print("Next:")
@@ -139,10 +150,13 @@ def print_boxes(boxes: list[BoxInfo]) -> None:
         out.print(f"{mark} {box.provider:<8} {box.name}  {box.detail}")
 
 
-def announce_step(lab: Lab, step: Step) -> None:
-    """What `labgen run` shows before a step: its number, title and commands."""
+def announce_step(lab: Lab, step: Step, engine: str) -> None:
+    """What `labgen run` shows before a step: its number, title, commands, and the note
+    of the machine's engine."""
     index, total = lab.step_index(step.id) + 1, len(lab.steps)
     out.print(f"\n[bold]Step {index}/{total} {escape(step.id)}[/]: {escape(step.title)}")
+    if engine in step.notes:
+        out.print(f"[yellow]On Docker {engine}:[/] {escape(' '.join(step.notes[engine].split()))}")
     for line in step.command.strip().splitlines():
         out.print(f"[cyan]$ {escape(line)}[/]")
     if step.run is not None:
@@ -200,6 +214,7 @@ VERIFY_MARKS = {
     "fail": "[red]FAIL[/]",
     "vacuous": "[red]VACUOUS[/]",
     "skipped": "[yellow]skipped[/]",
+    "n/a": "[dim]n/a[/]",
 }
 
 
@@ -214,7 +229,8 @@ def print_verify(reports: list[LabReport], as_json: bool) -> None:
         return
     for rep in reports:
         verdict = "[green]PASSED[/]" if rep.ok else "[red]FAILED[/]"
-        out.print(f"\n[bold]{escape(rep.lab)}[/] {verdict} ({rep.seconds:.1f} s)")
+        on = f" on Docker {rep.engine}" if rep.engine else ""
+        out.print(f"\n[bold]{escape(rep.lab)}[/]{on} {verdict} ({rep.seconds:.1f} s)")
         if rep.error:
             out.print(f"  [red]{escape(rep.error)}[/]")
         table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
@@ -236,9 +252,25 @@ def print_verify(reports: list[LabReport], as_json: bool) -> None:
                     out.print("  [dim]output:[/]")
                     for line in step.output.strip().splitlines()[-20:]:
                         out.print(f"  [dim]| {escape(line)}[/]")
+    engines = sorted({r.engine for r in reports}, key=lambda e: [int(p) for p in e.split(".")])
+    if len(engines) > 1:
+        matrix = Table(box=None, header_style="bold", title="lab × engine", title_justify="left")
+        matrix.add_column("LAB")
+        for engine in engines:
+            matrix.add_column(engine)
+        for lab in dict.fromkeys(r.lab for r in reports):
+            cells = {
+                r.engine: "[green]PASSED[/]" if r.ok else "[red]FAILED[/]"
+                for r in reports
+                if r.lab == lab
+            }
+            matrix.add_row(escape(lab), *(cells.get(e, "[dim]-[/]") for e in engines))
+        out.print()
+        out.print(matrix)
     passed = sum(r.ok for r in reports)
     color = "green" if passed == len(reports) else "red"
-    out.print(f"\n[{color}]{passed} of {len(reports)} labs passed[/]")
+    what = "labs" if len(engines) <= 1 else "lab × engine runs"
+    out.print(f"\n[{color}]{passed} of {len(reports)} {what} passed[/]")
 
 
 def print_doctor(health: list[ProviderHealth], as_json: bool) -> None:
@@ -285,10 +317,13 @@ def guide_after_prompt(retry: bool) -> str:
     return f"[Enter] next step{'   [r] retry' if retry else ''}   [b] back   [q] quit"
 
 
-def show_guide_step(number: int, total: int, step: Step) -> None:
+def show_guide_step(number: int, total: int, step: Step, engine: str) -> None:
     out.print(Rule(f"Step {number} of {total}: {step.id}"))
     out.print(f"[bold]{escape(step.title)}[/]\n")
     out.print(Markdown(step.explain), soft_wrap=False)  # wrapped to the terminal
+    if engine in step.notes:
+        note = Markdown(f"**On Docker {engine}:** {step.notes[engine].strip()}")
+        out.print(Panel(note, border_style="yellow", expand=False))
     commands = "\n".join(f"$ {line}" for line in step.command.strip().splitlines())
     out.print(Panel(escape(commands), title="the command", title_align="left", expand=False))
 

@@ -24,6 +24,11 @@ DNAT_RULE = (
 MASQUERADE_RULE = (
     "-A POSTROUTING -s 172.17.0.2/32 -d 172.17.0.2/32 -p tcp -m tcp --dport 5000 -j MASQUERADE"
 )
+ACCEPT_RULE = (
+    "-A DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 5000 -j ACCEPT"
+)
+# Docker 28 and later: only docker0 may reach the container's address directly.
+RAW_DROP_RULE = "-A PREROUTING -d 172.17.0.2/32 ! -i docker0 -j DROP"
 
 
 def requests_from(log, client, target=r"/\S*"):
@@ -48,9 +53,29 @@ def test_dnat_sends_port_5000_to_the_container(host):
 
 
 @pytest.mark.step("publish-port", until="stop-server")
-def test_masquerade_for_the_containers_own_port(host):
-    """nat POSTROUTING masquerades the container's traffic to its own port 5000"""
-    assert MASQUERADE_RULE in rules(host, "nat", "POSTROUTING")
+def test_rules_for_the_containers_own_address(host, engine):
+    """the container's own address: a hairpin MASQUERADE for its port 5000 (Docker before 28);
+    no hairpin rule but a raw-table DROP for direct access from outside docker0 (28 and later)"""
+    masquerade = MASQUERADE_RULE in rules(host, "nat", "POSTROUTING")
+    if engine < "28.0":
+        assert masquerade, "no hairpin MASQUERADE for port 5000 in nat POSTROUTING"
+    else:
+        assert not masquerade, f"Docker {engine} with docker-proxy should write no hairpin rule"
+        assert RAW_DROP_RULE in rules(host, "raw", "PREROUTING")
+
+
+@pytest.mark.step("publish-port", until="stop-server")
+def test_filter_lets_port_5000_through_to_the_container(host, engine):
+    """filter DOCKER accepts port 5000 for the container, reached from FORWARD (through
+    DOCKER-FORWARD and DOCKER-BRIDGE on Docker 28 and later)"""
+    assert ACCEPT_RULE in rules(host, "filter", "DOCKER")
+    forward = rules(host, "filter", "FORWARD")
+    if engine < "28.0":
+        assert "-A FORWARD -o docker0 -j DOCKER" in forward
+    else:
+        assert "-A FORWARD -j DOCKER-FORWARD" in forward
+        assert "-A DOCKER-FORWARD -j DOCKER-BRIDGE" in rules(host, "filter", "DOCKER-FORWARD")
+        assert "-A DOCKER-BRIDGE -o docker0 -j DOCKER" in rules(host, "filter", "DOCKER-BRIDGE")
 
 
 @pytest.mark.step("publish-port", until="stop-server")
@@ -98,11 +123,15 @@ def test_eth0_request_went_through_the_dnat_rule(host):
 
 
 @pytest.mark.step("stop-server")
-def test_stopping_the_server_removed_its_rules(host):
-    """http-server was stopped, and its DNAT and MASQUERADE rules are gone"""
+def test_stopping_the_server_removed_its_rules(host, engine):
+    """http-server was stopped, and its rules are gone (DNAT, MASQUERADE, filter ACCEPT,
+    and on Docker 28 the raw DROP)"""
     assert container_ip(host, CONTAINER) is None, f"{CONTAINER} is still running"
     assert DNAT_RULE not in rules(host, "nat", "DOCKER")
     assert MASQUERADE_RULE not in rules(host, "nat", "POSTROUTING")
+    assert ACCEPT_RULE not in rules(host, "filter", "DOCKER")
+    if engine >= "28.0":
+        assert RAW_DROP_RULE not in rules(host, "raw", "PREROUTING")
     # On a fresh machine the rules are absent too: Docker's event log (kept in
     # memory since dockerd started) tells that the container ran and was stopped.
     # An --until with nanoseconds includes the events of this very second.

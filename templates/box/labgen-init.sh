@@ -44,5 +44,9 @@ if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
         >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || :
 fi
 
+# A machine that was stopped or killed and started again keeps its root file system
+# but not /var/lib/docker (a tmpfs): pid files left behind would stop dockerd.
+rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid
+
 dockerd >/var/log/dockerd.log 2>&1 &
 exec /usr/sbin/sshd -D -e

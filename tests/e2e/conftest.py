@@ -10,14 +10,14 @@ from helpers import labgen, show
 
 
 @pytest.fixture
-def bring_up(labgen_home: Path) -> Iterator[Callable[[str], str]]:
-    """`bring_up(lab)` runs `labgen up LAB`; every machine is destroyed after the test,
-    pass or fail."""
+def bring_up(labgen_home: Path) -> Iterator[Callable[..., str]]:
+    """`bring_up(lab, *options)` runs `labgen up LAB OPTIONS` (`--engine 28.5`,
+    `--name N`); every machine is destroyed after the test, pass or fail."""
     brought: list[str] = []
 
-    def up(lab: str) -> str:
+    def up(lab: str, *options: str) -> str:
         brought.append(lab)
-        proc = labgen("up", lab)
+        proc = labgen("up", lab, *options)
         assert proc.returncode == 0, show(proc)
         return lab
 

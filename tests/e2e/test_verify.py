@@ -15,28 +15,29 @@ pytestmark = pytest.mark.e2e
 BROKEN = Path(__file__).parent / "labs"
 
 
-def test_verify_all_seed_labs_with_junit(tmp_path: Path, labgen_home: Path) -> None:
-    """Every step of every seed lab: checks fail before it, the command works, checks pass."""
+def test_verify_all_seed_labs_on_every_engine_with_junit(tmp_path: Path, labgen_home: Path) -> None:
+    """Every step of every seed lab on every engine it names: checks fail before it, the
+    command works, checks pass; JUnit has a suite per lab and engine, a case per check."""
     xml_file = tmp_path / "out.xml"
-    proc = labgen("verify", "--all", "-j", "2", "--junitxml", str(xml_file))
+    proc = labgen("verify", "--all", "--engine", "all", "-j", "2", "--junitxml", str(xml_file))
     assert proc.returncode == 0, show(proc)
 
     root = ET.parse(xml_file).getroot()
     suites = {s.get("name"): s for s in root.iter("testsuite")}
     labs = {lab.name: lab for lab in iter_labs()}
-    assert set(suites) == set(labs)
-    for name, lab in labs.items():
-        cases = list(suites[name].iter("testcase"))
+    assert set(suites) == {f"{name}@{e}" for name, lab in labs.items() for e in lab.engines}
+    for suite_name, suite in suites.items():
+        lab = labs[suite_name.split("@")[0]]
+        cases = list(suite.iter("testcase"))
         # A case per check of each step (a step without checks: its command), in order.
-        steps = [c.get("classname", "").removeprefix(f"{name}.") for c in cases]
+        steps = [c.get("classname", "").removeprefix(f"{lab.name}.") for c in cases]
         assert list(dict.fromkeys(steps)) == [s.id for s in lab.steps]
-        assert all(
-            c.get("name", "").startswith("test_") or c.get("name") == "command" for c in cases
-        )
-        assert not list(suites[name].iter("failure"))
-        assert not list(suites[name].iter("skipped"))
+        names = [c.get("name", "") for c in cases]
+        assert all(n.startswith("test_") or n == "command" for n in names)
+        assert not list(suite.iter("failure")) and not list(suite.iter("skipped"))
     assert int(root.get("tests", "0")) == sum(1 for _ in root.iter("testcase"))
     assert root.get("failures") == "0" and root.get("errors") == "0"
+    assert "lab × engine" in proc.stdout  # the matrix, for people
     assert not list((labgen_home / "instances").iterdir())
 
 

@@ -114,7 +114,11 @@ def test_lab_page_shows_every_step_command_and_check_of_port_forwarding() -> Non
     page = docpages.render_lab_page(lab)
     assert page.startswith(docpages.GENERATED_MARK)
     assert f"# {lab.title}\n" in page
-    assert f"{lab.spec.engine.package} {lab.spec.engine.version}" in page
+    assert f"Docker {lab.spec.engine} (default), 26.1, 28.5" in page
+    # Each engine's note sits under its step, and in the table of what differs.
+    note = " ".join(lab.step("publish-port").notes["28.5"].split())
+    assert page.count(note) == 2, note
+    assert "## What differs on 26.1 and 28.5" in page
     for verb in (
         f"labgen up {lab.name}",
         f"labgen run {lab.name} --all",

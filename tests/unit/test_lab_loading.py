@@ -245,3 +245,105 @@ def test_labgen_lint_rejects_every_broken_lab_folder() -> None:
         assert f"fail {folder}" in [" ".join(line.split()) for line in lines], outcome.stdout
         assert str(folder / case.file) in outcome.stdout
     assert f"ok {REPO / 'labs' / 'port-forwarding'}" in [" ".join(x.split()) for x in lines]
+
+
+def write_lab(folder: Path, extra: str, step_extra: str = "") -> Path:
+    folder.mkdir(parents=True)
+    (folder / "checks.py").write_text("", encoding="utf-8")
+    (folder / "lab.yaml").write_text(
+        f"name: {folder.name}\ntitle: T\nsummary: S\n{extra}\nsteps:\n"
+        f"  - id: one\n    title: One\n    explain: E\n    command: 'true'\n{step_extra}",
+        encoding="utf-8",
+    )
+    return folder
+
+
+def test_engines_default_first_and_legacy_form(tmp_path: Path) -> None:
+    lab = load_lab_dir(write_lab(tmp_path / "eng", 'engine: "28.5"\nengines: ["20.10", "28.5"]'))
+    assert lab.engines == ["28.5", "20.10"]
+    legacy = load_lab_dir(write_lab(tmp_path / "old", 'engine: {version: "26.1"}'))
+    assert legacy.engines == ["26.1"]
+
+
+@pytest.mark.parametrize(
+    "extra, step_extra, field, line",
+    [
+        ('engine: "19.03"', "", "engine", 4),
+        ('engine: "20.10"\nengines: ["20.10", "27.0"]', "", "engines[1]", 5),
+        ('engine: "20.10"', '    notes: {"29.0": "x"}\n', "steps[0].notes.29.0", 10),
+        ('engine: "20.10"', '    not_on: {"1.0": "x"}\n', "steps[0].not_on.1.0", 10),
+        ("engine: 28.5", "", "engine", 4),  # a YAML float, not an engine name
+    ],
+)
+def test_unknown_engines_are_named_with_file_line_and_field(
+    tmp_path: Path, extra: str, step_extra: str, field: str, line: int
+) -> None:
+    folder = write_lab(tmp_path / "bad", extra, step_extra)
+    with pytest.raises(UsageError) as caught:
+        load_lab_dir(folder)
+    message = caught.value.message
+    assert f"lab.yaml:{line}: field '{field}'" in message, message
+    assert caught.value.exit_code == EXIT_USAGE
+
+
+def test_bundled_labs_name_each_engine_they_are_verified_on() -> None:
+    for name in bundled_lab_names():
+        assert load_lab(name).engines == ["20.10", "26.1", "28.5"], name
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (
+            lambda d: ((d / "checks.py").unlink(), (d / "checks.py").symlink_to("/etc/shadow")),
+            r"checks\.py: a symbolic link",
+        ),
+        (lambda d: (d / "lab.yaml").write_bytes(b"name: x\xff\n"), r"lab\.yaml:1: not UTF-8"),
+        (lambda d: (d / "checks.py").write_bytes(b"# \xe9t\xe9\n"), r"checks\.py:1: not UTF-8"),
+        (
+            lambda d: (d / "lab.yaml").write_text(
+                (d / "lab.yaml").read_text().replace("title: T", "title: \x1b[31mred")
+            ),
+            r"lab\.yaml:2: control character '\\x1b'",
+        ),
+        (
+            lambda d: (d / "checks.py").write_bytes(b"#" * (1024 * 1024 + 1)),
+            r"checks\.py: 1048577 bytes; a lab file may have at most 1 MiB",
+        ),
+    ],
+    ids=["symlink-out", "lab-not-utf8", "checks-not-utf8", "ansi-escape", "too-big"],
+)
+def test_lab_files_are_plain_text_inside_the_folder(
+    tmp_path: Path, damage: object, message: str
+) -> None:
+    """Regression: a symlink to /etc/shadow was copied onto the machine; bytes that are not
+    UTF-8 gave a traceback; escapes in a title reached the terminal; a 200 MB file took
+    two minutes to lint. Each is now a usage error naming the file (and line)."""
+    folder = write_lab(tmp_path / "lab", 'engine: "20.10"')
+    (folder / "checks.py").unlink()
+    (folder / "checks.py").write_text("", encoding="utf-8")
+    damage(folder)  # type: ignore[operator]
+    with pytest.raises(UsageError) as caught:
+        load_lab_dir(folder)
+    assert re.search(message, caught.value.message), caught.value.message
+    listing = run_labgen("list", "--labs", str(tmp_path))
+    assert listing.returncode == 2 and "Traceback" not in listing.stderr, listing.stderr
+    assert re.search(message, listing.stderr), listing.stderr
+
+
+def test_markup_in_a_title_is_printed_as_written(tmp_path: Path) -> None:
+    folder = write_lab(tmp_path / "markup", 'engine: "20.10"')
+    text = (folder / "lab.yaml").read_text().replace("title: T", "title: '[/bold] x [red]y'")
+    (folder / "lab.yaml").write_text(text)
+    listing = run_labgen("list", "--labs", str(tmp_path))
+    assert listing.returncode == 0, listing.stderr
+    assert "[/bold] x [red]y" in listing.stdout
+
+
+def test_an_unwritable_labgen_home_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = run_labgen("up", "bridge", env={"LABGEN_HOME": str(blocker / "home")})
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "labgen cannot write to" in result.stderr and "LABGEN_HOME" in result.stderr

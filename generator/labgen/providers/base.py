@@ -11,13 +11,13 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from .. import resources
 from ..context import Say
-from ..errors import UsageError
 from ..instance import InstanceState
 
 MIN_FREE_GB = 5
@@ -66,8 +66,20 @@ class BoxInfo:
 
     provider: str
     name: str
-    current: bool
+    engine: str  # the Docker engine inside ("?" when it cannot be told)
+    current: bool  # built from the current recipe
     detail: str
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """Something of a labgen machine on the host (a container, a network, a domain),
+    found by its labels or name under this labgen home."""
+
+    provider: str
+    instance: str  # the machine it belongs to
+    kind: str  # "container", "network", "domain"
+    name: str
 
 
 def probe_vagrant() -> Probe:
@@ -123,9 +135,15 @@ class Provider:
                 cache[probe] = self.probes[probe]()
         return ProviderHealth(self.name, self.summary, [cache[p] for p in self.row.requires])
 
-    def ensure_box(self, say: Say, force: bool = False) -> tuple[str, bool]:
-        """Build this provider's box unless it is there: (its name, built now)."""
-        raise UsageError(f"labgen builds no box for the {self.name} provider")
+    builds_box = False  # True: ensure_box builds one from the recipe
+
+    def ensure_box(
+        self, say: Say, force: bool = False, engine: str | None = None
+    ) -> tuple[str, bool]:
+        """Build this provider's box with Docker `engine` (None: the recipe's default)
+        unless it is there: (its name, built now). A provider whose box is public
+        builds nothing ("", False)."""
+        return "", False
 
     def list_boxes(self) -> list[BoxInfo]:
         """The boxes labgen built for this provider on this host."""
@@ -135,16 +153,40 @@ class Provider:
         """Remove boxes of older recipes (never one in use); returns their names."""
         return []
 
-    def settings(self, instance: str, *, live: bool, others: Sequence[InstanceState]) -> Any:
-        """What the partial needs to render `instance` (a frozen dataclass).
+    def settings(
+        self,
+        instance: str,
+        *,
+        live: bool,
+        others: Sequence[InstanceState],
+        engine: str | None = None,
+    ) -> Any:
+        """What the partial needs to render `instance` with Docker `engine` (None: the
+        recipe's default), a frozen dataclass.
 
         `live`: this provider brings the machine up now, so it may ask the host
         (free ports and subnets, `others` being the machines already there).
         """
         return None
 
+    def ssh_config(self, state: InstanceState, instance_dir: Path) -> str | None:
+        """The machine's SSH settings in `vagrant ssh-config`'s form, where labgen
+        rendered them itself; None: ask Vagrant."""
+        return None
+
     def prepare(self, state: InstanceState, say: Say) -> None:
         """Before `vagrant up` of a new machine: create what it needs on the host."""
 
     def release(self, state: InstanceState) -> None:
-        """After `vagrant destroy`: remove what `prepare` created on the host."""
+        """After `vagrant destroy`: remove what `prepare` created on the host, and
+        whatever of the machine Vagrant did not know of (see `leftovers`)."""
+        for leftover in self.leftovers(state.instance):
+            self.remove(leftover)
+
+    def leftovers(self, instance: str | None = None) -> list[Leftover]:
+        """What of labgen's machines (of `instance`, or all) exists on the host under
+        this labgen home, whether or not an instance dir still knows it."""
+        return []
+
+    def remove(self, leftover: Leftover) -> None:
+        """Remove one leftover from the host."""

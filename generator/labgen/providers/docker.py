@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -20,7 +21,7 @@ from .. import recipe, resources
 from ..context import Say
 from ..errors import MachineError, PrerequisiteError, UsageError
 from ..instance import InstanceState
-from .base import BoxInfo, Probe, Provider
+from .base import BoxInfo, Leftover, Probe, Provider
 
 LABEL_BOX = "org.labgen.box"
 # The machine networks labgen carves /24s from; far from Docker's default 172.17-172.29.
@@ -96,37 +97,44 @@ class DockerSettings:
 
 class DockerProvider(Provider):
     probes = {**Provider.probes, "docker": probe_docker}
+    builds_box = True
 
     # --- the box: a base image ------------------------------------------------------
 
-    def image(self) -> str:
-        """The base image of the current recipe, e.g. labgen/base:bookworm-1234abcd5678."""
-        return f"{self.row.extra['image_repo']}:{recipe.recipe_tag()}"
+    def image(self, engine: str | None = None) -> str:
+        """The base image with Docker `engine` (None: the default) of the current recipe,
+        e.g. labgen/base:20.10-bookworm-1234abcd5678."""
+        return f"{self.row.extra['image_repo']}:{recipe.recipe_tag(recipe.engine(engine))}"
 
-    def image_present(self) -> bool:
-        return docker(["image", "inspect", self.image()], check=False).returncode == 0
+    def image_present(self, engine: str | None = None) -> bool:
+        return docker(["image", "inspect", self.image(engine)], check=False).returncode == 0
 
-    def ensure_box(self, say: Say, force: bool = False) -> tuple[str, bool]:
+    def ensure_box(
+        self, say: Say, force: bool = False, engine: str | None = None
+    ) -> tuple[str, bool]:
         require_daemon()
-        tag = self.image()
-        if not force and self.image_present():
+        engine = recipe.engine(engine)
+        tag = self.image(engine)
+        if not force and self.image_present(engine):
             return tag, False
         recipe.require_root_and_tools("the base image", [])
         with recipe.scratch_dir() as work:
-            recipe.build_rootfs(work / "rootfs", say)
+            recipe.build_rootfs(work / "rootfs", engine, say)
             say(f"importing the root file system as {tag}")
-            _import(work / "rootfs", tag)
+            _import(work / "rootfs", tag, engine)
         say(f"built {tag}")
         return tag, True
 
     def list_boxes(self) -> list[BoxInfo]:
-        fmt = "{{.Repository}}:{{.Tag}}\t{{.CreatedSince}}\t{{.Size}}"
+        fmt = "{{.Repository}}:{{.Tag}}\t{{.CreatedSince}}\t{{.Size}}\t{{.ID}}"
         out = docker(["image", "ls", "--filter", f"label={LABEL_BOX}", "--format", fmt]).stdout
-        current = self.image()
+        current = {self.image(e) for e in recipe.engines()}
         boxes = []
         for line in out.splitlines():
-            tag, created, size = line.split("\t")
-            boxes.append(BoxInfo(self.name, tag, tag == current, f"{created}  {size}"))
+            tag, created, size, _ = line.split("\t")
+            engine = tag.rpartition(":")[2].split("-")[0]
+            engine = engine if re.fullmatch(recipe.ENGINE_PATTERN, engine) else "?"
+            boxes.append(BoxInfo(self.name, tag, engine, tag in current, f"{created}  {size}"))
         return boxes
 
     def prune_boxes(self) -> list[str]:
@@ -139,9 +147,14 @@ class DockerProvider(Provider):
     # --- machines --------------------------------------------------------------------
 
     def settings(
-        self, instance: str, *, live: bool, others: Sequence[InstanceState]
+        self,
+        instance: str,
+        *,
+        live: bool,
+        others: Sequence[InstanceState],
+        engine: str | None = None,
     ) -> DockerSettings:
-        image = self.image()
+        image = self.image(engine)
         network = resources.machine_id(instance)
         if not live:
             # A later `vagrant up --provider=docker` can still use these: its trigger
@@ -187,25 +200,69 @@ class DockerProvider(Provider):
                 raise MachineError(f"cannot create docker network {network}: {proc.stderr.strip()}")
         raise MachineError("no free /24 left for a lab machine's network in labgen's pool")
 
-    def release(self, state: InstanceState) -> None:
-        # Vagrant's after-destroy trigger removes it too; this covers an up that
-        # failed before Vagrant ran.
-        if state.host.get("network"):
-            docker(["network", "rm", state.host["network"]], check=False)
+    def ssh_config(self, state: InstanceState, instance_dir: Path) -> str | None:
+        # The container's port 22 is forwarded to the port labgen chose (no
+        # auto-correction: the Vagrantfile refuses another), with the instance's key.
+        key = instance_dir / "keys" / "id_ed25519"
+        return "\n".join(
+            [
+                "Host default",
+                "  HostName 127.0.0.1",
+                f"  User {recipe.recipe_spec().user}",
+                f"  Port {int(state.host['ssh_port'])}",
+                "  UserKnownHostsFile /dev/null",
+                "  StrictHostKeyChecking no",
+                "  PasswordAuthentication no",
+                f"  IdentityFile {key}",
+                "  IdentitiesOnly yes",
+                "  LogLevel FATAL",
+                "",
+            ]
+        )
 
-    def bundle_settings(self, instance: str) -> DockerSettings:
+    def leftovers(self, instance: str | None = None) -> list[Leftover]:
+        # Found by label, not by name: an interrupted `vagrant up` can leave a
+        # container Vagrant never recorded, and a raced `network create` two networks
+        # of one name.
+        labels = ["--filter", f"label=org.labgen.home={resources.home_tag()}"]
+        if instance is not None:
+            labels += ["--filter", f"label=org.labgen.instance={instance}"]
+        found = []
+        for kind, ls, name in (
+            ("container", ["ps", "-a"], "{{.Names}}"),
+            ("network", ["network", "ls"], "{{.Name}}"),
+        ):
+            fmt = '{{.ID}}\t{{.Label "org.labgen.instance"}}\t' + name
+            for line in docker([*ls, *labels, "--format", fmt], check=False).stdout.splitlines():
+                ident, owner, _ = [*line.split("\t"), "", ""][:3]
+                found.append(Leftover(self.name, owner, kind, ident))
+        return found
+
+    def remove(self, leftover: Leftover) -> None:
+        if leftover.kind == "container":
+            docker(["rm", "-f", leftover.name], check=False)
+        else:
+            docker(["network", "rm", leftover.name], check=False)
+
+    def release(self, state: InstanceState) -> None:
+        # Containers first: a network with a container on it cannot go.
+        found = self.leftovers(state.instance)
+        for leftover in sorted(found, key=lambda x: x.kind != "container"):
+            self.remove(leftover)
+
+    def bundle_settings(self, instance: str, engine: str | None = None) -> DockerSettings:
         """Settings for a bundle: --privileged probed here when Docker and the image are."""
-        base = self.settings(instance, live=False, others=())
-        if probe_docker().ok and self.image_present():
+        base = self.settings(instance, engine=engine, live=False, others=())
+        if probe_docker().ok and self.image_present(engine):
             return DockerSettings(**{**asdict(base), "privileged": privileged_works(base.image)})
         return base
 
     # --- the base image on a USB stick ---------------------------------------------
 
-    def save_image(self, target: Path) -> None:
+    def save_image(self, target: Path, engine: str | None = None) -> None:
         """`docker save` the base image (written beside, then renamed into place)."""
         partial = target.with_name(target.name + ".partial")
-        docker(["save", "-o", str(partial), self.image()], timeout=1800)
+        docker(["save", "-o", str(partial), self.image(engine)], timeout=1800)
         partial.rename(target)
 
     def load_images(self, tarball: Path) -> str:
@@ -218,13 +275,12 @@ class DockerProvider(Provider):
 PROVIDER_CLASS = DockerProvider
 
 
-def _import(root: Path, tag: str) -> None:
-    spec = recipe.recipe_spec()
+def _import(root: Path, tag: str, engine: str) -> None:
+    suite = recipe.recipe_spec().engines[engine].suite
     changes = [
         'ENTRYPOINT ["/usr/bin/tini", "--"]',
         'CMD ["/usr/local/sbin/labgen-init"]',
-        f'LABEL {LABEL_BOX}="{spec.suite}" org.labgen.engine="{spec.engine.package} '
-        f'{spec.engine.version}"',
+        f'LABEL {LABEL_BOX}="{suite}" org.labgen.engine="{engine}"',
     ]
     args = ["docker", "import", *(a for c in changes for a in ("--change", c))]
     # `tar` rather than tarfile: a root file system of 20,000 files streams in seconds.

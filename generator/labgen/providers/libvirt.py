@@ -22,12 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import recipe
+from .. import recipe, resources
 from ..context import Say
 from ..errors import PrerequisiteError
 from ..instance import InstanceState
 from . import libvirt_box
-from .base import BoxInfo, Probe, Provider
+from .base import BoxInfo, Leftover, Probe, Provider
 from .libvirt_box import LIBVIRT_URI, STORAGE_POOL, BoxPlace, vagrant_home, virsh
 
 SETUP_HINT = "or run scripts/setup-libvirt.sh from labgen's source"
@@ -160,6 +160,7 @@ class LibvirtSettings:
 
 
 class LibvirtProvider(Provider):
+    builds_box = True
     probes = {
         **Provider.probes,
         "vagrant-libvirt": probe_plugin,
@@ -167,45 +168,53 @@ class LibvirtProvider(Provider):
         "kvm": probe_kvm,
     }
 
-    def box_name(self, tag: str | None = None) -> str:
-        """The box of the current recipe (or of recipe tag `tag`): labgen/bookworm-<digest>."""
-        return str(self.row.extra["box"]).replace("{recipe}", tag or recipe.recipe_tag())
+    def box_name(self, engine: str | None = None) -> str:
+        """The box with Docker `engine` (None: the default) of the current recipe:
+        labgen/20.10-bookworm-<digest>."""
+        return self.box_pattern().replace("{recipe}", recipe.recipe_tag(recipe.engine(engine)))
 
-    def boot_dir(self, name: str | None = None) -> Path:
+    def box_pattern(self) -> str:
+        return str(self.row.extra["box"])
+
+    def boot_dir(self, name: str) -> Path:
         """Where QEMU reads a box's kernel and initrd (the Vagrantfile knows it too)."""
-        return Path(self.row.extra["boot_dir"]) / (name or self.box_name()).replace("/", "-")
+        return Path(self.row.extra["boot_dir"]) / name.replace("/", "-")
 
     def box_dir(self, name: str) -> Path:
         """Vagrant's unpacked copy of a box (its documented layout)."""
         slug = name.replace("/", "-VAGRANTSLASH-")
         return vagrant_home() / "boxes" / slug / recipe.recipe_spec().vm.box_version / "libvirt"
 
-    def volume_name(self, name: str | None = None) -> str:
+    def volume_name(self, name: str) -> str:
         """The storage volume vagrant-libvirt makes from a box's disk (its naming rule)."""
-        slug = (name or self.box_name()).replace("/", "-VAGRANTSLASH-")
+        slug = name.replace("/", "-VAGRANTSLASH-")
         return f"{slug}_vagrant_box_image_{recipe.recipe_spec().vm.box_version}_box.img"
 
-    def place(self, name: str | None = None) -> BoxPlace:
-        """Where box `name` (default: the current recipe's) lives on this host."""
-        name = name or self.box_name()
+    def place(self, name: str) -> BoxPlace:
+        """Where box `name` lives on this host."""
         return BoxPlace(name, self.boot_dir(name), self.box_dir(name), self.volume_name(name))
 
-    def ensure_box(self, say: Say, force: bool = False) -> tuple[str, bool]:
+    def ensure_box(
+        self, say: Say, force: bool = False, engine: str | None = None
+    ) -> tuple[str, bool]:
         for probe in ("vagrant-libvirt", "libvirtd"):
             answer = self.probes[probe]()
             if not answer.ok:
                 raise PrerequisiteError(answer.detail, hint=answer.fix)
-        return libvirt_box.ensure(self.place(), say, force)
+        engine = recipe.engine(engine)
+        return libvirt_box.ensure(self.place(self.box_name(engine)), engine, say, force)
 
     def list_boxes(self) -> list[BoxInfo]:
-        prefix = self.box_name("").replace("/", "-VAGRANTSLASH-")
-        current = self.box_name()
+        prefix = self.box_pattern().split("{recipe}")[0].replace("/", "-VAGRANTSLASH-")
+        current = {self.box_name(e): e for e in recipe.engines()}
         boxes = []
         for directory in sorted((vagrant_home() / "boxes").glob(f"{prefix}*")):
             for provider_dir in directory.glob("*/libvirt"):
                 size = sum(f.stat().st_size for f in provider_dir.iterdir() if f.is_file())
                 name = directory.name.replace("-VAGRANTSLASH-", "/")
-                boxes.append(BoxInfo(self.name, name, name == current, f"{size // 1024**2} MB"))
+                engine = current.get(name, "?")
+                detail = f"{size // 1024**2} MB"
+                boxes.append(BoxInfo(self.name, name, engine, name in current, detail))
         return boxes
 
     def prune_boxes(self) -> list[str]:
@@ -216,13 +225,41 @@ class LibvirtProvider(Provider):
                 removed.append(box.name)
         return removed
 
+    def leftovers(self, instance: str | None = None) -> list[Leftover]:
+        # vagrant-libvirt names a domain <default_prefix><machine>: the Vagrantfile's
+        # prefix is the machine id, labgen-INSTANCE-HOMETAG-.
+        if not recipe.which("virsh"):
+            return []
+        try:
+            names = virsh("list", "--all", "--name", timeout=20).stdout.split()
+        except subprocess.TimeoutExpired:
+            return []
+        tag = f"-{resources.home_tag()}-"
+        found = []
+        for name in names:
+            if name.startswith("labgen-") and tag in name:
+                owner = name[len("labgen-") : name.index(tag)]
+                if instance in (None, owner):
+                    found.append(Leftover(self.name, owner, "domain", name))
+        return found
+
+    def remove(self, leftover: Leftover) -> None:
+        virsh("destroy", leftover.name)
+        virsh("undefine", leftover.name, "--remove-all-storage", "--nvram")
+
     def settings(
-        self, instance: str, *, live: bool, others: Sequence[InstanceState]
+        self,
+        instance: str,
+        *,
+        live: bool,
+        others: Sequence[InstanceState],
+        engine: str | None = None,
     ) -> LibvirtSettings:
         extra = self.row.extra
+        box = self.box_name(engine)
         return LibvirtSettings(
-            box=self.box_name(),
-            boot_dir=str(self.boot_dir()),
+            box=box,
+            boot_dir=str(self.boot_dir(box)),
             cmd_line=str(extra["cmd_line"]),
             memory=int(extra["memory"]),
             cpus=int(extra["cpus"]),

@@ -87,14 +87,14 @@ def refuse_if_in_use(box: BoxPlace, what: str) -> None:
         )
 
 
-def ensure(box: BoxPlace, say: Say, force: bool) -> tuple[str, bool]:
+def ensure(box: BoxPlace, engine: str, say: Say, force: bool) -> tuple[str, bool]:
     """The box of the current recipe, built unless it is there: (name, built now).
 
     A box whose stored recipe matches is reused, and what the host lost since (the
     kernel files, libvirt's volume) is put back from Vagrant's copy.
     """
     name = box.name
-    if not force and _stored(box).get("recipe") == recipe.recipe_tag():
+    if not force and _stored(box).get("recipe") == recipe.recipe_tag(engine):
         _restore_host_side(box, say)
         say(f"box {name} is already built")
         _say_driver(box, say)
@@ -107,11 +107,11 @@ def ensure(box: BoxPlace, say: Say, force: bool) -> tuple[str, bool]:
     with recipe.scratch_dir() as work:
         out = work / "box"
         out.mkdir()
-        _make_disk(work, out, say)
+        _make_disk(work, out, engine, say)
         driver, why = _probe_kvm(out / "vmlinuz", say)
         vm = recipe.recipe_spec().vm
         _write_json(
-            out / "labgen.json", {"recipe": recipe.recipe_tag(), "driver": driver, "why": why}
+            out / "labgen.json", {"recipe": recipe.recipe_tag(engine), "driver": driver, "why": why}
         )
         _write_json(
             out / "metadata.json",
@@ -184,11 +184,11 @@ def _run(cmd: list[str], what: str) -> None:
         raise MachineError(f"{what} failed (exit {proc.returncode}): {proc.stderr.strip()}")
 
 
-def _make_disk(work: Path, out: Path, say: Say) -> None:
+def _make_disk(work: Path, out: Path, engine: str, say: Say) -> None:
     """The recipe's root file system plus the VM's packages, configured, as a disk."""
     vm = recipe.recipe_spec().vm
     root = work / "rootfs"
-    recipe.build_rootfs(root, say, extra_packages=vm.packages)
+    recipe.build_rootfs(root, engine, say, extra_packages=vm.packages)
     say("configuring the VM's boot")
     recipe.run_in_chroot(root, recipe.box_script("configure-vm.sh"), "configuring the VM")
     # debootstrap copied the build host's /etc/hosts; a VM starts from a clean one.

@@ -42,7 +42,12 @@ class VirtualboxProvider(Provider):
     probes = {**Provider.probes, "VBoxManage": probe_virtualbox}
 
     def settings(
-        self, instance: str, *, live: bool, others: Sequence[InstanceState]
+        self,
+        instance: str,
+        *,
+        live: bool,
+        others: Sequence[InstanceState],
+        engine: str | None = None,
     ) -> VirtualboxSettings:
         extra = self.row.extra
         return VirtualboxSettings(

@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
-from .. import providers
+from .. import providers, recipe
 from ..context import Context
+from ..errors import UsageError
 from ..providers import BoxInfo
 
 
-def build(ctx: Context, provider: str, force: bool = False) -> str:
-    """Build `provider`'s box unless it is there (or always, with `force`); its name."""
-    name, _ = providers.get(provider).ensure_box(ctx.say, force)
+def engines_named(engines: str) -> list[str]:
+    """'all', or a comma-separated list of the recipe's engines (else a UsageError).
+
+    >>> engines_named("28.5,20.10")
+    ['28.5', '20.10']
+    """
+    if engines == "all":
+        return recipe.engines()
+    return [recipe.engine(e.strip()) for e in engines.split(",") if e.strip()]
+
+
+def build(ctx: Context, provider: str, engine: str, force: bool = False) -> str:
+    """Build `provider`'s box with Docker `engine` unless it is there (or always, with
+    `force`); returns its name."""
+    chosen = providers.get(provider)
+    if not chosen.builds_box:
+        builders = [p.name for p in providers.all_providers() if p.builds_box]
+        raise UsageError(
+            f"labgen builds no box for the {provider} provider (it uses a public box); "
+            f"it builds boxes for: {', '.join(builders)}"
+        )
+    name, _ = chosen.ensure_box(ctx.say, force, engine=engine)
     return name
 
 

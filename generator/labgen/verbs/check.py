@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from .. import machines
+from .. import machines, recipe
 from ..checks import run_checks
 from ..lab import Lab
 from ..results import CheckRun
 from ..steps import furthest_done
 
 
-def check(machine: str, step: str | None = None, only: bool = False) -> tuple[CheckRun, Lab]:
+def check(
+    machine: str, step: str | None = None, only: bool = False, expect_engine: str | None = None
+) -> tuple[CheckRun, Lab]:
     """Run the checks that must hold after `step`, else after the furthest step done
-    (else the lab's last step: it tells what is not there yet)."""
+    (else the lab's last step: it tells what is not there yet).
+
+    `expect_engine`: hold the machine to another engine's expected state (the checks
+    are told that engine): how a lab shows that its engines really differ.
+    """
     instance, state, lab = machines.running(machine)
     if step is None:
         done = furthest_done(lab, state)
         step = done.id if done else None
-    return run_checks(lab, instance.ssh_config, target=step, only=only), lab
+    engine = recipe.engine(expect_engine) if expect_engine else state.engine or None
+    return run_checks(lab, instance.ssh_config, target=step, only=only, engine=engine), lab

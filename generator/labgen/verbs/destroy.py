@@ -4,24 +4,39 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .. import machines
+from .. import machines, providers
 from ..context import Context
 from ..instance import all_instances
+from ..providers.base import Leftover
 
 
 def destroy(ctx: Context, names: Sequence[str], every: bool) -> list[str]:
-    """Destroy the named machines (or all); returns the names destroyed."""
+    """Destroy the named machines (or all), with whatever of them is left on the host
+    (an orphan: its instance directory gone); returns the names destroyed."""
+    leftovers = [x for p in providers.all_providers() for x in p.leftovers()]
+    known = {i.name for i in all_instances()}
     if every:
-        targets = all_instances()
+        targets = sorted(known | {x.instance for x in leftovers})
     else:
-        targets = [machines.instance_named(n) for n in names]
-        for target in targets:
-            target.load()  # an unknown name is a usage error before anything is destroyed
+        targets = [machines.instance_named(n).name for n in names]
+        unknown = [n for n in targets if n not in known and not _of(n, leftovers)]
+        if unknown:  # a usage error before anything is destroyed
+            machines.instance_named(unknown[0]).load()
     if not targets:
         ctx.say("no lab machines to destroy")
-    done = []
-    for target in targets:
-        ctx.say(f"destroying {target.name}")
-        machines.teardown(target)
-        done.append(target.name)
-    return done
+    for name in targets:
+        with machines.locked(name):
+            instance = machines.instance_named(name)
+            if instance.exists():
+                ctx.say(f"destroying {name}")
+                machines.teardown(instance)  # releases what the providers hold of it
+                continue
+            for leftover in _of(name, leftovers):
+                ctx.say(f"removing {leftover.kind} {leftover.name} of orphaned machine {name}")
+                providers.get(leftover.provider).remove(leftover)
+    return targets
+
+
+def _of(name: str, leftovers: list[Leftover]) -> list[Leftover]:
+    # Containers before networks: a network with a container on it cannot go.
+    return sorted((x for x in leftovers if x.instance == name), key=lambda x: x.kind == "network")

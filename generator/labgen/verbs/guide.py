@@ -46,7 +46,7 @@ def guide(machine: str, *, auto: bool, restart: bool, ask: Ask) -> GuideResult:
         session = Session(instance, state, lab, client)
         while index < total:
             step = lab.steps[index]
-            ui.show_guide_step(index + 1, total, step)
+            ui.show_guide_step(index + 1, total, step, state.engine)
             choice = "" if auto else _ask(ask, ui.GUIDE_BEFORE, BEFORE)
             if choice == "q":
                 return GuideResult(lab.name, index, total, quit=True)
@@ -87,7 +87,10 @@ def _ask(ask: Ask, prompt: str, allowed: tuple[str, ...]) -> str:
 
 def _checks(session: Session, step: Step) -> CheckRun | None:
     """The step's own checks, shown; a step whose checks pass is recorded as done."""
-    verdict = run_checks(session.lab, session.instance.ssh_config, target=step.id, only=True)
+    lab, state = session.lab, session.state
+    verdict = run_checks(
+        lab, session.instance.ssh_config, target=step.id, only=True, engine=state.engine
+    )
     ui.show_guide_verdict(verdict)
     if not verdict.results and not verdict.problems:
         return None

@@ -11,7 +11,7 @@ from ..results import StepOutcome
 from ..snapshot_diff import Diff
 from ..steps import Session, run_step
 
-Announce = Callable[[Lab, Step], None]
+Announce = Callable[[Lab, Step, str], None]  # (lab, step, the machine's engine)
 
 
 def run(
@@ -39,7 +39,7 @@ def run(
     with ssh.connect(instance.ssh_config) as client:
         session = Session(instance, state, lab, client)
         for step in steps:
-            announce(lab, step)
+            announce(lab, step, state.engine)
             outcome = run_step(session, step, on_diff=on_diff)
             outcomes.append(outcome)
             if not outcome.ok:

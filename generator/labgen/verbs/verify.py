@@ -12,15 +12,24 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from enum import Enum
 
-from .. import machines, providers, ssh
+from .. import machines, providers, recipe, ssh
 from ..checks import run_checks
 from ..context import Context
 from ..errors import LabgenError, UsageError
 from ..lab import Lab
-from ..results import FAIL, PASS, RAN, VACUOUS, CheckRun, LabReport, StepReport
+from ..results import (
+    FAIL,
+    NOT_APPLICABLE,
+    PASS,
+    RAN,
+    VACUOUS,
+    CheckRun,
+    LabReport,
+    StepReport,
+)
 from ..steps import Session, run_step
 from .destroy import destroy as destroy_machines
 from .lint import lint_lab_dir
@@ -33,77 +42,113 @@ class Destroy(str, Enum):
     ON_SUCCESS = "on-success"
 
 
-Event = Callable[[str, str], None]  # (lab, message)
+Event = Callable[[str, str], None]  # (lab and engine, message)
 
 
-def prepare(ctx: Context, labs: Sequence[Lab]) -> Context:
-    """Lint the labs, choose the provider and build its box, before any machine starts.
+@dataclass(frozen=True)
+class Run:
+    """One lab on one engine: a fresh machine each."""
 
-    Returns the context with the chosen provider, for every lab's machine.
+    lab: Lab
+    engine: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.lab.name}@{self.engine}"
+
+
+def plan(labs: Sequence[Lab], engines: str | None) -> list[Run]:
+    """Which lab runs on which engine.
+
+    `engines`: None, each lab on its default engine; "all", each lab on every engine
+    it is verified on; else a comma-separated list, each lab on those of them it is
+    verified on (a lab verified on none of them is a usage error).
     """
+    if engines is None:
+        return [Run(lab, lab.spec.engine) for lab in labs]
+    if engines == "all":
+        return [Run(lab, e) for lab in labs for e in lab.engines]
+    wanted = [recipe.engine(e.strip()) for e in engines.split(",") if e.strip()]
+    runs = [Run(lab, e) for lab in labs for e in wanted if e in lab.engines]
+    missing = [lab.name for lab in labs if not any(r.lab is lab for r in runs)]
+    if missing or not wanted:
+        raise UsageError(
+            f"lab(s) {', '.join(missing) or '?'} are verified on none of --engine {engines}",
+            hint="`labgen verify LAB --engine all` runs a lab on every engine it names",
+        )
+    return runs
+
+
+def prepare(ctx: Context, runs: Sequence[Run]) -> Context:
+    """Lint the labs, choose the provider and build its boxes, before any machine starts.
+
+    Returns the context with the chosen provider, for every run's machine.
+    """
+    labs = list({run.lab.path: run.lab for run in runs}.values())
     problems = [p for lab in labs for p in lint_lab_dir(lab.path).problems]
     if problems:
         raise UsageError("lint found problems; no machine was started:\n" + "\n".join(problems))
     provider = providers.choose(ctx.provider, ctx.say)
-    provider.ensure_box(ctx.say)
+    for engine in sorted({run.engine for run in runs}, key=recipe.engine_key):
+        provider.ensure_box(ctx.say, engine=engine)
     return replace(ctx, provider=provider.name)
 
 
 def verify_labs(
-    ctx: Context, labs: Sequence[Lab], destroy: Destroy, jobs: int, on_event: Event
+    ctx: Context, runs: Sequence[Run], destroy: Destroy, jobs: int, on_event: Event
 ) -> list[LabReport]:
-    """Verify each lab on its own fresh machine, `jobs` at a time; reports in lab order.
+    """Verify each run on its own fresh machine, `jobs` at a time; reports in run order.
 
     Call `prepare` first: it lints and picks the provider.
     """
     lock = threading.Lock()
 
-    def event(lab: str, message: str) -> None:
+    def event(label: str, message: str) -> None:
         with lock:
-            on_event(lab, message)
+            on_event(label, message)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(verify_lab, ctx, lab, destroy, event) for lab in labs]
+        futures = [pool.submit(verify_lab, ctx, run, destroy, event) for run in runs]
         return [f.result() for f in futures]
 
 
-def machine_name(lab: Lab) -> str:
-    """The machine verify brings up for `lab`."""
-    return f"verify-{lab.name}"[:40].rstrip("-")
+def machine_name(run: Run) -> str:
+    """The machine verify brings up for `run`."""
+    return f"verify-{recipe.engine_slug(run.engine)}-{run.lab.name}"[:40].rstrip("-")
 
 
-def verify_lab(ctx: Context, lab: Lab, destroy: Destroy, event: Event) -> LabReport:
-    """Bring up a fresh machine for `lab`, walk its steps, destroy as asked."""
+def verify_lab(ctx: Context, run: Run, destroy: Destroy, event: Event) -> LabReport:
+    """Bring up a fresh machine for the run, walk its lab's steps, destroy as asked."""
     started = time.monotonic()
-    name = machine_name(lab)
-    report = LabReport(lab.name, name, [StepReport(s.id, s.title) for s in lab.steps])
+    name, lab = machine_name(run), run.lab
+    report = LabReport(lab.name, name, [StepReport(s.id, s.title) for s in lab.steps], run.engine)
     instance = machines.instance_named(name)
     if instance.exists():
         report.error = f"a machine called {name!r} already exists; `labgen destroy {name}` first"
         return report
-    quiet = replace(ctx, say=lambda line: None)
+    quiet = replace(ctx, say=lambda line: None, engine=run.engine)
     try:
-        event(lab.name, "bringing up a fresh machine")
+        event(run.label, "bringing up a fresh machine")
         up(quiet, str(lab.path), name)
-        _walk_steps(name, report, event)
+        _walk_steps(name, report, lambda message: event(run.label, message))
     except LabgenError as exc:
         report.error = exc.message
     finally:
         if instance.exists() and (
             destroy is Destroy.ALWAYS or (destroy is Destroy.ON_SUCCESS and report.ok)
         ):
-            event(lab.name, "destroying the machine")
+            event(run.label, "destroying the machine")
             try:
                 destroy_machines(quiet, [name], False)
                 report.destroyed = True
             except LabgenError as exc:
                 report.error = report.error or f"destroy failed: {exc.message}"
         report.seconds = round(time.monotonic() - started, 1)
-    event(lab.name, "PASSED" if report.ok else "FAILED")
+    event(run.label, "PASSED" if report.ok else "FAILED")
     return report
 
 
-def _walk_steps(name: str, report: LabReport, event: Event) -> None:
+def _walk_steps(name: str, report: LabReport, event: Callable[[str], None]) -> None:
     instance, state, lab = machines.running(name)
     with ssh.connect(instance.ssh_config) as client:
         session = Session(instance, state, lab, client)
@@ -111,7 +156,13 @@ def _walk_steps(name: str, report: LabReport, event: Event) -> None:
             zip(lab.steps, report.steps, strict=True), start=1
         ):
             began = time.monotonic()
-            before = run_checks(lab, instance.ssh_config, target=step.id, only=True)
+            if state.engine in step.not_on:
+                step_report.status = NOT_APPLICABLE
+                step_report.reason = f"not on Docker {state.engine}: {step.not_on[state.engine]}"
+                event(f"step {index}/{len(lab.steps)} {step.id}: {step_report.status}")
+                continue
+            engine = state.engine
+            before = run_checks(lab, instance.ssh_config, target=step.id, only=True, engine=engine)
             already = [r for r in before.results if r.ok]
             if before.problems:
                 _fail(step_report, before, "its checks could not run")
@@ -130,7 +181,9 @@ def _walk_steps(name: str, report: LabReport, event: Event) -> None:
                         f"the step's command exited with status {outcome.exit_code}"
                     )
                 elif before.results:
-                    after = run_checks(lab, instance.ssh_config, target=step.id, only=True)
+                    after = run_checks(
+                        lab, instance.ssh_config, target=step.id, only=True, engine=engine
+                    )
                     step_report.checks = after.results
                     step_report.status = PASS if after.ok else FAIL
                     if not after.ok:
@@ -138,7 +191,7 @@ def _walk_steps(name: str, report: LabReport, event: Event) -> None:
                 else:
                     step_report.status = RAN
             step_report.seconds = round(time.monotonic() - began, 1)
-            event(lab.name, f"step {index}/{len(lab.steps)} {step.id}: {step_report.status}")
+            event(f"step {index}/{len(lab.steps)} {step.id}: {step_report.status}")
             if step_report.status not in (PASS, RAN):
                 return
 

@@ -42,6 +42,9 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
+# Chromium, and xterm.js into the package's vendor folder: before `pip install .`,
+# whose wheel carries it.
+scripts/setup-workshop.sh .venv/bin/python
 .venv/bin/python -m pip install -q .
 
 export VAGRANT_CHECKPOINT_DISABLE=1

@@ -63,6 +63,7 @@ def render_instance(
     public_key: str,
     target: Path,
     engine: str | None = None,
+    bundle: bool = False,
 ) -> str:
     """Write the Vagrantfile, provision.sh and lab/ into `target`; return their digest.
 
@@ -85,6 +86,7 @@ def render_instance(
             providers=list(settings),
             settings=settings,
             public_key=public_key,
+            bundle=bundle,
         ),
         "provision.sh": env.get_template("provision.sh.j2").render(
             lab=lab,

@@ -120,11 +120,6 @@ def test_bundle_with_images_is_readable_by_others_and_speaks_only_of_what_they_h
         assert step.title in readme and f"labgen-lab run {step.id}" in readme
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the Vagrantfile.j2 / docker.rb.j2 / providers/docker.py change in the "
-    "report of issue 14 item 9 (names and resolvers chosen at `vagrant up` time)",
-)
 def test_two_copies_of_a_bundle_on_one_host_with_the_hosts_resolvers(
     shared_dir: Path,
 ) -> None:

@@ -14,7 +14,7 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .. import recipe, resources
@@ -252,7 +252,10 @@ class DockerProvider(Provider):
 
     def bundle_settings(self, instance: str, engine: str | None = None) -> DockerSettings:
         """Settings for a bundle: --privileged probed here when Docker and the image are."""
-        base = self.settings(instance, engine=engine, live=False, others=())
+        # No nameservers: the Vagrantfile reads those of the host that runs `vagrant up`.
+        base = replace(
+            self.settings(instance, engine=engine, live=False, others=()), nameservers=[]
+        )
         if probe_docker().ok and self.image_present(engine):
             return DockerSettings(**{**asdict(base), "privileged": privileged_works(base.image)})
         return base

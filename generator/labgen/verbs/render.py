@@ -34,7 +34,7 @@ def render_bundle(ctx: Context, lab_ref: str, out: Path, with_images: bool) -> P
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
         public_key = render.write_keypair(tmp, comment=f"labgen-bundle-{lab.name}")
-        render.render_instance(lab, instance, settings, public_key, tmp)
+        render.render_instance(lab, instance, settings, public_key, tmp, bundle=True)
         if with_images:
             (tmp / "images").mkdir()
             base.ensure_box(ctx.say)

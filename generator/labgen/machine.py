@@ -66,7 +66,7 @@ class Machine:
             code = self._stream(args, on_line)
             if code == 0:
                 return
-            if attempt == 1 and _RACE in self._since(start) and self.state() == "not_created":
+            if attempt == 1 and _RACE in self._since(start):
                 on_line("Vagrant raced with another machine's removal; trying again")
                 continue
             raise self._failed("vagrant up", subprocess.CalledProcessError(code, args))

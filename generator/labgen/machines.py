@@ -10,8 +10,6 @@ import fcntl
 import io
 import os
 import shutil
-import signal
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +19,7 @@ from .errors import MachineError, UsageError
 from .instance import Instance, InstanceState
 from .lab import Lab, load_lab, load_lab_dir
 from .machine import Machine
+from .signals import uninterrupted
 
 
 def instance_named(name: str, what: str = "lab machine name") -> Instance:
@@ -90,27 +89,6 @@ def locked(name: str) -> Iterator[None]:
             yield
         finally:
             handle.truncate(0)
-
-
-@contextlib.contextmanager
-def uninterrupted() -> Iterator[None]:
-    """Defer Ctrl-C and SIGTERM until the block is done (a teardown must not stop half
-    way); a signal that came meanwhile is raised after it. Main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    previous = {s: signal.signal(s, lambda n, f: caught.append(n)) for s in _SIGNALS}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-        if caught:
-            raise KeyboardInterrupt
-
-
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def trouble(instance: Instance) -> str | None:

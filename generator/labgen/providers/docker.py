@@ -21,6 +21,7 @@ from .. import recipe, resources
 from ..context import Say
 from ..errors import MachineError, PrerequisiteError, UsageError
 from ..instance import InstanceState
+from ..signals import uninterrupted
 from .base import BoxInfo, Leftover, Probe, Provider
 
 LABEL_BOX = "org.labgen.box"
@@ -186,7 +187,14 @@ class DockerProvider(Provider):
         labels = {"org.labgen.instance": state.instance, "org.labgen.home": resources.home_tag()}
         label_args = [arg for k, v in labels.items() for arg in ("--label", f"{k}={v}")]
         # Another labgen may take a subnet between our look and our claim; Docker
-        # then says the pool overlaps and we try the next one.
+        # then says the pool overlaps and we try the next one. Not interrupted half way:
+        # a docker client killed mid-request leaves a network its caller never saw.
+        with uninterrupted():
+            self._create_network(state, network, candidates, label_args)
+
+    def _create_network(
+        self, state: InstanceState, network: str, candidates: list[str], label_args: list[str]
+    ) -> None:
         for subnet in candidates:
             proc = docker(
                 ["network", "create", "--subnet", subnet, *label_args, network], check=False

@@ -277,7 +277,12 @@ def print_doctor(health: list[ProviderHealth], as_json: bool) -> None:
     if as_json:
         print_json(
             [
-                {"provider": h.provider, "ready": h.ready, "probes": [asdict(p) for p in h.probes]}
+                {
+                    "provider": h.provider,
+                    "ready": h.ready,
+                    "caution": h.caution,
+                    "probes": [asdict(p) for p in h.probes],
+                }
                 for h in health
             ]
         )
@@ -290,6 +295,8 @@ def print_doctor(health: list[ProviderHealth], as_json: bool) -> None:
             out.print(f"  {mark} {p.name:<16} {escape(p.detail)}")
             if not p.ok and p.fix:
                 out.print(f"      [yellow]fix:[/] {escape(p.fix)}")
+        if h.caution:
+            out.print(f"  [yellow]![/] {escape(' '.join(h.caution.split()))}")
     ready = [h.provider for h in health if h.ready]
     if ready:
         out.print(f"\nWithout --provider, labgen uses [bold]{ready[0]}[/] (the first ready one).")

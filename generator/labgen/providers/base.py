@@ -54,6 +54,7 @@ class ProviderHealth:
     provider: str
     summary: str
     probes: list[Probe]
+    caution: str = ""  # what a user should know before choosing it
 
     @property
     def ready(self) -> bool:
@@ -133,7 +134,10 @@ class Provider:
         for probe in self.row.requires:
             if probe not in cache:
                 cache[probe] = self.probes[probe]()
-        return ProviderHealth(self.name, self.summary, [cache[p] for p in self.row.requires])
+        probes = [cache[p] for p in self.row.requires]
+        return ProviderHealth(
+            self.name, self.summary, probes, str(self.row.extra.get("caution", ""))
+        )
 
     builds_box = False  # True: ensure_box builds one from the recipe
 

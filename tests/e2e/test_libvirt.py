@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from helpers import labgen, show
 from labgen import providers
-from labgen.providers import libvirt as vmbox
+from labgen.providers import libvirt_box as vmbox
 from labgen.render import ruby_literal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.libvirt]

@@ -28,7 +28,7 @@ from ..errors import PrerequisiteError
 from ..instance import InstanceState
 from . import libvirt_box
 from .base import BoxInfo, Leftover, Probe, Provider
-from .libvirt_box import LIBVIRT_URI, STORAGE_POOL, BoxPlace, vagrant_home, virsh
+from .libvirt_box import STORAGE_POOL, BoxPlace, libvirt_uri, vagrant_home, virsh
 
 SETUP_HINT = "or run scripts/setup-libvirt.sh from labgen's source"
 VIRTLOGD_SOCKET = Path("/run/libvirt/virtlogd-sock")
@@ -81,18 +81,21 @@ def probe_libvirtd() -> Probe:
     try:
         answer = virsh("uri", timeout=20)  # connects; `version` costs seconds
     except subprocess.TimeoutExpired:
-        return Probe("libvirtd", False, f"libvirtd does not answer at {LIBVIRT_URI}", start)
+        return Probe("libvirtd", False, f"libvirtd does not answer at {libvirt_uri()}", start)
     if answer.returncode != 0:
         error = " ".join(answer.stderr.split()) or "no answer"
         if "ermission denied" in error:
             return Probe(
                 "libvirtd",
                 False,
-                f"libvirtd at {LIBVIRT_URI} refuses this user ({error})",
+                f"libvirtd at {libvirt_uri()} refuses this user ({error})",
                 "join the libvirt group: sudo adduser $USER libvirt (then log in again)",
             )
         return Probe(
-            "libvirtd", False, f"libvirtd is not running: {error}", f"{start} ({SETUP_HINT})"
+            "libvirtd",
+            False,
+            f"libvirtd does not answer at {libvirt_uri()}: {error}",
+            f"start it: {start} ({SETUP_HINT})",
         )
     if not virtlogd and not systemd:
         return Probe(
@@ -107,7 +110,7 @@ def probe_libvirtd() -> Probe:
             f"libvirt's storage pool {STORAGE_POOL!r} is not active",
             f"virsh pool-start {STORAGE_POOL} && virsh pool-autostart {STORAGE_POOL}",
         )
-    return Probe("libvirtd", True, f"libvirtd answers at {LIBVIRT_URI}")
+    return Probe("libvirtd", True, f"libvirtd answers at {libvirt_uri()}")
 
 
 def probe_kvm() -> Probe:

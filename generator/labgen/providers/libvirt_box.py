@@ -27,7 +27,7 @@ from ..context import Say
 from ..errors import MachineError
 from ..machine import vagrant_env
 
-LIBVIRT_URI = "qemu:///system"
+LIBVIRT_URI = "qemu:///system"  # libvirt's system daemon: $LIBVIRT_DEFAULT_URI overrides it
 DRIVER_ENV = "LABGEN_LIBVIRT_DRIVER"  # kvm or qemu: overrides the probe's verdict
 STORAGE_POOL = "default"
 
@@ -35,12 +35,17 @@ STORAGE_POOL = "default"
 def virsh(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     """`virsh -c qemu:///system ARGS`, captured."""
     return subprocess.run(
-        ["virsh", "-q", "-c", LIBVIRT_URI, *args],
+        ["virsh", "-q", "-c", libvirt_uri(), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+
+
+def libvirt_uri() -> str:
+    """Where libvirtd is asked: $LIBVIRT_DEFAULT_URI (as virsh reads it), else the system's."""
+    return os.environ.get("LIBVIRT_DEFAULT_URI") or LIBVIRT_URI
 
 
 def vagrant_home() -> Path:

@@ -21,8 +21,10 @@ from .lab import CHECKS_FILE, LAB_FILE, Lab, Step, read_lab_file
 LAB_ROOT_IN_MACHINE = "/opt/labgen"
 KEY_NAME = "id_ed25519"
 PACKAGE = Path(__file__).resolve().parent
-# The modules a lab's checks need, copied into the machine for `labgen-lab check`.
+# The modules a lab's checks need, copied into the machine for `labgen-lab check`, and
+# those `labgen-lab trace` runs with (standard library only, as Debian's python3 has).
 CHECK_SUPPORT = ("checklib.py", "pytest_plugin.py", "selection.py")
+TRACE_SUPPORT = ("trace.py", "trace_run.py", "trace_lab.py")
 
 
 def jinja_env() -> jinja2.Environment:
@@ -111,8 +113,8 @@ def render_instance(
     for name in (LAB_FILE, CHECKS_FILE):
         files[f"lab/{name}"] = read_lab_file(lab.path / name)
     # What checks.py imports from labgen, so `labgen-lab check` works in the machine.
-    files["lab/labgen/__init__.py"] = '"""Check support from labgen."""\n'
-    for module in CHECK_SUPPORT:
+    files["lab/labgen/__init__.py"] = '"""Check and trace support from labgen."""\n'
+    for module in CHECK_SUPPORT + TRACE_SUPPORT:
         files[f"lab/labgen/{module}"] = (PACKAGE / module).read_text(encoding="utf-8")
 
     digest = hashlib.sha256()

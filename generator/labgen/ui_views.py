@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .trace import OWN_CHAIN, PacketWalk, TraceResult
+from .trace_lab import trace_json
 from .ui import out, print_json
 from .wiring import Picture, Wiring
 
@@ -143,13 +144,6 @@ def _flow(header: str) -> str:
 def _clip(text: str, limit: int = 2000) -> str:
     text = text.strip()
     return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more characters)"
-
-
-def trace_json(result: TraceResult) -> dict[str, Any]:
-    """The trace for tools: every field, and each hit's `where` as people read it."""
-    data = asdict(result)
-    data["path"]["hits"] = [asdict(h) | {"where": h.where} for h in result.path.hits]
-    return data
 
 
 def wiring_json(wiring: Wiring) -> dict[str, Any]:

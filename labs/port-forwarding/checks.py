@@ -13,7 +13,6 @@ from labgen.checklib import (
     container_log,
     ipv4_addresses,
     listeners,
-    rule_counters,
     rules,
 )
 
@@ -29,6 +28,12 @@ ACCEPT_RULE = (
 )
 # Docker 28 and later: only docker0 may reach the container's address directly.
 RAW_DROP_RULE = "-A PREROUTING -d 172.17.0.2/32 ! -i docker0 -j DROP"
+OUTPUT_JUMP = "-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER"
+PREROUTING_JUMP = "-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER"
+RETURN_RULE = "-A DOCKER -i docker0 -j RETURN"
+# Where `labgen-lab trace` keeps every run, one JSON object a line (labgen.trace_lab):
+# what the learner's own trace showed, read back rather than measured again.
+TRACE_LOG = "/var/tmp/labgen-trace/traces.jsonl"
 
 
 def requests_from(log, client, target=r"/\S*"):
@@ -37,6 +42,21 @@ def requests_from(log, client, target=r"/\S*"):
         re.escape(client) + r' - - \[[^]]*\] "GET ' + target + r' HTTP/1\.[01]" 200 '
     )
     return [line for line in log if pattern.match(line)]
+
+
+def last_trace(host, marker):
+    """The latest trace `labgen-lab trace` recorded of a command containing `marker`."""
+    log = host.file(TRACE_LOG)
+    assert log.exists, f"no trace was run ({TRACE_LOG} is missing)"
+    traces = [json.loads(line) for line in log.content_string.splitlines() if line.strip()]
+    mine = [trace for trace in traces if marker in trace["command"]]
+    assert mine, f"no trace of a command with {marker!r} in {TRACE_LOG}"
+    return mine[-1]
+
+
+def rules_met(trace):
+    """The rules (iptables-save text) whose counters the traced command moved, in order."""
+    return [hit["rule"] for hit in trace["path"]["hits"] if hit["rule"] is not None]
 
 
 def eth0_address(host):
@@ -101,25 +121,43 @@ def test_server_answered_localhost_through_the_bridge(host):
     assert code == "200"
 
 
-@pytest.mark.step("count-localhost", until="count-eth0")
+@pytest.mark.step("count-localhost", until="stop-server")
 def test_localhost_request_did_not_touch_the_dnat_rule(host):
-    """the request to localhost (logged from 172.17.0.1) left the DNAT rule's counter at 0"""
+    """the trace of the request to localhost met no DNAT rule (logged from 172.17.0.1)"""
+    trace = last_trace(host, "via=localhost")
+    assert trace["status"] == 0, f"the traced request failed: {trace['stderr']}"
+    met = rules_met(trace)
+    assert DNAT_RULE not in met and OUTPUT_JUMP not in met, f"the trace met {met}"
     seen = requests_from(container_log(host, CONTAINER), "172.17.0.1", re.escape("/?via=localhost"))
     assert seen, "the server logged no GET /?via=localhost from 172.17.0.1"
-    counters = rule_counters(host, "nat")
-    assert DNAT_RULE in counters, "the DNAT rule for port 5000 is missing"
-    assert counters[DNAT_RULE][0] == 0, f"DNAT counted {counters[DNAT_RULE]} (packets, bytes)"
 
 
 @pytest.mark.step("count-eth0", until="stop-server")
 def test_eth0_request_went_through_the_dnat_rule(host):
-    """a request to eth0's address went through DNAT: counted, logged with eth0's address"""
+    """the trace of a request to eth0's address met OUTPUT's jump and DNAT, once; the
+    server logged eth0's address"""
+    trace = last_trace(host, "via=eth0")
+    assert trace["status"] == 0, f"the traced request failed: {trace['stderr']}"
+    counted = {hit["rule"]: hit["packets"] for hit in trace["path"]["hits"] if hit["rule"]}
+    assert counted.get(OUTPUT_JUMP) == 1, f"the trace met {counted}"
+    assert counted.get(DNAT_RULE) == 1, f"one connection, one DNAT count; the trace met {counted}"
     addr = eth0_address(host)
-    seen = requests_from(container_log(host, CONTAINER), addr)
-    assert seen, f"the server logged no GET from {addr}"
-    counters = rule_counters(host, "nat")
-    assert DNAT_RULE in counters, "the DNAT rule for port 5000 is missing"
-    assert counters[DNAT_RULE][0] >= 1, f"DNAT counted {counters[DNAT_RULE]} (packets, bytes)"
+    seen = requests_from(container_log(host, CONTAINER), addr, re.escape("/?via=eth0"))
+    assert seen, f"the server logged no GET /?via=eth0 from {addr}"
+
+
+@pytest.mark.step("count-hairpin", until="stop-server")
+def test_hairpin_request_returned_to_docker_proxy(host):
+    """the trace of a request from another container met PREROUTING's jump and docker0's
+    RETURN, not DNAT; the server logged 172.17.0.1 (docker-proxy)"""
+    trace = last_trace(host, "via=hairpin")
+    assert trace["status"] == 0, f"the traced request failed: {trace['stderr']}"
+    assert trace["stdout"].strip() == "200", trace["stdout"]
+    met = rules_met(trace)
+    assert PREROUTING_JUMP in met and RETURN_RULE in met, f"the trace met {met}"
+    assert DNAT_RULE not in met, f"the trace met {met}"
+    seen = requests_from(container_log(host, CONTAINER), "172.17.0.1", re.escape("/?via=hairpin"))
+    assert seen, "the server logged no GET /?via=hairpin from 172.17.0.1"
 
 
 @pytest.mark.step("stop-server")

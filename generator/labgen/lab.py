@@ -45,6 +45,9 @@ EngineName = Annotated[str, Field(strict=True, pattern=r"^\d+\.\d+$")]
 Port = Annotated[int, Field(strict=True), AfterValidator(_tcp_port)]
 
 
+_TRACE_HELP = "The guide offers to trace the step's command (labgen trace) after running it."
+
+
 class Step(BaseModel):
     """One step of a lab: what the learner reads and types, and what a robot runs."""
 
@@ -66,6 +69,7 @@ class Step(BaseModel):
         description="Per Docker engine, what differs there (Markdown): shown with the "
         "explanation on a machine with that engine, and in the lab's docs page.",
     )
+    trace: bool = Field(default=False, description=_TRACE_HELP)
     not_on: dict[EngineName, str] = Field(
         default_factory=dict,
         description="Engines on which this step cannot be shown, and why: verify reports "
@@ -248,9 +252,7 @@ def load_lab_dir(folder: Path) -> Lab:
     _check_images(lab_file, tree, spec)
     _check_engines(lab_file, tree, spec)
     if not (folder / CHECKS_FILE).is_file() and not (folder / CHECKS_FILE).is_symlink():
-        raise UsageError(
-            f"{folder / CHECKS_FILE}: missing; every lab has its testinfra checks there"
-        )
+        raise UsageError(f"{folder / CHECKS_FILE}: missing; a lab's testinfra checks go there")
     read_lab_file(folder / CHECKS_FILE)
     return Lab(spec=spec, path=folder.resolve())
 
@@ -265,9 +267,7 @@ def read_lab_file(path: Path) -> str:
     """A lab file's text: a regular file (no symlink: a lab's files stay inside its
     folder), at most 1 MiB, UTF-8, without control characters; else a UsageError."""
     if path.is_symlink():
-        raise UsageError(
-            f"{path}: a symbolic link; a lab's files must be regular files in its folder"
-        )
+        raise UsageError(f"{path}: a symbolic link; a lab's files must be regular files")
     try:
         size = path.stat().st_size
         if not path.is_file():

@@ -53,7 +53,9 @@ def parse_monitor(text: str, own_chain: str = "") -> list[PacketWalk]:
         rest = (step[5] or "").split(":")
         verdict = ":".join(rest[1:] if kind == "rule" else rest)
         rule = (step[6] or "").strip()
-        rule = re.sub(r"^-4\s+-t\s+\S+\s+", "", rule)
+        # "-4 -t nat -A ..." (iptables 1.8.9), "iptables -t nat -A ..." (1.8.13): the
+        # rule as iptables-save writes it, so both readings name a rule the same way.
+        rule = re.sub(r"^(?:-4\s+|iptables\s+)?-t\s+\S+\s+", "", rule)
         if own_chain and (chain == own_chain or verdict.endswith(":" + own_chain)):
             continue
         steps.append(TraceStep(table, chain, kind, verdict, rule))

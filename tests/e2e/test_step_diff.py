@@ -49,7 +49,7 @@ def test_publish_port_diff_shows_the_nat_rules_the_veth_and_docker_proxy(machine
         before = take_snapshot(client)
         run_steps("port-forwarding", "publish-port")
         after = take_snapshot(client)
-        # Requests and `iptables -Z` move counters only: no change at all.
+        # Requests, traced or not, move counters only: no change at all.
         run_steps("port-forwarding", "curl", "count-localhost", "count-eth0")
         counted = take_snapshot(client)
 

@@ -7,11 +7,13 @@ files are what the trace script printed on a 20.10 lab machine.
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from labgen import trace, ui_views
+from labgen import render, trace, trace_lab, ui_views
 from labgen.verbs import trace as trace_verb
 
 DATA = Path(__file__).parent / "data" / "trace"
@@ -150,3 +152,78 @@ def test_a_dump_without_counters_is_refused() -> None:
     text = (DATA / "20.10" / "02-eth0-after.txt").read_text().replace("[1:60] ", "")
     with pytest.raises(trace.TraceError, match="iptables-save -c"):
         trace.parse_save(text)
+
+
+def test_monitor_rules_read_the_same_from_iptables_1_8_9_and_1_8_13() -> None:
+    """xtables-monitor prints "-4 -t nat -A ..." (1.8.9) or "iptables -t nat -A ..."
+    (1.8.13, Docker 28.5's machine): both are read as iptables-save writes the rule."""
+    for prefix in ("-4 -t nat", "iptables -t nat"):
+        walks = trace_verb.parse_monitor(
+            "PACKET: 2 1a OUT=lo SRC=10.0.0.1 DST=10.0.0.1 SYN\n"
+            f" TRACE: 2 1a nat:DOCKER:rule:0x9:ACCEPT  {prefix} {DNAT}\n"
+        )
+        assert walks[0].steps[0].rule == DNAT
+
+
+# -- labgen-lab trace: the same trace inside the machine, in plain text ----------------
+
+
+def test_in_machine_plain_text_names_the_rules_in_hook_order() -> None:
+    result = run("run-20.10-eth0-packets.txt", packets=True)
+    text = trace_lab.plain(result)
+    lines = text.splitlines()
+    assert lines[0].startswith("$ recorded  (exit 0")
+    jump = next(i for i, line in enumerate(lines) if OUTPUT_JUMP in line)
+    dnat = next(i for i, line in enumerate(lines) if DNAT in line)
+    assert jump < dnat and "└ " + DNAT in lines[dnat] and "+1" in lines[dnat]
+    assert "Packets that met a rule (1 of" in text
+    assert "\x1b" not in text and "[bold]" not in text, "plain text: no markup, no colours"
+
+
+def test_in_machine_trace_is_kept_as_json_lines(tmp_path: Path) -> None:
+    log = tmp_path / "new" / "traces.jsonl"
+    result = run("run-20.10-eth0-packets.txt", packets=True)
+    trace_lab.record(result, log)
+    trace_lab.record(result, log)
+    kept = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(kept) == 2 and kept[0] == json.loads(json.dumps(ui_views.trace_json(result)))
+    assert [h["rule"] for h in kept[0]["path"]["hits"] if h["rule"]] == [OUTPUT_JUMP, DNAT]
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["--", "curl", "-s", "http://x:5000/?via=eth0"], "curl -s 'http://x:5000/?via=eth0'"),
+        (["--", "curl -s x | head -1"], "curl -s x | head -1"),
+        (["--packets", "--json", "--", "true"], "true"),
+    ],
+)
+def test_in_machine_trace_reads_one_shell_line_or_argv(argv: list[str], line: str) -> None:
+    assert trace_lab.parse_args(argv)[0] == line
+
+
+@pytest.mark.parametrize("argv", [[], ["--"], ["--", " "], ["--bogus", "--", "true"], ["true"]])
+def test_in_machine_trace_refuses_bad_usage_with_exit_2(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert trace_lab.main(argv) == 2
+    assert "labgen-lab trace:" in capsys.readouterr().err
+
+
+def test_in_machine_trace_needs_only_the_standard_library(tmp_path: Path) -> None:
+    """What render.py ships runs with a bare python3 (-S: no site-packages, so no rich,
+    no pydantic): as Debian's python3 in the lab machine runs it."""
+    package = tmp_path / "labgen"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    source = Path(trace_lab.__file__).parent
+    for module in render.TRACE_SUPPORT:
+        (package / module).write_text((source / module).read_text())
+    proc = subprocess.run(
+        [sys.executable, "-S", "-m", "labgen.trace_lab", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: labgen-lab trace")

@@ -131,6 +131,15 @@ def print_picture(picture: Picture, as_json: bool) -> None:
         out.print(f"[dim]note: {escape(note)}[/]")
 
 
+def guide_keys(picture: bool = False, trace: bool = False) -> str:
+    """The guide's extra keys, appended to its prompts (ui.py has the others).
+
+    >>> guide_keys(picture=True, trace=True)
+    '   [t] trace it   [p] picture'
+    """
+    return ("   [t] trace it" if trace else "") + ("   [p] picture" if picture else "")
+
+
 def _flow(header: str) -> str:
     """The connection a packet belongs to, as this packet shows it.
 

@@ -37,7 +37,7 @@ def test_guide_auto_shows_what_publishing_a_port_changed(machine: str) -> None:
     assert MASQ in publish
     assert "master docker0" in publish and "listening tcp 0.0.0.0:5000 (docker-proxy)" in publish
     # Nothing volatile: the counters the later steps zero and bump never show as changes.
-    counting = text[text.index("Step 6 of") : text.index("Step 8 of")]
+    counting = text[text.index("Step 6 of") : text.index("Step 9 of")]
     assert "+ nat" not in counting and "- nat" not in counting
     assert f"Lab {machine} done" in text
 
@@ -77,31 +77,40 @@ class Terminal:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
 
 
-def guide_command(labgen_home: Path) -> str:
+def guide_command(labgen_home: Path, cwd: Path | None = None) -> str:
     env = f"LABGEN_HOME={shlex.quote(str(labgen_home))} COLUMNS=160"
     run = f"{shlex.quote(sys.executable)} -m labgen guide {LAB}"
+    where = shlex.quote(str(cwd or os.getcwd()))  # where `p` writes its picture
     # The shell stays on after the guide ends, so its exit status can be read on screen.
-    return f"cd {shlex.quote(os.getcwd())} && {env} {run}; echo GUIDE-EXIT=$?; sleep 600"
+    return f"cd {where} && {env} {run}; echo GUIDE-EXIT=$?; sleep 600"
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (scripts/setup-debian.sh)")
-def test_interactive_guide_advance_check_quit_resume(machine: str, labgen_home: Path) -> None:
-    term = Terminal(guide_command(labgen_home))
+def test_interactive_guide_advance_check_quit_resume(
+    machine: str, labgen_home: Path, tmp_path: Path
+) -> None:
+    term = Terminal(guide_command(labgen_home, tmp_path))
     try:
-        term.wait_for("Step 1 of 8: nat-baseline")
+        term.wait_for("Step 1 of 9: nat-baseline")
         term.wait_for("[Enter] run it")
         term.type("")  # run nat-baseline
         term.wait_for("[Enter] next step")
         term.type("")  # on to publish-port
-        term.wait_for("Step 2 of 8: publish-port")
+        term.wait_for("Step 2 of 9: publish-port")
         term.type("")  # run it
         screen = term.wait_for("✓ done")
         assert DNAT in screen
+        assert "[p] picture" in screen and "[t] trace it" not in screen  # not traceable
+        term.type("p")  # the picture of the machine now, after publish-port
+        picture = tmp_path / f"{LAB}-after-publish-port.svg"
+        screen = term.wait_for(f"wrote {picture}")
+        assert "(SVG," in screen and "veth pair:" in screen
+        assert picture.read_text().lstrip().startswith(("<?xml", "<svg")), "an SVG file"
         term.type("")  # on to curl
-        term.wait_for("Step 3 of 8: curl")
+        term.wait_for("Step 3 of 9: curl")
         term.type("q")
         screen = term.wait_for("GUIDE-EXIT=")
-        assert "GUIDE-EXIT=0" in screen and "stopped after 2 of 8 steps" in screen
+        assert "GUIDE-EXIT=0" in screen and "stopped after 2 of 9 steps" in screen
     finally:
         term.close()
     # The guide's progress is the machine's: status and check see the two steps it ran.
@@ -110,13 +119,18 @@ def test_interactive_guide_advance_check_quit_resume(machine: str, labgen_home: 
     code, checked = labgen_json("check", LAB)
     assert checked["target_step"] == "publish-port" and code == 0, checked
 
-    term = Terminal(guide_command(labgen_home))
+    term = Terminal(guide_command(labgen_home, tmp_path))
     try:
-        term.wait_for("Resuming lab port-forwarding at step 3 of 8")
-        term.wait_for("Step 3 of 8: curl")
+        term.wait_for("Resuming lab port-forwarding at step 3 of 9")
+        term.wait_for("Step 3 of 9: curl")
         term.type("c")  # "I ran it myself": the checks say not yet, with the hint
         screen = term.wait_for("not yet")
         assert "hint:" in screen
+        screen = term.wait_for("[r] retry")
+        assert "[t] trace it" in screen  # the lab marks curl `trace: true`
+        term.type("t")  # its trace: localhost meets no rule (docker-proxy answers)
+        screen = term.wait_for("$ curl -XGET http://localhost:5000  (exit 0")
+        assert "DNAT" not in screen.split("tracing it:")[-1], screen
         term.wait_for("[r] retry")
         term.type("q")
         assert "GUIDE-EXIT=0" in term.wait_for("GUIDE-EXIT=")

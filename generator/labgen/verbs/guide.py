@@ -4,18 +4,24 @@ For each step: its explanation and documented command; labgen runs it (or the
 learner runs it in `labgen ssh` and comes back to check); the output; what changed
 in the kernel's network state; and the step's checks as "done / not yet". The guide
 resumes after the furthest step done: the same record `status` and `check` read.
+At either prompt `p` writes a picture of the machine's network as it is (labgen draw);
+after a step the lab marks `trace: true` ran, `t` traces its command (labgen trace).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
-from .. import machines, ssh, ui
+from .. import machines, ssh, ui, ui_views
 from ..checks import run_checks
+from ..errors import LabgenError
 from ..lab import Step
 from ..results import CheckRun
 from ..steps import Session, furthest_done, record_done, run_step
+from . import draw, trace
 
 Ask = Callable[[str], str]
 
@@ -47,7 +53,9 @@ def guide(machine: str, *, auto: bool, restart: bool, ask: Ask) -> GuideResult:
         while index < total:
             step = lab.steps[index]
             ui.show_guide_step(index + 1, total, step, state.engine)
-            choice = "" if auto else _ask(ask, ui.GUIDE_BEFORE, BEFORE)
+            picture = {"p": partial(_picture, machine, session)}
+            prompt = ui.GUIDE_BEFORE + ui_views.guide_keys(picture=True)
+            choice = "" if auto else _ask(ask, prompt, BEFORE, picture)
             if choice == "q":
                 return GuideResult(lab.name, index, total, quit=True)
             if choice in ("b", "s"):
@@ -67,9 +75,13 @@ def guide(machine: str, *, auto: bool, restart: bool, ask: Ask) -> GuideResult:
                 index += 1
                 continue
             retry = verdict is not None and not verdict.ok
-            after = _ask(
-                ask, ui.guide_after_prompt(retry), ("", "b", "q", *(("r",) if retry else ()))
+            actions = dict(picture)
+            if step.trace:  # offered after the step: the trace runs its command again
+                actions["t"] = partial(_trace, machine, step)
+            prompt = ui.guide_after_prompt(retry) + ui_views.guide_keys(
+                picture=True, trace="t" in actions
             )
+            after = _ask(ask, prompt, ("", "b", "q", *(("r",) if retry else ())), actions)
             if after == "q":
                 return GuideResult(lab.name, index, total, quit=True)
             if after != "r":
@@ -78,11 +90,38 @@ def guide(machine: str, *, auto: bool, restart: bool, ask: Ask) -> GuideResult:
     return GuideResult(lab.name, total, total)
 
 
-def _ask(ask: Ask, prompt: str, allowed: tuple[str, ...]) -> str:
+def _ask(
+    ask: Ask,
+    prompt: str,
+    allowed: tuple[str, ...],
+    actions: Mapping[str, Callable[[], None]] | None = None,
+) -> str:
+    """The first answer in `allowed`; an answer in `actions` runs it and asks again."""
     while True:
         answer = ask(prompt).strip().lower()[:1]
-        if answer in allowed:
+        if actions and answer in actions:
+            actions[answer]()
+        elif answer in allowed:
             return answer
+
+
+def _picture(machine: str, session: Session) -> None:
+    """Draw the machine's network as it is now, named after the furthest step done."""
+    done = furthest_done(session.lab, session.state)
+    name = f"{machine}-after-{done.id}.svg" if done is not None else f"{machine}-start.svg"
+    try:
+        ui_views.print_picture(draw.draw(machine, output=Path(name).resolve()), as_json=False)
+    except LabgenError as exc:  # no Graphviz, a machine that stopped: say so, go on
+        ui.error(exc)
+
+
+def _trace(machine: str, step: Step) -> None:
+    """Run the step's command again under `labgen trace` and show the rules it met."""
+    ui.note(f"tracing it: labgen trace {machine} -- {step.robot_command.strip()}")
+    try:
+        ui_views.print_trace(trace.trace_command(machine, step.robot_command), as_json=False)
+    except LabgenError as exc:
+        ui.error(exc)
 
 
 def _checks(session: Session, step: Step) -> CheckRun | None:

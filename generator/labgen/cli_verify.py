@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from . import providers, recipe, ui
 from .cli_options import EVERY, JSON, LABS, PROVIDER, VERBOSE, complete_labs, context
 from .errors import EXIT_FAILED, EXIT_OK
 from .lab import iter_labs, load_lab
+from .results import MISSING, NO_RECORDINGS, RECORDED, LabReport
 from .verbs import box, verify
 
 
@@ -83,6 +85,17 @@ def box_list() -> None:
 )
 @click.option("-j", "--jobs", default=1, type=click.IntRange(1, 16), help="Machines at once.")
 @click.option("--junitxml", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Write each step's output, normalised, to LAB/recorded/ENGINE/STEP.txt "
+    "(after a run that passes).",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Fail (exit 1) when a step's output drifted from its recording, or has none.",
+)
 @JSON
 @PROVIDER
 @LABS
@@ -93,6 +106,8 @@ def verify_cmd(
     engines: str | None,
     jobs: int,
     junitxml: str | None,
+    record: bool,
+    strict: bool,
     as_json: bool,
     provider: str | None,
     lab_dirs: tuple[str, ...],
@@ -101,22 +116,56 @@ def verify_cmd(
 
     For every step, in order: its checks must fail before it (a check that already
     passes proves nothing), its command must succeed, and its checks must then pass.
+    Each step's output is compared with its recording for the engine, if the lab has
+    recordings (labgen/recordings.py normalises both): a difference is drift, shown as
+    a diff; --strict makes it a failure; --record writes the recordings instead.
     Exit 0 when every lab passes, 1 when one fails, 2 for bad input (nothing started).
     """
     if bool(labs) == every:
         raise click.UsageError("name the labs (names or folders), or pass --all (not both)")
+    if record and strict:
+        raise click.UsageError("--record writes the recordings; --strict compares with them")
     ctx = context(provider, lab_dirs)
     chosen = list(iter_labs(ctx.labs_path)) if every else [load_lab(r, ctx.labs_path) for r in labs]
     runs = verify.plan(chosen, engines or os.environ.get("LABGEN_ENGINE") or None)
     with ui.progress("Preparing the provider") as say:
         ctx = verify.prepare(ctx.with_say(say), runs)
-    reports = verify.verify_labs(ctx, runs, verify.Destroy(when), jobs, ui.verify_event)
+    recording = verify.Recording(record=record, strict=strict)
+    reports = verify.verify_labs(ctx, runs, verify.Destroy(when), jobs, ui.verify_event, recording)
     if junitxml:
         from .junit import write_junit
 
         write_junit(Path(junitxml), [run.lab for run in runs], reports)
     ui.print_verify(reports, as_json)
+    if not as_json:
+        print_recordings(reports)
     sys.exit(EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED)
+
+
+def print_recordings(reports: list[LabReport]) -> None:
+    """Drift for people: a diff per drifted step, naming lab, engine and step; a line per
+    run without recordings. (Here rather than in ui.py, which another change owns now.)"""
+    for rep in reports:
+        where = f"{rep.lab} on Docker {rep.engine}"
+        if rep.recordings == NO_RECORDINGS:
+            ui.out.print(f"[yellow]{escape(where)}: no recorded outputs, nothing compared[/]")
+        elif rep.recordings == RECORDED:
+            ui.out.print(f"{escape(where)}: outputs recorded (Docker {escape(rep.docker)})")
+        for step in rep.drifted:
+            kind = "fails (--strict)" if rep.strict and not rep.ok else "warning"
+            if step.recording == MISSING:
+                ui.out.print(
+                    f"[red]{escape(where)}, step {escape(step.step)}: no recording "
+                    f"of this step ({kind})[/]"
+                )
+                continue
+            ui.out.print(
+                f"[red]{escape(where)}, step {escape(step.step)}: output drifted "
+                f"from its recording ({kind})[/]"
+            )
+            for line in step.drift.splitlines():
+                color = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1], "dim")
+                ui.out.print(f"  [{color}]{escape(line)}[/]", highlight=False)
 
 
 COMMANDS = [box_group, verify_cmd]

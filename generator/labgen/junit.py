@@ -2,7 +2,9 @@
 per check of each step.
 
 A step without checks of its own is one test case (its command); a step not reached
-is skipped; a check that did not run, or passed before its step, is a failure.
+is skipped; a check that did not run, or passed before its step, is a failure. A step
+compared with its recording adds a case `recorded-output`: with --strict, drift (or no
+recording) fails it; without, it passes and carries the diff in its output.
 """
 
 from __future__ import annotations
@@ -14,7 +16,15 @@ import junitparser as jp
 
 from .checkdoc import read_checks
 from .lab import Lab
-from .results import FAIL, NOT_APPLICABLE, SKIPPED, VACUOUS, LabReport, StepReport
+from .results import (
+    FAIL,
+    MISSING,
+    NOT_APPLICABLE,
+    SKIPPED,
+    VACUOUS,
+    LabReport,
+    StepReport,
+)
 
 
 def write_junit(path: Path, labs: Sequence[Lab], reports: Sequence[LabReport]) -> None:
@@ -31,6 +41,8 @@ def write_junit(path: Path, labs: Sequence[Lab], reports: Sequence[LabReport]) -
         for step in report.steps:
             for case in _cases(report.lab, step, names[step.step]):
                 suite.add_testcase(case)
+            if step.recording:
+                suite.add_testcase(_recording_case(report, step))
         xml.add_testsuite(suite)
     xml.update_statistics()
     xml.write(str(path), pretty=True)
@@ -57,3 +69,19 @@ def _cases(lab: str, step: StepReport, checks: list[str]) -> list[jp.TestCase]:
             case.system_out = step.output
         cases.append(case)
     return cases
+
+
+def _recording_case(report: LabReport, step: StepReport) -> jp.TestCase:
+    """The step's output against its recording for the engine."""
+    case = jp.TestCase("recorded-output", classname=f"{report.lab}.{step.step}")
+    where = f"{report.lab} on Docker {report.engine}, step {step.step}"
+    if step.recording == MISSING:
+        message, text = f"{where}: no recording of this step", ""
+    else:
+        message, text = f"{where}: output drifted from its recording", step.drift
+    if step in report.drifted:
+        if report.strict:
+            case.result = [jp.Failure(message)]
+            case.result[0].text = text
+        case.system_out = f"{message}\n{text}"
+    return case

@@ -115,6 +115,21 @@ class StepReport:
     reason: str = ""
     checks: list[CheckResult] = field(default_factory=list)
     output: str = ""
+    # Against the recording of this engine (labgen/recordings.py): "" not compared (the
+    # step did not run, or the engine has no recordings), SAME, DRIFT or MISSING.
+    recording: str = ""
+    drift: str = ""  # the unified diff, recorded -> now, after normalisation
+
+
+# A step's output against its recording.
+SAME = "same"
+DRIFT = "drift"  # the normalised output differs: `drift` holds the diff
+MISSING = "missing"  # the engine has recordings, but none of this step: never "no drift"
+
+# A lab run's recordings.
+NO_RECORDINGS = "none"  # the lab has none for this engine: verified as without them
+COMPARED = "compared"
+RECORDED = "recorded"  # --record: compared, then written
 
 
 @dataclass
@@ -128,11 +143,21 @@ class LabReport:
     error: str = ""
     seconds: float = 0.0
     destroyed: bool = False
+    docker: str = ""  # the engine's exact version, as the machine's `docker version` says
+    recordings: str = ""  # NO_RECORDINGS, COMPARED or RECORDED ("" not reached)
+    strict: bool = False  # drift, or a step without recording, fails the run
+
+    @property
+    def drifted(self) -> list[StepReport]:
+        """Steps whose output differs from the recording, or that have none."""
+        return [s for s in self.steps if s.recording in (DRIFT, MISSING)]
 
     @property
     def ok(self) -> bool:
         done = all(s.status in (PASS, RAN, NOT_APPLICABLE) for s in self.steps)
-        return done and not self.error and any(s.status in (PASS, RAN) for s in self.steps)
+        ran = done and not self.error and any(s.status in (PASS, RAN) for s in self.steps)
+        strict = self.strict and self.recordings == COMPARED
+        return ran and not (strict and self.drifted)
 
     def to_json(self) -> dict[str, object]:
-        return {**asdict(self), "ok": self.ok}
+        return {**asdict(self), "ok": self.ok, "drift": bool(self.drifted)}

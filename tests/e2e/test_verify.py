@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import json
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from helpers import labgen, show
-from labgen.lab import iter_labs
+from helpers import labgen, labgen_json, show
+from labgen import recordings
+from labgen.lab import iter_labs, load_lab_dir
 
 pytestmark = pytest.mark.e2e
 
 BROKEN = Path(__file__).parent / "labs"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_verify_all_seed_labs_on_every_engine_with_junit(tmp_path: Path, labgen_home: Path) -> None:
     """Every step of every seed lab on every engine it names: checks fail before it, the
     command works, checks pass; JUnit has a suite per lab and engine, a case per check."""
     xml_file = tmp_path / "out.xml"
-    proc = labgen("verify", "--all", "--engine", "all", "-j", "2", "--junitxml", str(xml_file))
+    proc = labgen(
+        "verify", "--all", "--engine", "all", "-j", "2", "--strict", "--junitxml", str(xml_file)
+    )
     assert proc.returncode == 0, show(proc)
 
     root = ET.parse(xml_file).getroot()
@@ -33,12 +38,57 @@ def test_verify_all_seed_labs_on_every_engine_with_junit(tmp_path: Path, labgen_
         steps = [c.get("classname", "").removeprefix(f"{lab.name}.") for c in cases]
         assert list(dict.fromkeys(steps)) == [s.id for s in lab.steps]
         names = [c.get("name", "") for c in cases]
-        assert all(n.startswith("test_") or n == "command" for n in names)
+        assert all(n.startswith("test_") or n in ("command", "recorded-output") for n in names)
+        # Each step that ran was compared with its committed recording (--strict: no drift).
+        ran = [s for s in lab.steps if suite_name.split("@")[1] not in s.not_on]
+        assert names.count("recorded-output") == len(ran), suite_name
         assert not list(suite.iter("failure")) and not list(suite.iter("skipped"))
     assert int(root.get("tests", "0")) == sum(1 for _ in root.iter("testcase"))
     assert root.get("failures") == "0" and root.get("errors") == "0"
     assert "lab × engine" in proc.stdout  # the matrix, for people
     assert not list((labgen_home / "instances").iterdir())
+
+
+def test_record_twice_gives_the_same_files_and_drift_fails_strict(tmp_path: Path) -> None:
+    """Two fresh machines record the bridge lab: the same files. A changed recorded line is
+    drift, named by lab, engine and step, shown as a diff; --strict makes it exit 1."""
+    first, second = tmp_path / "bridge", tmp_path / "bridge-again"
+    for copy in (first, second):
+        shutil.copytree(REPO / "labs" / "bridge", copy, ignore=shutil.ignore_patterns("recorded"))
+    yaml_file = second / "lab.yaml"
+    yaml_file.write_text(yaml_file.read_text().replace("name: bridge", "name: bridge-again", 1))
+
+    proc = labgen("verify", str(first), str(second), "-j", "2", "--record", "--json")
+    assert proc.returncode == 0, show(proc)
+    assert "no recorded outputs for Docker 20.10" in proc.stderr  # before recording: none
+    assert {r["recordings"] for r in json.loads(proc.stdout)} == {"recorded"}
+    a = recordings.load(first, "20.10")
+    b = recordings.load(second, "20.10")
+    assert list(a) == [s.id for s in load_lab_dir(first).steps]
+    assert {k: (r.output, r.docker, r.rules) for k, r in a.items()} == {
+        k: (r.output, r.docker, r.rules) for k, r in b.items()
+    }
+    assert a["ip-a"].docker.startswith("20.10.") and "vethXXXXXXX" in a["ip-a"].output
+
+    # Re-recording changes no file; verifying against the recordings finds no drift.
+    before = {p: p.read_bytes() for p in (first / "recorded").rglob("*.txt")}
+    proc = labgen("verify", str(first), "--record", "--json")
+    assert proc.returncode == 0, show(proc)
+    assert before == {p: p.read_bytes() for p in (first / "recorded").rglob("*.txt")}
+
+    # One recorded line changed: drift, a failure with --strict, a warning without.
+    path = recordings.path_of(first, "20.10", "ip-a")
+    path.write_text(path.read_text().replace("docker0", "docker9", 1))
+    strict = labgen("verify", str(first), "--strict")
+    assert strict.returncode == 1, show(strict)
+    assert "bridge on Docker 20.10, step ip-a: output drifted from its recording" in strict.stdout
+    assert "--- recorded bridge@20.10 step ip-a" in strict.stdout
+    assert "-N: docker9:" in strict.stdout and "+N: docker0:" in strict.stdout
+    code, reports = labgen_json("verify", str(first))
+    assert code == 0 and reports[0]["drift"] is True
+    steps = {s["step"]: s for s in reports[0]["steps"]}
+    assert steps["ip-a"]["recording"] == "drift" and "docker9" in steps["ip-a"]["drift"]
+    assert {s["recording"] for n, s in steps.items() if n != "ip-a"} == {"same"}
 
 
 def test_verify_names_the_broken_step_and_check(labgen_home: Path, tmp_path: Path) -> None:
@@ -73,6 +123,8 @@ def test_verify_names_the_broken_step_and_check(labgen_home: Path, tmp_path: Pat
 def test_verify_bad_input_starts_nothing(labgen_home: Path) -> None:
     proc = labgen("verify", "no-such-lab")
     assert proc.returncode == 2, show(proc)
+    both = labgen("verify", "bridge", "--record", "--strict")
+    assert both.returncode == 2 and "--record writes the recordings" in both.stderr
     assert "unknown lab 'no-such-lab'" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (labgen_home / "instances").exists()

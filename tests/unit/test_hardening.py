@@ -196,8 +196,10 @@ def test_lint_without_argument_in_a_lab_folder_lints_that_lab(tmp_path: Path) ->
 def test_lint_without_argument_elsewhere_lints_every_lab(tmp_path: Path) -> None:
     outcome = run_labgen("lint", cwd=tmp_path)
     assert outcome.returncode == 0, outcome
-    for name in bundled_lab_names():
-        assert f"ok {REPO / 'labs' / name}" in lint_lines(outcome.stdout)
+    from labgen import resources
+
+    for name in bundled_lab_names():  # the installed labgen's labs
+        assert f"ok {resources.labs_dir() / name}" in lint_lines(outcome.stdout)
 
 
 # --- item 10: labgen ssh LAB -- WORDS ------------------------------------------------

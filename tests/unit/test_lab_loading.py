@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from labgen import resources
 from labgen.errors import EXIT_USAGE, UsageError
 from labgen.lab import load_lab, load_lab_dir
 from unit_helpers import BROKEN_LABS, REPO, bundled_lab_names, run_labgen
@@ -167,7 +168,11 @@ def test_bundled_lab_loads(name: str) -> None:
     lab = load_lab(name)
     raw = yaml.safe_load((REPO / "labs" / name / "lab.yaml").read_text(encoding="utf-8"))
     assert lab.name == name == raw["name"]
-    assert lab.path == (REPO / "labs" / name).resolve()
+    # The installed labgen's own copy (its wheel's _data, or this checkout when editable),
+    # the same files as the repository's.
+    assert lab.path == (resources.labs_dir() / name).resolve()
+    for file in ("lab.yaml", "checks.py"):
+        assert (lab.path / file).read_bytes() == (REPO / "labs" / name / file).read_bytes()
     assert lab.checks_file.is_file()
     assert [s.id for s in lab.steps] == [s["id"] for s in raw["steps"]]
     assert len({s.id for s in lab.steps}) == len(lab.steps)
@@ -177,7 +182,8 @@ def test_bundled_labs_are_found_by_name_and_by_path() -> None:
     assert bundled_lab_names(), "no bundled labs found"
     for name in bundled_lab_names():
         by_path = load_lab(str(REPO / "labs" / name))
-        assert by_path.path == load_lab(name).path
+        assert by_path.path == (REPO / "labs" / name).resolve()
+        assert by_path.spec == load_lab(name).spec
 
 
 def test_unknown_lab_lists_the_labs_there_are() -> None:

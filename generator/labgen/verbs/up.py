@@ -51,14 +51,17 @@ def up(ctx: Context, lab_ref: str, name: str | None = None) -> UpResult:
         for leftover in provider.leftovers(instance.name):
             say(f"removing {leftover.kind} {leftover.name}, left by an earlier {instance.name}")
             provider.remove(leftover)
-        state = _render_new(lab, instance, provider, engine)
-        say(f"rendered {instance.path}")
         try:
+            state = _render_new(lab, instance, provider, engine)
+            say(f"rendered {instance.path}")
             provider.prepare(state, say)
             instance.save(state)
             _vagrant_up(instance, state, provider, say, provision=False)
         except BaseException:
-            # No half-made machines: take it all down, keep the log for the user.
+            # No half-made machines: take it all down, keep the log for the user. (An
+            # interrupted render leaves no instance dir: _render_new removes its own.)
+            if not instance.exists():
+                raise
             kept = machines.keep_log(instance)
             say("bringing the machine up failed; removing what was created")
             machines.teardown(instance)

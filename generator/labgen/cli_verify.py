@@ -152,7 +152,7 @@ def print_recordings(reports: list[LabReport]) -> None:
         elif rep.recordings == RECORDED:
             ui.out.print(f"{escape(where)}: outputs recorded (Docker {escape(rep.docker)})")
         for step in rep.drifted:
-            kind = "fails (--strict)" if rep.strict and not rep.ok else "warning"
+            kind = "a failure with --strict" if rep.strict else "a warning; --strict fails it"
             if step.recording == MISSING:
                 ui.out.print(
                     f"[red]{escape(where)}, step {escape(step.step)}: no recording "

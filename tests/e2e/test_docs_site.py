@@ -62,10 +62,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base's name)
+        pass  # a line per request would bury the test's own output
+
+
 @pytest.fixture
 def server(site: Path) -> Iterator[str]:
     """The built site on a loopback port, stopped after the test."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    handler = functools.partial(_QuietHandler, directory=str(site))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -121,7 +126,6 @@ def test_port_forwarding_page_in_chromium(server: str, tmp_path: Path) -> None:
             page.goto(server + "labs/port-forwarding.html", wait_until="networkidle")
             assert "Port forwarding" in page.title()
 
-            step = page.locator(f"xpath=//*[@id='step-{STEP}']/following::h3[1]/..")
             command = lab.steps[[s.id for s in lab.steps].index(STEP)].command.strip()
             assert page.get_by_text(command, exact=True).first.is_visible()
 
@@ -156,7 +160,6 @@ def test_port_forwarding_page_in_chromium(server: str, tmp_path: Path) -> None:
             picked.scroll_into_view_if_needed()
             page.screenshot(path=str(tmp_path / "port-forwarding-28.5.png"))
             print(f"screenshots in {tmp_path}")
-            assert step.count() >= 0  # the step's section exists (located above)
         finally:
             browser.close()
     assert refused == []  # the page asked no other host for anything

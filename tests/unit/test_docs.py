@@ -418,7 +418,7 @@ def test_seed_map_sets_listings_beside_recordings_and_marks_typos(
 
 def test_recordings_page_lists_every_rule() -> None:
     page = docpages.render_recording_rules()
-    assert all(f"| `{rule.name}` |" in page for rule in recordings.RULES)
+    assert all(f". `{rule.name}`\n\n{rule.why}." in page for rule in recordings.RULES)
 
 
 def test_the_site_lists_every_page() -> None:

@@ -4,22 +4,12 @@
 `labs/<lab>/recorded/<engine>/<step>.txt`; every `labgen verify` compares what a step
 prints with it (drift), and `labgen docs` shows it under the step's command.
 
-A recording is a header, a line of dashes, then the output after normalisation:
-
-    labgen recording: lab port-forwarding, step curl
-    engine: 20.10 (Docker 20.10.24+dfsg1)
-    labgen: 0.2.0
-    date: 2026-11-25
-    normalised: curl-progress, trailing-space (labgen/recordings.py)
-    ----------------------------------------------------------------
-    <!DOCTYPE HTML>
-    ...
-
-Normalisation replaces what changes from one run to the next and teaches nothing
-(names Docker draws at random, the host's interface indexes, times, ephemeral ports,
-byte counts) with a fixed placeholder, by the rules of `RULES`, a table read in order.
-Packet counters are kept: the count steps are about them. The header lists the rules
-that changed something, so a reviewer knows what a placeholder stands for.
+A recording is a header (see `Recording.text`), a line of dashes, then the output
+after normalisation, which replaces what changes from one run to the next and teaches
+nothing (names Docker draws at random, the host's interface indexes, times, ephemeral
+ports, byte counts) with a fixed placeholder, by the rules of `RULES`, a table read in
+order. Packet counters are kept: the count steps are about them. The header lists the
+rules that matched, so a reviewer knows what a placeholder stands for.
 """
 
 from __future__ import annotations
@@ -29,6 +19,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from .errors import UsageError
 
 RECORDED_DIR = "recorded"
 SEPARATOR = "-" * 64
@@ -312,15 +304,18 @@ _HEADER = re.compile(
 )
 
 
-class RecordingError(ValueError):
-    """A recording file that is not one."""
+class RecordingError(UsageError):
+    """A recording file that is not one (exit 2: bad input, found before a machine starts)."""
 
 
 def parse(text: str, path: Path | str = "<recording>") -> Recording:
     """A recording file's text, read back (`Recording.text` the other way)."""
     m = _HEADER.match(text)
     if m is None:
-        raise RecordingError(f"{path}: not a labgen recording (header missing or changed)")
+        raise RecordingError(
+            f"{path}: not a labgen recording (header missing or changed)",
+            hint="`labgen verify LAB --record` writes it again; or delete the file",
+        )
     rules = () if m["rules"] == "nothing" else tuple(m["rules"].split(", "))
     return Recording(
         m["lab"], m["step"], m["engine"], m["docker"], m["labgen"], m["date"], rules,

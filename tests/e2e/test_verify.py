@@ -121,11 +121,19 @@ def test_verify_names_the_broken_step_and_check(labgen_home: Path, tmp_path: Pat
     assert all(r["destroyed"] for r in reports.values())
 
 
-def test_verify_bad_input_starts_nothing(labgen_home: Path) -> None:
+def test_verify_bad_input_starts_nothing(labgen_home: Path, tmp_path: Path) -> None:
     proc = labgen("verify", "no-such-lab")
     assert proc.returncode == 2, show(proc)
     both = labgen("verify", "bridge", "--record", "--strict")
     assert both.returncode == 2 and "--record writes the recordings" in both.stderr
+    # A recording that is not one is bad input, found before any machine starts.
+    lab = tmp_path / "bridge"
+    shutil.copytree(REPO / "labs" / "bridge", lab, ignore=shutil.ignore_patterns("recorded"))
+    (lab / "recorded" / "20.10").mkdir(parents=True)
+    (lab / "recorded" / "20.10" / "ip-a.txt").write_text("hand-written\n")
+    bad = labgen("verify", str(lab))
+    assert bad.returncode == 2, show(bad)
+    assert "ip-a.txt: not a labgen recording" in bad.stderr and "Traceback" not in bad.stderr
     assert "unknown lab 'no-such-lab'" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (labgen_home / "instances").exists()

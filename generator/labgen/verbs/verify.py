@@ -109,6 +109,11 @@ def prepare(ctx: Context, runs: Sequence[Run]) -> Context:
     """
     labs = list({run.lab.path: run.lab for run in runs}.values())
     problems = [p for lab in labs for p in lint_lab_dir(lab.path).problems]
+    for run in runs:  # a recording that does not parse is bad input too
+        try:
+            recordings.load(run.lab.path, run.engine)
+        except recordings.RecordingError as exc:
+            problems.append(exc.message)
     if problems:
         raise UsageError("lint found problems; no machine was started:\n" + "\n".join(problems))
     provider = providers.choose(ctx.provider, ctx.say)

@@ -147,7 +147,7 @@ def print_run(machine: str, outcomes: list[StepOutcome]) -> None:
 def print_boxes(boxes: list[BoxInfo]) -> None:
     for box in boxes:
         mark = "*" if box.current else " "
-        out.print(f"{mark} {box.provider:<8} {box.name}  {box.detail}")
+        out.print(f"{mark} {box.provider:<8} Docker {box.engine:<6} {box.name}  {box.detail}")
 
 
 def announce_step(lab: Lab, step: Step, engine: str) -> None:

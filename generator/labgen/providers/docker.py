@@ -132,7 +132,9 @@ class DockerProvider(Provider):
         current = {self.image(e) for e in recipe.engines()}
         boxes = []
         for line in out.splitlines():
-            tag, created, size, _ = line.split("\t")
+            tag, created, size, ident = line.split("\t")
+            if tag.startswith("<none>"):  # a build superseded by a rebuild of its tag
+                tag = ident
             engine = tag.rpartition(":")[2].split("-")[0]
             engine = engine if re.fullmatch(recipe.ENGINE_PATTERN, engine) else "?"
             boxes.append(BoxInfo(self.name, tag, engine, tag in current, f"{created}  {size}"))

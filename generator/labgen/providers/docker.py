@@ -7,6 +7,7 @@ the seed), created before `vagrant up` and removed with the machine.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import re
@@ -322,9 +323,27 @@ def used_subnets() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
 
 
 def privileged_works(image: str) -> bool:
-    """Whether `docker run --privileged` works here (it does not in some sandboxes)."""
+    """Whether `docker run --privileged` works here (it does not in some sandboxes).
+
+    Asked once per Docker daemon (its ID and boot): the probe starts a container,
+    about 0.6 s of every `labgen up`, for an answer that does not change.
+    """
+    daemon = docker(["info", "--format", "{{.ID}}"], check=False).stdout.split()
+    boot = Path("/proc/sys/kernel/random/boot_id")
+    key = f"{daemon[0] if daemon else '?'}-{boot.read_text().strip() if boot.exists() else '?'}"
+    cache = resources.labgen_home() / "cache" / "privileged.json"
+    try:
+        known = json.loads(cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known, dict) and isinstance(known.get(key), bool):
+        return bool(known[key])
     args = ["run", "--rm", "--privileged", "--network", "none", "--entrypoint", "true", image]
-    return docker(args, check=False, timeout=120).returncode == 0
+    works = docker(args, check=False, timeout=120).returncode == 0
+    with contextlib.suppress(OSError):
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps({key: works}), encoding="utf-8")
+    return works
 
 
 RESOLV_CONFS = (Path("/etc/resolv.conf"), Path("/run/systemd/resolve/resolv.conf"))

@@ -31,11 +31,8 @@ class Rule:
     """One normalisation: every match of `pattern` (its group `v`, if it has one) becomes
     `placeholder`; `value` rules replace the matched value wherever else it occurs too;
     `width` pads the placeholder to the width of what it replaces, so columns stay
-    aligned. `block` rules rewrite a whole output where their pattern matches.
-
-    A rule is listed in a recording's header when its pattern matches the output, not
-    when it changed something: sorting rows that happened to be sorted changes nothing,
-    and the header must not depend on luck."""
+    aligned. `block` rules rewrite a whole output where their pattern matches. A header
+    lists the rules that matched (not changed: sorted rows may already be sorted)."""
 
     name: str
     pattern: str
@@ -172,6 +169,21 @@ RULES: tuple[Rule, ...] = (
         "<t>",
         "how long a traced command took (`labgen-lab trace`)",
     ),
+    Rule(
+        "raw-table-packets",
+        r"(?m)^[A-Z]+ +raw [^\n]*? +(?P<v>\+\d+)(?=  )",
+        "+N",
+        "the raw table sees every packet, not a connection's first: its counts in a trace "
+        "follow TCP's acks and retransmissions (seen +16 and +18 for one request); the nat "
+        "counts, one a connection, are kept",
+        width=True,
+    ),
+    Rule(
+        "trace-background",
+        r"\(also (?P<v>\+\d+) with nothing running\)",
+        "+N",
+        "what a counter also moved while nothing ran: other traffic on the machine",
+    ),  # fmt: skip
     Rule(
         "listener-order",
         r"(?m)^LISTEN ",
@@ -334,9 +346,7 @@ def path_of(lab_dir: Path, engine: str, step: str) -> Path:
 def engines_recorded(lab_dir: Path) -> list[str]:
     """The engines a lab has recordings for (folders with at least one file)."""
     root = lab_dir / RECORDED_DIR
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.txt")))
+    return sorted(p.name for p in root.glob("*") if p.is_dir() and any(p.glob("*.txt")))
 
 
 def load(lab_dir: Path, engine: str) -> dict[str, Recording]:
@@ -359,13 +369,9 @@ def diff(recorded: str, now: str, label: str) -> str:
     -b
     +c
     """
-    lines = difflib.unified_diff(
-        recorded.splitlines(keepends=True),
-        now.splitlines(keepends=True),
-        f"recorded {label}",
-        f"now {label}",
-    )
-    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+    old, new = recorded.splitlines(), now.splitlines()
+    lines = difflib.unified_diff(old, new, f"recorded {label}", f"now {label}", lineterm="")
+    return "".join(line + "\n" for line in lines)
 
 
 def write(lab_dir: Path, recording: Recording) -> bool:

@@ -90,7 +90,7 @@ def restart(env: dict[str, str], how: str) -> str:
 
 def race(env: dict[str, str]) -> str:
     cmd = [sys.executable, "-m", "labgen", "up", LAB]
-    procs = [subprocess.Popen(cmd, env=env, capture_output=False, stdout=subprocess.DEVNULL,
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL) for _ in range(2)]  # fmt: skip
     return "exits " + ",".join(str(c) for c in sorted(p.wait() for p in procs))
 

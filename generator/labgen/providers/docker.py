@@ -212,15 +212,19 @@ class DockerProvider(Provider):
         raise MachineError("no free /24 left for a lab machine's network in labgen's pool")
 
     def ssh_config(self, state: InstanceState, instance_dir: Path) -> str | None:
-        # The container's port 22 is forwarded to the port labgen chose (no
-        # auto-correction: the Vagrantfile refuses another), with the instance's key.
+        # The container's port 22, forwarded to the port labgen chose unless Vagrant had
+        # to pick another: Docker says which (one docker call, not a Vagrant one).
+        answer = docker(["port", resources.machine_id(state.instance), "22/tcp"], check=False)
+        ports = re.findall(r"^127\.0\.0\.1:(\d+)$", answer.stdout, re.M)
+        if not ports:
+            return None  # ask Vagrant
         key = instance_dir / "keys" / "id_ed25519"
         return "\n".join(
             [
                 "Host default",
                 "  HostName 127.0.0.1",
                 f"  User {recipe.recipe_spec().user}",
-                f"  Port {int(state.host['ssh_port'])}",
+                f"  Port {int(ports[0])}",
                 "  UserKnownHostsFile /dev/null",
                 "  StrictHostKeyChecking no",
                 "  PasswordAuthentication no",

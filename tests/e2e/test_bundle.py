@@ -8,6 +8,7 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,3 +165,27 @@ def test_two_copies_of_a_bundle_on_one_host_with_the_hosts_resolvers(
             if (copy / ".vagrant").exists():
                 down = vagrant(copy, "destroy", "-f")
                 assert down.returncode == 0, show(down)
+
+
+def test_render_into_the_current_folder_or_through_a_link(tmp_path: Path) -> None:
+    """Regression: `render -o .` and `-o LINK` ended in a traceback. Now the bundle goes
+    into the folder they name; a folder that is not empty is refused (exit 2)."""
+    here = tmp_path / "here"
+    here.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "labgen", "render", LAB, "-o", "."],
+        cwd=here,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, show(proc)
+    assert (here / "Vagrantfile").is_file() and (here / "README.md").is_file()
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    proc = labgen("render", LAB, "-o", str(tmp_path / "link"))
+    assert proc.returncode == 0, show(proc)
+    assert (real / "Vagrantfile").is_file()
+    again = labgen("render", LAB, "-o", str(tmp_path / "link"))
+    assert again.returncode == 2 and "not an empty folder" in again.stderr
+    assert "Traceback" not in again.stderr

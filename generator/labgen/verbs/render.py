@@ -19,8 +19,9 @@ def render_bundle(ctx: Context, lab_ref: str, out: Path, with_images: bool) -> P
     """Write the bundle into `out` (new or empty): Vagrantfile, scripts, keys, README,
     and with `with_images` the base image, for rooms without a network."""
     lab = load_lab(lab_ref, ctx.labs_path)
-    if out.exists() and any(out.iterdir()):
-        raise UsageError(f"{out} is not empty; choose a new folder for the bundle")
+    out = out.resolve()  # `-o .` and a link to a folder are the folder they name
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"{out} is not an empty folder; choose a new folder for the bundle")
     instance = f"{lab.name}-bundle"
     base = providers.get("docker")
     assert isinstance(base, docker.DockerProvider)
@@ -57,9 +58,21 @@ def render_bundle(ctx: Context, lab_ref: str, out: Path, with_images: bool) -> P
         )
         (tmp / "README.md").write_text(readme, encoding="utf-8")
         share(tmp)
-        if out.exists():
-            out.rmdir()
-        tmp.rename(out)
+        if not out.exists():
+            tmp.rename(out)
+            return out
+        # An empty folder that exists (perhaps the shell's cwd): moved into, entry by
+        # entry, so that the folder itself stays the one the user is in.
+        moved = []
+        try:
+            for entry in sorted(tmp.iterdir()):
+                entry.rename(out / entry.name)
+                moved.append(out / entry.name)
+        except BaseException:
+            for path in moved:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+            raise
+        tmp.rmdir()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

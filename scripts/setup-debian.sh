@@ -45,7 +45,7 @@ fi
 # Chromium, and xterm.js into the package's vendor folder: before `pip install .`,
 # whose wheel carries it.
 scripts/setup-workshop.sh .venv/bin/python
-.venv/bin/python -m pip install -q .
+.venv/bin/python -m pip install -q '.[docs]'  # the docs extra builds the documentation site
 
 export VAGRANT_CHECKPOINT_DISABLE=1
 .venv/bin/labgen box build

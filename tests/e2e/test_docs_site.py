@@ -146,7 +146,8 @@ def test_port_forwarding_page_in_chromium(server: str, tmp_path: Path) -> None:
                 == next(x for x in shown.inner_text().splitlines() if DNAT in x).split()
             )
             assert f"Recorded on Docker {recorded[default].docker}" in shown.inner_text()
-            page.screenshot(path=str(tmp_path / "port-forwarding-20.10.png"), full_page=False)
+            tabs.scroll_into_view_if_needed()
+            page.screenshot(path=str(tmp_path / "port-forwarding-20.10.png"))
 
             # The reader picks 28.5: its own output, without the hairpin MASQUERADE.
             labels.nth(lab.engines.index(newest)).click()
@@ -158,6 +159,7 @@ def test_port_forwarding_page_in_chromium(server: str, tmp_path: Path) -> None:
             assert "172.17.0.2           172.17.0.2" not in text  # no hairpin rule on 28.5
             assert f"Recorded on Docker {recorded[newest].docker}" in text
             picked.scroll_into_view_if_needed()
+            page.wait_for_timeout(400)  # Material slides the tab's underline: let it settle
             page.screenshot(path=str(tmp_path / "port-forwarding-28.5.png"))
             print(f"screenshots in {tmp_path}")
         finally:

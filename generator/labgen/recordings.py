@@ -62,6 +62,19 @@ def _sort_listeners(text: str) -> str:
     return "\n".join(out)
 
 
+def _drop_curl_meter(text: str) -> str:
+    """Drop curl's progress meter: its header, its rows, and a piece glued to the start of
+    the body (stdout comes in one piece; the meter, on stderr, in many).
+
+    >>> _drop_curl_meter("  % Total  % Received\\n   Dload  Upload\\n  0   0   <html>\\n"
+    ...                  "</html>\\n0 100  639 0 0\\r100  639  12.1k\\n")
+    '<html>\\n</html>\\n'
+    """
+    text = re.sub(r"(?m)^ *% Total +% Received[^<\n]*\n?|^ +Dload +Upload[^<\n]*\n?", "", text)
+    text = re.sub(r"(?m)^[ \t\d.:kMG\r-]+(?=<)", "", text)
+    return re.sub(r"(?m)^(?=[^\n]*\d)[ \t\d.:kMG\r-]+(?:\n|$)", "", text)
+
+
 def _docker_ps_columns(text: str) -> str:
     """`docker ps` pads columns to the widest cell, and CREATED/STATUS cells change
     width with time: in its header and rows, column gaps become three spaces.
@@ -77,14 +90,15 @@ def _docker_ps_columns(text: str) -> str:
 
 
 # The rules, in the order they apply. Each names what it replaces and why it changes.
+# fmt: off
 RULES: tuple[Rule, ...] = (
     Rule(
         "curl-progress",
-        r"(?m)^(?:\s*% Total\s+% Received.*|\s+Dload\s+Upload.*|\s*(?:[\d.:kMG-]+\s+){9,}"
-        r"[\d.:kMG-]*\s*)\n",
+        r"(?m)^ *% Total +% Received",
         "",
-        "curl's progress meter (stderr): speeds and times, interleaved with stdout at "
-        "random; dropped",
+        "curl's progress meter (stderr): speeds and times, written in pieces that land "
+        "before, after or glued to stdout's body at random; every piece is dropped",
+        block=_drop_curl_meter,
     ),
     Rule(
         "container-id",
@@ -143,12 +157,8 @@ RULES: tuple[Rule, ...] = (
         "xxxxxxxxxxxx",
         "a bridge id is its priority and its MAC address (`brctl show`)",
     ),
-    Rule(
-        "log-time",
-        r"\[\d{2}/\w{3}/\d{4} \d{2}:\d{2}:\d{2}\]",
-        "[DD/Mon/YYYY hh:mm:ss]",
-        "the time of a request in the Python web server's log",
-    ),
+    Rule("log-time", r"\[\d{2}/\w{3}/\d{4} \d{2}:\d{2}:\d{2}\]", "[DD/Mon/YYYY hh:mm:ss]",
+         "the time of a request in the Python web server's log"),
     Rule(
         "ephemeral-port",
         r":(?P<v>3[2-9]\d{3}|[4-5]\d{4}|6[0-5]\d{3})\b",
@@ -157,18 +167,10 @@ RULES: tuple[Rule, ...] = (
         "embedded DNS listener on 127.0.0.11",
     ),
     Rule("pid", r"\bpid=(?P<v>\d+)", "<pid>", "process ids (`ss -p`)"),
-    Rule(
-        "fd",
-        r"\bfd=(?P<v>\d+)",
-        "<fd>",
-        "file descriptor numbers (`ss -p`): dockerd's listening socket gets whichever is free",
-    ),
-    Rule(
-        "trace-time",
-        r"\(exit \d+, (?P<v>[\d.]+) s, ",
-        "<t>",
-        "how long a traced command took (`labgen-lab trace`)",
-    ),
+    Rule("fd", r"\bfd=(?P<v>\d+)", "<fd>",
+         "file descriptor numbers (`ss -p`): dockerd's listening socket gets whichever is free"),
+    Rule("trace-time", r"\(exit \d+, (?P<v>[\d.]+) s, ", "<t>",
+         "how long a traced command took (`labgen-lab trace`)"),
     Rule(
         "raw-table-packets",
         r"(?m)^[A-Z]+ +raw [^\n]*? +(?P<v>\+\d+)(?=  )",
@@ -226,6 +228,7 @@ RULES: tuple[Rule, ...] = (
         "column padding at the end of a line (`ss`, `iptables -L`), which follows the widest cell",
     ),
 )
+# fmt: on
 
 
 def _apply(rule: Rule, text: str) -> str:
@@ -335,12 +338,8 @@ def parse(text: str, path: Path | str = "<recording>") -> Recording:
     )  # fmt: skip
 
 
-def folder(lab_dir: Path, engine: str) -> Path:
-    return lab_dir / RECORDED_DIR / engine
-
-
 def path_of(lab_dir: Path, engine: str, step: str) -> Path:
-    return folder(lab_dir, engine) / f"{step}.txt"
+    return lab_dir / RECORDED_DIR / engine / f"{step}.txt"
 
 
 def engines_recorded(lab_dir: Path) -> list[str]:
@@ -352,7 +351,7 @@ def engines_recorded(lab_dir: Path) -> list[str]:
 def load(lab_dir: Path, engine: str) -> dict[str, Recording]:
     """The recordings of a lab on an engine, by step (empty: none)."""
     found = {}
-    for path in sorted(folder(lab_dir, engine).glob("*.txt")):
+    for path in sorted((lab_dir / RECORDED_DIR / engine).glob("*.txt")):
         found[path.stem] = parse(path.read_text(encoding="utf-8"), path)
     return found
 
@@ -392,7 +391,7 @@ def write(lab_dir: Path, recording: Recording) -> bool:
 
 def remove_stale(lab_dir: Path, engine: str, steps: list[str]) -> list[Path]:
     """Remove the recordings of steps the lab no longer has (or that did not run)."""
-    stale = [p for p in folder(lab_dir, engine).glob("*.txt") if p.stem not in steps]
+    stale = [p for p in (lab_dir / RECORDED_DIR / engine).glob("*.txt") if p.stem not in steps]
     for path in stale:
         path.unlink()
     return stale

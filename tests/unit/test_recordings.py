@@ -115,8 +115,30 @@ def test_the_bridge_address_is_not_the_machines_address() -> None:
     assert recordings.normalise(inside)[0] == inside
 
 
+# curl 8 (Debian sid's, on the 28.5 machine) as verify captured it: the meter on stderr,
+# the body on stdout, merged by arrival.
+METER_28 = (
+    "  % Total    % Received % Xferd  Average Speed  Time    Time    Time   Current\n"
+    "                                 Dload  Upload  Total   Spent   Left   Speed\n"
+    "\r  0      0   0      0   0      0      0      0                              0"
+    "\r100    639 100    639   0      0 145.7k      0                              0"
+    "\r100    639 100    639   0      0 127.1k      0                              0\n"
+)
+
+
 def test_curl_progress_meter_is_dropped_and_stdout_kept() -> None:
     assert recordings.normalise(CURL) == ("<html>\n</html>\n", ["curl-progress"])
+
+
+def test_curl_progress_meter_pieces_glued_anywhere_around_the_body_are_dropped() -> None:
+    """The meter comes in pieces, the body in one: wherever the body lands between two
+    pieces (seen: right after `  0      0   `), the normalised output is the body's."""
+    body = "<!DOCTYPE HTML>\n<html>\n</html>\n"
+    start = METER_28.index("Speed\n") + 5
+    cuts = [0, start] + [i for i in range(start, len(METER_28) + 1) if METER_28[i - 1] in " \r\n"]
+    for cut in cuts:
+        text = METER_28[:cut] + body + METER_28[cut:]
+        assert recordings.normalise(text) == (body, ["curl-progress"]), repr(text)
 
 
 def test_every_rule_has_a_name_a_reason_and_a_valid_pattern() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
 from pathlib import Path
 
 import platformdirs
@@ -54,9 +55,10 @@ def writable_dir(path: Path) -> Path:
     """`path`, made if need be; a PrerequisiteError naming it when it cannot be."""
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write-test-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
+        # A name of its own for each probe: verify -j N asks from N threads at once.
+        handle, probe = tempfile.mkstemp(prefix=".write-test-", dir=path)
+        os.close(handle)
+        os.unlink(probe)
     except OSError as exc:
         raise PrerequisiteError(
             f"labgen cannot write to {path}: {exc.strerror}",

@@ -49,14 +49,17 @@ def run_step(
     """
     began = time.monotonic()
     before = snapshot.take_snapshot(session.client) if on_diff else None
-    sink = io.BytesIO() if capture else None
-    out = sink or stdout
-    code = ssh.run(session.client, f"labgen-lab run {shlex.quote(step.id)}", out, out)
+    # Captured, stdout and stderr are kept apart and joined in that order: interleaved,
+    # a progress meter on stderr (curl's) lands inside stdout's lines differently each run.
+    sink, errors = (io.BytesIO(), io.BytesIO()) if capture else (None, None)
+    command = f"labgen-lab run {shlex.quote(step.id)}"
+    code = ssh.run(session.client, command, sink or stdout, errors or sink or stdout)
     if on_diff is not None and before is not None:
         on_diff(diff(before, snapshot.take_snapshot(session.client)))
     if code == 0:
         record_done(session, step)
-    output = sink.getvalue()[-65536:].decode(errors="replace") if sink else ""
+    both = sink.getvalue() + errors.getvalue() if sink and errors else b""
+    output = both[-65536:].decode(errors="replace")
     return StepOutcome(step.id, code, round(time.monotonic() - began, 1), output)
 
 

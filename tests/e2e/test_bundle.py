@@ -187,5 +187,5 @@ def test_render_into_the_current_folder_or_through_a_link(tmp_path: Path) -> Non
     assert proc.returncode == 0, show(proc)
     assert (real / "Vagrantfile").is_file()
     again = labgen("render", LAB, "-o", str(tmp_path / "link"))
-    assert again.returncode == 2 and "not an empty folder" in again.stderr
+    assert again.returncode == 2 and "not empty" in again.stderr
     assert "Traceback" not in again.stderr

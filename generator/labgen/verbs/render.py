@@ -21,7 +21,9 @@ def render_bundle(ctx: Context, lab_ref: str, out: Path, with_images: bool) -> P
     lab = load_lab(lab_ref, ctx.labs_path)
     out = out.resolve()  # `-o .` and a link to a folder are the folder they name
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UsageError(f"{out} is not an empty folder; choose a new folder for the bundle")
+        raise UsageError(
+            f"{out} is not empty (or not a folder); choose a new folder for the bundle"
+        )
     instance = f"{lab.name}-bundle"
     base = providers.get("docker")
     assert isinstance(base, docker.DockerProvider)

@@ -315,11 +315,22 @@ def _import(root: Path, tag: str, engine: str) -> None:
 
 def used_subnets() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     """Every subnet a Docker network on this host already uses."""
-    names = docker(["network", "ls", "-q"]).stdout.split()
-    if not names:
-        return []
+    # A network another labgen removes between the listing and the inspection fails the
+    # whole inspection (seen with verify -j 2): list again, then ask one by one.
+    for _ in range(3):
+        names = docker(["network", "ls", "-q"]).stdout.split()
+        if not names:
+            return []
+        proc = docker(["network", "inspect", *names], check=False)
+        if proc.returncode == 0:
+            break
+    else:
+        found = [docker(["network", "inspect", n], check=False) for n in names]
+        proc.stdout = json.dumps(
+            [net for p in found if p.returncode == 0 for net in json.loads(p.stdout)]
+        )
     subnets = []
-    for net in json.loads(docker(["network", "inspect", *names]).stdout):
+    for net in json.loads(proc.stdout):
         for cfg in (net.get("IPAM") or {}).get("Config") or []:
             if cfg.get("Subnet"):
                 subnets.append(ipaddress.ip_network(cfg["Subnet"], strict=False))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -53,3 +54,18 @@ PUBLISH_ACCEPT = (
     "filter DOCKER: -A DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 "
     "-p tcp -m tcp --dport 5000 -j ACCEPT"
 )
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Debian's Chromium for the browser tests, with what this host's closed network needs
+# (the machine notes): no background calls home.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]

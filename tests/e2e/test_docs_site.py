@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import http.server
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import CHROMIUM, CHROMIUM_FLAGS
 from labgen import recordings
 from labgen.lab import load_lab
 from playwright.sync_api import Route, sync_playwright
@@ -29,18 +29,6 @@ from playwright.sync_api import Route, sync_playwright
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# What this host's closed network needs (the machine notes): no background calls home.
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 STEP = "publish-port"
 DNAT = "tcp dpt:5000 to:172.17.0.2:5000"
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,22 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import labgen, labgen_json, show
+from helpers import CHROMIUM, CHROMIUM_FLAGS, labgen, labgen_json, show
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# What this host's closed network needs (the machine notes): no background calls home.
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 NAME = "wst"
 SEAT1, SEAT2 = f"{NAME}-01", f"{NAME}-02"
 SERVER_DEADLINE = 600  # seconds: the server stops by itself even if this test hangs

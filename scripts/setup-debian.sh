@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Sets up labgen on a Debian 12 machine, as root, and can be run again safely:
-#   - Debian packages: Docker, Vagrant, debootstrap, an SSH client, Python's venv;
+# Sets up what `labgen up` needs on a Debian 12 machine, as root; safe to run again:
+#   - Debian packages: Docker, Vagrant, debootstrap, an SSH client, Python's venv, iptables;
 #   - a running Docker daemon (systemd's, or a dockerd started here where there is no systemd);
 #   - labgen itself, in .venv (pip install ., not editable);
 #   - the docker provider's base image, built from Debian packages (about a minute, once).
+# It prints one line per stage; apt's, pip's and debootstrap's own output go to the log it
+# names ($LABGEN_SETUP_LOG, default /var/log/labgen-setup.log), whose tail it shows on failure.
+# The tests need more (Chromium, xterm.js, the docs and dev extras): scripts/setup-tests.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,41 +15,71 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 2
 fi
 
-export DEBIAN_FRONTEND=noninteractive
+LOG=${LABGEN_SETUP_LOG:-/var/log/labgen-setup.log}
+export DEBIAN_FRONTEND=noninteractive VAGRANT_CHECKPOINT_DISABLE=1
+: >>"$LOG"
+started=$SECONDS
+
+# stage WHAT CMD...: runs CMD with its output in the log, says how long it took, and on
+# failure shows the log's last lines and where the rest is.
+stage() {
+    local what=$1 t0=$SECONDS
+    shift
+    printf 'setup: %s ... ' "$what"
+    echo "== $(date +%T) $what: $*" >>"$LOG"
+    if "$@" >>"$LOG" 2>&1; then
+        echo "done ($((SECONDS - t0)) s)"
+    else
+        echo "FAILED"
+        echo "setup: the last lines of $LOG:" >&2
+        tail -n 25 "$LOG" >&2
+        exit 1
+    fi
+}
+
+install_labgen() {
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q .
+}
+# pip needs nothing apt installs here (python3 and its venv come with Debian), so labgen is
+# installed while apt works: the two were a third of the setup's time one after the other.
+echo "== $(date +%T) labgen into .venv (in the background)" >>"$LOG"
+install_labgen >>"$LOG.pip" 2>&1 &
+pip_pid=$!
+
 need=()
-for pkg in docker.io vagrant debootstrap openssh-client python3 python3-venv iptables ca-certificates \
-        tmux graphviz; do
+for pkg in docker.io vagrant debootstrap openssh-client python3 python3-venv iptables ca-certificates; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
-    echo "setup: installing ${need[*]}"
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends "${need[@]}"
+    stage "apt-get update" apt-get update -q
+    stage "installing ${need[*]}" apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
 
-if ! docker info >/dev/null 2>&1; then
+start_dockerd() {
     if [ -d /run/systemd/system ]; then
         systemctl start docker
     else
-        echo "setup: starting dockerd (log: /var/log/dockerd.log)"
         setsid nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null &
     fi
     for _ in $(seq 60); do
-        docker info >/dev/null 2>&1 && break
+        docker info >/dev/null 2>&1 && return 0
         sleep 1
     done
-    docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/dockerd.log" >&2; exit 1; }
+    echo "dockerd did not start; see /var/log/dockerd.log"
+    return 1
+}
+if ! docker info >/dev/null 2>&1; then
+    stage "starting dockerd (its log: /var/log/dockerd.log)" start_dockerd
 fi
 
-if [ ! -x .venv/bin/python ]; then
-    python3 -m venv .venv
-fi
-.venv/bin/python -m pip install -q --upgrade pip
-# Chromium, and xterm.js into the package's vendor folder: before `pip install .`,
-# whose wheel carries it.
-scripts/setup-workshop.sh .venv/bin/python
-.venv/bin/python -m pip install -q '.[docs]'  # the docs extra builds the documentation site
-
-export VAGRANT_CHECKPOINT_DISABLE=1
-.venv/bin/labgen box build
-echo "setup: done; labgen is .venv/bin/labgen"
+wait_for_pip() {
+    local status=0
+    wait "$pip_pid" || status=$?
+    cat "$LOG.pip" && rm -f "$LOG.pip"
+    return "$status"
+}
+stage "labgen into .venv" wait_for_pip
+stage "the base image of the default Docker engine, from Debian packages" .venv/bin/labgen box build
+echo "setup: done in $((SECONDS - started)) s; labgen is .venv/bin/labgen (the log: $LOG)"

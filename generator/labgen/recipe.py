@@ -236,8 +236,26 @@ def run_in_chroot(root: Path, script: Path, what: str) -> None:
         raise MachineError(f"{what} failed:\n" + proc.stderr.decode(errors="replace"))
 
 
+def deb_cache() -> Path:
+    """Where debootstrap keeps the packages it fetched, shared by every build on this host:
+    $LABGEN_DEB_CACHE, else /var/cache/labgen/debs. It starts with what the host's own apt
+    already downloaded (hard links, so no copy): a bookworm host has fetched docker.io and
+    its dependencies for itself, and the second engine's build reuses the first's packages.
+    A stale or foreign file costs nothing: debootstrap checks every package against the
+    suite's index and fetches what does not match."""
+    cache = Path(os.environ.get("LABGEN_DEB_CACHE") or "/var/cache/labgen/debs")
+    cache.mkdir(parents=True, exist_ok=True)
+    for deb in Path("/var/cache/apt/archives").glob("*.deb"):
+        target = cache / deb.name
+        if not target.exists():
+            with contextlib.suppress(OSError):  # another file system: debootstrap fetches it
+                os.link(deb, target)
+    return cache
+
+
 def _debootstrap(suite: str, packages: list[str], root: Path, say: Say) -> None:
-    cmd = ["debootstrap", "--variant=minbase", "--include=" + ",".join(packages)]
+    cmd = ["debootstrap", "--variant=minbase", f"--cache-dir={deb_cache()}"]
+    cmd += ["--include=" + ",".join(packages)]
     cmd += [suite, str(root), mirror()]
     say(f"debootstrap {suite} from {mirror()} (about a minute)")
     log: list[str] = []

@@ -85,7 +85,7 @@ def guide_command(labgen_home: Path, cwd: Path | None = None) -> str:
     return f"cd {where} && {env} {run}; echo GUIDE-EXIT=$?; sleep 600"
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (scripts/setup-debian.sh)")
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (scripts/setup-tests.sh)")
 def test_interactive_guide_advance_check_quit_resume(
     machine: str, labgen_home: Path, tmp_path: Path
 ) -> None:

@@ -41,7 +41,7 @@ def labgen(*args: str, env: dict[str, str]) -> float:
 
 
 def labs() -> list[str]:
-    from labgen.lab import iter_labs
+    from labgen.core.lab import iter_labs
 
     return [lab.name for lab in iter_labs()]
 
@@ -63,8 +63,8 @@ def calls(log: Path) -> list[str]:
 
 def raw_vagrant_round(env: dict[str, str]) -> float:
     """Render the lab as labgen does, then time a plain `vagrant up` there."""
-    from labgen import providers, render
-    from labgen.lab import load_lab
+    from labgen.core.lab import load_lab
+    from labgen.machine import providers, render
 
     os.environ["LABGEN_HOME"] = env["LABGEN_HOME"]
     lab = load_lab(LAB)

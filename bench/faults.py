@@ -36,7 +36,7 @@ def labgen(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def left(home: Path, env: dict[str, str]) -> list[str]:
     """What is left of labgen's machines under `home` (after a trial's clean-up)."""
     os.environ["LABGEN_HOME"] = str(home)
-    from labgen import resources
+    from labgen.core import resources
 
     label = f"label=org.labgen.home={resources.home_tag()}"
     found = []
@@ -78,7 +78,7 @@ def interrupt(env: dict[str, str], moment: str | float) -> str:
 
 
 def restart(env: dict[str, str], how: str) -> str:
-    from labgen import resources
+    from labgen.core import resources
 
     if labgen("up", LAB, env=env).returncode != 0:
         return "first up failed"

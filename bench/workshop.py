@@ -107,7 +107,7 @@ def bench(seats: int, jobs: int) -> dict[str, Any]:
     result["up_summary"] = (up.stdout.strip().splitlines() or [""])[0]
     server = None
     try:
-        from labgen import resources
+        from labgen.core import resources
 
         memory = seat_memory(resources.home_tag())
         if memory:

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 from helpers import HOMES, MACHINE_HOMES
-from labgen import resources
+from labgen.core import resources
 
 pytestmark = pytest.mark.leak_check
 

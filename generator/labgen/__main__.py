@@ -1,5 +1,5 @@
 """`python -m labgen` is `labgen`."""
 
-from .cli import main
+from labgen.cli.main import main
 
 main()

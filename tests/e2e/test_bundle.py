@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from helpers import labgen, show
-from labgen.lab import load_lab
-from labgen.providers import docker
+from labgen.core.lab import load_lab
+from labgen.machine.providers import docker
 
 pytestmark = pytest.mark.e2e
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 from helpers import CHROMIUM, CHROMIUM_FLAGS
-from labgen import recordings
-from labgen.lab import load_lab
+from labgen.core.lab import load_lab
+from labgen.docs import recordings
 from playwright.sync_api import Route, sync_playwright
 
 pytestmark = pytest.mark.e2e

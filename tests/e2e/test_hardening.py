@@ -54,7 +54,7 @@ def instances_left(labgen_home: Path) -> list[str]:
 
 def labgen_containers(labgen_home: Path) -> list[str]:
     """Containers of this test's labgen home, running or not."""
-    from labgen import resources
+    from labgen.core import resources
 
     assert resources.labgen_home() == labgen_home.resolve()
     tag = resources.home_tag()

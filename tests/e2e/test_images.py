@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from helpers import labgen, show
-from labgen import providers
+from labgen.machine import providers
 
 pytestmark = pytest.mark.e2e
 

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 from helpers import labgen, labgen_json, show
-from labgen.lab import iter_labs
-from labgen.pytest_plugin import marker_of  # noqa: F401  (the plugin must import cleanly)
+from labgen.core.lab import iter_labs
 
 pytestmark = pytest.mark.e2e
 

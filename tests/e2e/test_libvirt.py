@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 from helpers import labgen, show
-from labgen import providers
-from labgen.providers import libvirt_box as vmbox
-from labgen.render import ruby_literal
+from labgen.machine import providers
+from labgen.machine.providers import libvirt_box as vmbox
+from labgen.machine.render import ruby_literal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.libvirt]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from helpers import labgen, labgen_json, show
-from labgen import resources
+from labgen.core import resources
 
 pytestmark = pytest.mark.e2e
 

@@ -15,9 +15,9 @@ from helpers import PUBLISH_ACCEPT as ACCEPT
 from helpers import PUBLISH_DNAT as DNAT
 from helpers import PUBLISH_MASQUERADE as MASQUERADE
 from helpers import labgen, show
-from labgen import ssh
-from labgen.snapshot import take_snapshot
-from labgen.snapshot_diff import diff, render_diff
+from labgen.machine import ssh
+from labgen.network.diff import diff, render_diff
+from labgen.network.snapshot import take_snapshot
 
 pytestmark = pytest.mark.e2e
 

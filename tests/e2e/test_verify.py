@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from helpers import labgen, labgen_json, show
-from labgen import recordings
-from labgen.lab import iter_labs, load_lab_dir
+from labgen.core.lab import iter_labs, load_lab_dir
+from labgen.docs import recordings
 
 pytestmark = pytest.mark.e2e
 

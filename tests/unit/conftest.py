@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labgen import render
-from labgen.lab import Lab
+from labgen.core.lab import Lab
+from labgen.machine import render
 from unit_helpers import GUARDED_TOOLS, ORIGINAL_PATH, RenderFn, docker_settings, fake_tool
 
 

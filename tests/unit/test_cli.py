@@ -18,8 +18,10 @@ import click
 import pytest
 import yaml
 from click.testing import CliRunner
-from labgen import cli, providers, resources
-from labgen.instance import Instance, InstanceState
+from labgen.cli import main as cli
+from labgen.core import resources
+from labgen.machine import providers
+from labgen.machine.instance import Instance, InstanceState
 from unit_helpers import (
     BROKEN_LABS,
     REPO,
@@ -301,7 +303,7 @@ def test_console_script_is_the_cli_main() -> None:
     from importlib.metadata import entry_points
 
     (script,) = entry_points(group="console_scripts", name="labgen")
-    assert script.value == "labgen.cli:main"
+    assert script.value == "labgen.cli.main:main"
 
 
 # --- the same in a real process: what the user's terminal shows ---------------------

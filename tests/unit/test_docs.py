@@ -7,9 +7,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from labgen import checkdoc, docpages, recordings, seedmap
-from labgen.errors import UsageError
-from labgen.lab import Lab, iter_labs, load_lab, load_lab_dir
+from labgen.checks import reader as checkdoc
+from labgen.core.errors import UsageError
+from labgen.core.lab import Lab, iter_labs, load_lab, load_lab_dir
+from labgen.docs import pages as docpages
+from labgen.docs import recordings, seedmap
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = REPO / "docs" / "seed" / "docker-networking.md"
@@ -312,7 +314,7 @@ def test_markdown_helpers() -> None:
 
 def test_every_seed_command_is_run_by_a_lab_step() -> None:
     """The seed tutorial has no command that no lab step runs."""
-    from labgen.lab import iter_labs
+    from labgen.core.lab import iter_labs
 
     seed = docpages.default_seed_path().read_text(encoding="utf-8")
     mapping = seedmap.seed_command_map(seed, list(iter_labs()))
@@ -322,7 +324,7 @@ def test_every_seed_command_is_run_by_a_lab_step() -> None:
 
 def test_the_committed_docs_match_the_lab_files() -> None:
     """docs/ is generated from the labs: `labgen docs` after changing a lab file."""
-    from labgen.lab import iter_labs
+    from labgen.core.lab import iter_labs
 
     repo_docs = Path(__file__).resolve().parents[2] / "docs"
     seed = docpages.default_seed_path().read_text(encoding="utf-8")

@@ -11,8 +11,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from labgen import ssh
-from labgen.errors import EXIT_USAGE
+from labgen.core.errors import EXIT_USAGE
+from labgen.machine import ssh
 from labgen.verbs import lint
 from unit_helpers import REPO, bundled_lab_names, run_labgen
 
@@ -196,7 +196,7 @@ def test_lint_without_argument_in_a_lab_folder_lints_that_lab(tmp_path: Path) ->
 def test_lint_without_argument_elsewhere_lints_every_lab(tmp_path: Path) -> None:
     outcome = run_labgen("lint", cwd=tmp_path)
     assert outcome.returncode == 0, outcome
-    from labgen import resources
+    from labgen.core import resources
 
     for name in bundled_lab_names():  # the installed labgen's labs
         assert f"ok {resources.labs_dir() / name}" in lint_lines(outcome.stdout)

@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
-from labgen import resources
-from labgen.errors import EXIT_USAGE, UsageError
-from labgen.instance import Instance, InstanceState, all_instances, write_json_atomic
-from labgen.providers.docker import nameservers
-from labgen.resources import validate_name
+from labgen.core import resources
+from labgen.core.errors import EXIT_USAGE, UsageError
+from labgen.core.resources import validate_name
+from labgen.machine.instance import Instance, InstanceState, all_instances, write_json_atomic
+from labgen.machine.providers.docker import nameservers
 
 # --- validate_name: lab and machine names end up in paths, container names, shell ---
 

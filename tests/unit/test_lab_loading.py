@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from labgen import resources
-from labgen.errors import EXIT_USAGE, UsageError
-from labgen.lab import load_lab, load_lab_dir
+from labgen.core import resources
+from labgen.core.errors import EXIT_USAGE, UsageError
+from labgen.core.lab import load_lab, load_lab_dir
 from unit_helpers import BROKEN_LABS, REPO, bundled_lab_names, run_labgen
 
 MARKER = "# <- error"
@@ -137,7 +137,7 @@ def test_unknown_image_hint_points_at_a_file_that_exists() -> None:
 
 
 def test_known_images_in_the_message_are_the_box_recipes() -> None:
-    from labgen.recipe import known_images
+    from labgen.machine.recipe import known_images
 
     with pytest.raises(UsageError) as caught:
         load_lab_dir(BROKEN_LABS / "unknown-image")

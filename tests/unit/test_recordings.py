@@ -8,9 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-from labgen import junit, recordings
-from labgen.lab import iter_labs, load_lab
-from labgen.results import (
+from labgen.core.lab import iter_labs, load_lab
+from labgen.core.results import (
     COMPARED,
     DRIFT,
     MISSING,
@@ -21,6 +20,7 @@ from labgen.results import (
     LabReport,
     StepReport,
 )
+from labgen.docs import junit, recordings
 from labgen.verbs import verify
 
 # What port-forwarding's count-eth0 printed on a 20.10 machine, as captured by verify

@@ -29,10 +29,11 @@ from typing import Any
 
 import pytest
 import yaml
-from labgen import providers, render, resources
-from labgen.lab import Lab, load_lab, load_lab_dir
-from labgen.providers.docker import DockerSettings
-from labgen.render import LAB_ROOT_IN_MACHINE, ruby_literal
+from labgen.core import resources
+from labgen.core.lab import Lab, load_lab, load_lab_dir
+from labgen.machine import providers, render
+from labgen.machine.providers.docker import DockerSettings
+from labgen.machine.render import LAB_ROOT_IN_MACHINE, ruby_literal
 from unit_helpers import (
     ORIGINAL_PATH,
     REAL_RUBY,

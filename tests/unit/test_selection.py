@@ -1,4 +1,4 @@
-"""Which checks apply after which step: labgen.selection.is_selected, and the
+"""Which checks apply after which step: labgen.inmachine.selection.is_selected, and the
 pytest plugin that applies it to a lab's checks (run in a child pytest, no host)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from labgen.selection import StepMarker, is_selected
+from labgen.inmachine.selection import StepMarker, is_selected
 
 ORDER = ["a", "b", "c", "d"]
 
@@ -87,7 +87,7 @@ def run_plugin(tmp_path: Path, target: str, only: bool = False) -> dict[str, dic
             "pytest",
             str(checks),
             "-p",
-            "labgen.pytest_plugin",
+            "labgen.inmachine.pytest_plugin",
             f"--labgen-report={report}",
             f"--labgen-order={','.join(ORDER)}",
             f"--labgen-target={target}",

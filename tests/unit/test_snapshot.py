@@ -17,9 +17,9 @@ import pytest
 from helpers import PUBLISH_ACCEPT as ACCEPT
 from helpers import PUBLISH_DNAT as DNAT
 from helpers import PUBLISH_MASQUERADE as MASQUERADE
-from labgen import snapshot
-from labgen.snapshot import KINDS, Snapshot, SnapshotError, parse_snapshot
-from labgen.snapshot_diff import diff, render_diff
+from labgen.network import snapshot
+from labgen.network.diff import diff, render_diff
+from labgen.network.snapshot import KINDS, Snapshot, SnapshotError, parse_snapshot
 
 DATA = Path(__file__).resolve().parent / "data" / "snapshot"
 

@@ -1,11 +1,15 @@
 """The package's shape, as the code map in README.md promises it: no import cycles,
-providers known only inside providers/, verbs one module each, modules a newcomer
-can read in one sitting."""
+providers known only inside machine/providers/, verbs that never print, one ui package
+that does, and the modules copied into lab machines standard library only."""
 
 from __future__ import annotations
 
 import ast
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import labgen
@@ -70,8 +74,8 @@ def test_no_module_imports_itself_through_a_cycle() -> None:
 
 def test_the_cycle_finder_finds_a_cycle(tmp_path: Path) -> None:
     """The control: imports_of sees both kinds of import the cycle test relies on."""
-    assert "labgen.providers" in imports_of(PACKAGE / "verbs" / "up.py")
-    assert "labgen.recipe" in imports_of(PACKAGE / "providers" / "docker.py")
+    assert "labgen.machine.providers" in imports_of(PACKAGE / "verbs" / "up.py")
+    assert "labgen.machine.recipe" in imports_of(PACKAGE / "machine" / "providers" / "docker.py")
 
 
 @pytest.mark.parametrize("provider", ["libvirt", "virtualbox"])
@@ -89,11 +93,132 @@ def test_only_providers_name_a_provider(provider: str) -> None:
     assert not named, f"{provider} named outside providers/: {named}"
 
 
-def test_modules_stay_small() -> None:
-    sizes = {str(p.relative_to(PACKAGE)): len(p.read_text().splitlines()) for p in MODULES}
-    assert {m: n for m, n in sizes.items() if n > 400} == {}
-    assert sizes["cli.py"] < 250
-
-
 def test_ui_imports_no_verb() -> None:
-    assert not {m for m in imports_of(PACKAGE / "ui.py") if m.startswith("labgen.verbs")}
+    ui_modules = [p for p in MODULES if p.relative_to(PACKAGE).parts[0] == "ui"]
+    assert ui_modules
+    for path in ui_modules:
+        assert not {m for m in imports_of(path) if m.startswith("labgen.verbs")}, path
+
+
+PRINTERS = ("labgen.ui", "rich")
+
+
+def prints(path: Path) -> list[str]:
+    """Where `path` prints: a call of print(), or an import of rich or of labgen.ui."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
+            found.append(f"print() at line {node.lineno}")
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            if (node.module or "").startswith(PRINTERS):
+                found.append(f"imports {node.module} at line {node.lineno}")
+        elif isinstance(node, ast.Import):
+            found += [f"imports {a.name}" for a in node.names if a.name.startswith(PRINTERS)]
+    return found
+
+
+@pytest.mark.parametrize(
+    "folder", ["verbs", "core", "machine", "checks", "network", "docs", "workshop"]
+)
+def test_only_ui_and_the_command_line_print(folder: str) -> None:
+    """Verbs return records; ui/ prints them. Nothing else reaches for a terminal (the
+    workshop's server, cli/ and the in-machine modules have screens of their own)."""
+    leaks = {
+        str(p.relative_to(PACKAGE)): prints(p)
+        for p in MODULES
+        if p.relative_to(PACKAGE).parts[0] == folder and prints(p)
+    }
+    assert leaks == {}
+
+
+def test_the_print_finder_finds_printing() -> None:
+    """The control: ui/printers.py prints through rich, so the finder must see it."""
+    assert prints(PACKAGE / "ui" / "printers.py")
+
+
+IN_MACHINE = PACKAGE / "inmachine"
+# Debian's python3 in the machine, plus its python3-pytest and python3-testinfra.
+MACHINE_PACKAGES = {"pytest", "_pytest", "testinfra"}
+
+
+@pytest.mark.parametrize("path", sorted(IN_MACHINE.glob("*.py")), ids=lambda p: p.name)
+def test_in_machine_modules_import_only_the_standard_library(path: Path) -> None:
+    """What machine/render.py copies into the machine imports only the standard
+    library, Debian's pytest and testinfra, and its siblings (relative imports)."""
+    outside = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 0:
+            names = [node.module or ""]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        top = {n.split(".")[0] for n in names}
+        outside |= top - set(sys.stdlib_module_names) - MACHINE_PACKAGES - {"__future__"}
+    assert outside == set()
+
+
+def test_in_machine_modules_import_from_the_shipped_folder(tmp_path: Path) -> None:
+    """Copied as a machine gets them (lab/labgen/), each imports with `python -S`: no
+    site-packages, so nothing of the host's labgen or its dependencies. pytest_plugin
+    also needs pytest, which it is given from behind the shipped folder."""
+    from labgen.machine import render
+
+    shipped = tmp_path / "labgen"
+    shipped.mkdir()
+    for module in render.in_machine_modules():
+        shutil.copy(module, shipped / module.name)
+    names = [p.stem for p in render.in_machine_modules() if p.stem != "__init__"]
+    assert {"checklib", "pytest_plugin", "selection", "trace", "trace_run", "trace_lab"} <= set(
+        names
+    )
+    for name in names:
+        path = [str(tmp_path)]
+        if name == "pytest_plugin":
+            path.append(str(Path(pytest.__file__).resolve().parent.parent))
+        proc = subprocess.run(
+            [sys.executable, "-S", "-c", f"import labgen.{name} as m; print(m.__file__)"],
+            env={"PYTHONPATH": os.pathsep.join(path), "PATH": os.environ["PATH"]},
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        assert proc.returncode == 0, f"labgen.{name}: {proc.stderr}"
+        assert proc.stdout.strip() == str(shipped / f"{name}.py")
+
+
+def test_labs_keep_importing_labgen_checklib() -> None:
+    from labgen import checklib
+    from labgen.inmachine import checklib as shipped
+
+    assert checklib.rules is shipped.rules
+    assert set(shipped.__all__) <= set(dir(checklib))
+
+
+def readme_code_map() -> dict[str, str]:
+    """README.md's code map: each `folder/` entry of the package and the text under it."""
+    readme = (PACKAGE.parent.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- code map -->", 2)[1]
+    entries: dict[str, str] = {}
+    current = None
+    for line in block.splitlines():
+        if re.match(r"^[a-z_]+/|^[a-z_]+\.py", line):
+            current = line.split()[0]
+            entries[current] = line
+        elif current and line.startswith(" "):
+            entries[current] += " " + line.strip()
+    return entries
+
+
+def test_the_readme_code_map_names_every_folder_and_module() -> None:
+    entries = readme_code_map()
+    folders = sorted(
+        p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file() and p.name != "_data"
+    )
+    assert sorted(e.rstrip("/") for e in entries if e.endswith("/")) == folders
+    for folder in folders:
+        text = entries[folder + "/"]
+        modules = sorted(p for p in (PACKAGE / folder).rglob("*.py") if p.stem != "__init__")
+        missing = [p.name for p in modules if p.stem not in text]
+        assert missing == [], f"README's code map says nothing of {folder}/{missing}"

@@ -1,4 +1,4 @@
-"""labgen.trace on recorded `iptables-save -c` dumps and trace runs.
+"""labgen.inmachine.trace on recorded `iptables-save -c` dumps and trace runs.
 
 The dumps under data/trace/ENGINE/ are this project's measurements (Docker 20.10, 26.1,
 28.5 machines; /work/engines): counters before and after one request each. The run-*
@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from labgen import render, trace, trace_lab, ui_views
+from labgen.inmachine import trace, trace_lab
+from labgen.machine import render
+from labgen.ui import views as ui_views
 from labgen.verbs import trace as trace_verb
 
 DATA = Path(__file__).parent / "data" / "trace"
@@ -217,10 +219,10 @@ def test_in_machine_trace_needs_only_the_standard_library(tmp_path: Path) -> Non
     package.mkdir()
     (package / "__init__.py").write_text("")
     source = Path(trace_lab.__file__).parent
-    for module in render.TRACE_SUPPORT:
+    for module in [m.name for m in render.in_machine_modules() if m.name.startswith("trace")]:
         (package / module).write_text((source / module).read_text())
     proc = subprocess.run(
-        [sys.executable, "-S", "-m", "labgen.trace_lab", "--help"],
+        [sys.executable, "-S", "-m", "labgen.inmachine.trace_lab", "--help"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -1,4 +1,4 @@
-"""labgen.wiring on what GATHER_COMMAND printed on real lab machines (Docker 20.10):
+"""labgen.network.wiring on what GATHER_COMMAND printed on real lab machines (Docker 20.10):
 netns after its last step (host-veth), port-forwarding after publish-port; and `ip -j`
 output of a 28.5 machine from /work/engines."""
 
@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from labgen import wiring
+from labgen.network import wiring
 from labgen.verbs import draw
 
 DATA = Path(__file__).parent / "data" / "wiring"

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labgen.context import Context
-from labgen.errors import PrerequisiteError
-from labgen.lab import load_lab
+from labgen.core.context import Context
+from labgen.core.errors import PrerequisiteError
+from labgen.core.lab import load_lab
 from labgen.workshop import pages, server
 from labgen.workshop import room as rooms
 from labgen.workshop.service import RoomService

@@ -6,9 +6,9 @@ import threading
 import time
 
 import pytest
-from labgen.instance import Instance
-from labgen.lab import Lab, load_lab
-from labgen.results import CheckResult, CheckRun
+from labgen.core.lab import Lab, load_lab
+from labgen.core.results import CheckResult, CheckRun
+from labgen.machine.instance import Instance
 from labgen.workshop.checker import Checker
 from labgen.workshop.grid import DONE, FAILING, NO_CHECKS, NOT_YET, SEAT_RESETTING, Grid
 

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from labgen.context import Context
-from labgen.errors import MachineError, UsageError
+from labgen.core.context import Context
+from labgen.core.errors import MachineError, UsageError
 from labgen.workshop import room as rooms
 from labgen.workshop import seats
 

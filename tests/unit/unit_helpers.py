@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labgen import providers
-from labgen.providers.docker import DockerSettings
+from labgen.machine import providers
+from labgen.machine.providers.docker import DockerSettings
 
 UNIT = Path(__file__).resolve().parent
 REPO = UNIT.parent.parent
@@ -57,7 +57,7 @@ def run_labgen(*args: str, env: dict[str, str] | None = None, cwd: Path | None =
         [
             sys.executable,
             "-c",
-            "import sys; from labgen.cli import main; sys.exit(main(prog_name='labgen'))",
+            "import sys; from labgen.cli.main import main; sys.exit(main(prog_name='labgen'))",
             *args,
         ],
         capture_output=True,
@@ -109,7 +109,7 @@ def invoke_labgen(
     is rendered into stderr as one.
     """
     from click.testing import CliRunner
-    from labgen import cli
+    from labgen.cli import main as cli
 
     old = os.getcwd()
     if cwd is not None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .. import providers, recipe
-from ..context import Context
-from ..errors import UsageError
-from ..providers import BoxInfo
+from labgen.core.context import Context
+from labgen.core.errors import UsageError
+from labgen.machine import providers, recipe
+from labgen.machine.providers import BoxInfo
 
 
 def engines_named(engines: str) -> list[str]:

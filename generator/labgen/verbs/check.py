@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from .. import machines, recipe
-from ..checks import run_checks
-from ..lab import Lab
-from ..results import CheckRun
-from ..steps import furthest_done
+from labgen.checks.runner import run_checks
+from labgen.core.lab import Lab
+from labgen.core.results import CheckRun
+from labgen.machine import recipe, registry
+from labgen.machine.steps import furthest_done
 
 
 def check(
@@ -18,7 +18,7 @@ def check(
     `expect_engine`: hold the machine to another engine's expected state (the checks
     are told that engine): how a lab shows that its engines really differ.
     """
-    instance, state, lab = machines.running(machine)
+    instance, state, lab = registry.running(machine)
     if step is None:
         done = furthest_done(lab, state)
         step = done.id if done else None

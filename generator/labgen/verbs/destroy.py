@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .. import machines, providers
-from ..context import Context
-from ..instance import all_instances
-from ..providers.base import Leftover
+from labgen.core.context import Context
+from labgen.machine import providers, registry
+from labgen.machine.instance import all_instances
+from labgen.machine.providers.base import Leftover
 
 
 def destroy(ctx: Context, names: Sequence[str], every: bool) -> list[str]:
@@ -18,18 +18,18 @@ def destroy(ctx: Context, names: Sequence[str], every: bool) -> list[str]:
     if every:
         targets = sorted(known | {x.instance for x in leftovers})
     else:
-        targets = [machines.instance_named(n).name for n in names]
+        targets = [registry.instance_named(n).name for n in names]
         unknown = [n for n in targets if n not in known and not _of(n, leftovers)]
         if unknown:  # a usage error before anything is destroyed
-            machines.instance_named(unknown[0]).load()
+            registry.instance_named(unknown[0]).load()
     if not targets:
         ctx.say("no lab machines to destroy")
     for name in targets:
-        with machines.locked(name):
-            instance = machines.instance_named(name)
+        with registry.locked(name):
+            instance = registry.instance_named(name)
             if instance.exists():
                 ctx.say(f"destroying {name}")
-                machines.teardown(instance)  # releases what the providers hold of it
+                registry.teardown(instance)  # releases what the providers hold of it
                 continue
             for leftover in _of(name, leftovers):
                 ctx.say(f"removing {leftover.kind} {leftover.name} of orphaned machine {name}")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..context import Context
-from ..docpages import check_docs, default_seed_path, write_docs
-from ..lab import iter_labs
+from labgen.core.context import Context
+from labgen.core.lab import iter_labs
+from labgen.docs.pages import check_docs, default_seed_path, write_docs
 
 
 def docs(ctx: Context, out_dir: Path, check_only: bool) -> list[Path]:

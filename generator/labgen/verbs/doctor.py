@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .. import providers
-from ..providers import Probe, ProviderHealth
+from labgen.machine import providers
+from labgen.machine.providers import Probe, ProviderHealth
 
 
 def doctor() -> list[ProviderHealth]:

@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import machines, ssh, wiring
-from ..errors import MachineError, PrerequisiteError, UsageError
-from ..steps import Session, furthest_done, run_step
-from ..wiring import Interface, Wiring
+from labgen.core.errors import MachineError, PrerequisiteError, UsageError
+from labgen.machine import registry, ssh
+from labgen.machine.steps import Session, furthest_done, run_step
+from labgen.network import wiring
+from labgen.network.wiring import Interface, Wiring
 
 FORMATS = ("svg", "png")
 
@@ -22,7 +23,7 @@ def draw(machine: str, output: Path | None = None, step: str | None = None) -> w
     The format follows `output`'s suffix (.svg, default; .png); without `output` the
     picture is MACHINE.svg (MACHINE-STEP.svg with a step) in the current directory.
     """
-    instance, state, lab = machines.running(machine)
+    instance, state, lab = registry.running(machine)
     target = lab.step(step) if step is not None else None
     name = f"{machine}-{step}.svg" if step else f"{machine}.svg"
     output = output or Path(name)

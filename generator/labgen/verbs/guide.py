@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from .. import machines, ssh, ui, ui_views
-from ..checks import run_checks
-from ..errors import LabgenError
-from ..lab import Step
-from ..results import CheckRun
-from ..steps import Session, furthest_done, record_done, run_step
-from . import draw, trace
+from labgen.checks.runner import run_checks
+from labgen.core.errors import LabgenError
+from labgen.core.lab import Step
+from labgen.core.results import CheckRun
+from labgen.machine import registry, ssh
+from labgen.machine.steps import Session, furthest_done, record_done, run_step
+from labgen.ui import printers as ui
+from labgen.ui import views as ui_views
+from labgen.verbs import draw, trace
 
 Ask = Callable[[str], str]
 
@@ -39,7 +41,7 @@ class GuideResult:
 
 def guide(machine: str, *, auto: bool, restart: bool, ask: Ask) -> GuideResult:
     """Walk the machine's lab from after the furthest step done (or from the start)."""
-    instance, state, lab = machines.running(machine)
+    instance, state, lab = registry.running(machine)
     total = len(lab.steps)
     done = furthest_done(lab, state)
     index = 0 if restart or done is None else lab.step_index(done.id) + 1

@@ -13,13 +13,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ..context import Context
-from ..errors import MachineError, PrerequisiteError
-from ..providers import docker
+from labgen.core.context import Context
+from labgen.core.errors import MachineError, PrerequisiteError
+from labgen.machine.providers import docker
 
 
 def _docker() -> docker.DockerProvider:
-    from .. import providers
+    from labgen.machine import providers
 
     provider = providers.get("docker")
     assert isinstance(provider, docker.DockerProvider)

@@ -20,10 +20,10 @@ from typing import Any
 
 import yaml
 
-from .. import providers, render
-from ..checkdoc import ChecksSyntaxError, scan_checks
-from ..errors import UsageError
-from ..lab import CHECKS_FILE, LAB_FILE, Lab, find_lab_dir, lab_folders, load_lab_dir
+from labgen.checks.reader import ChecksSyntaxError, scan_checks
+from labgen.core.errors import UsageError
+from labgen.core.lab import CHECKS_FILE, LAB_FILE, Lab, find_lab_dir, lab_folders, load_lab_dir
+from labgen.machine import providers, render
 
 # A checks module that takes longer than this to import is a problem of its own.
 IMPORT_TIMEOUT = 60

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import resources
-from ..errors import UsageError
-from ..render import jinja_env
+from labgen.core import resources
+from labgen.core.errors import UsageError
+from labgen.machine.render import jinja_env
 
 
 def new_lab(name: str, parent: Path) -> Path:

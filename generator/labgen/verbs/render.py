@@ -7,12 +7,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .. import providers, render
-from ..checkdoc import read_checks
-from ..context import Context
-from ..errors import UsageError
-from ..lab import load_lab
-from ..providers import docker
+from labgen.checks.reader import read_checks
+from labgen.core.context import Context
+from labgen.core.errors import UsageError
+from labgen.core.lab import load_lab
+from labgen.machine import providers, render
+from labgen.machine.providers import docker
 
 
 def render_bundle(ctx: Context, lab_ref: str, out: Path, with_images: bool) -> Path:

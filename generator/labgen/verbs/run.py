@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from .. import machines, ssh
-from ..errors import UsageError
-from ..lab import Lab, Step
-from ..results import StepOutcome
-from ..snapshot_diff import Diff
-from ..steps import Session, run_step
+from labgen.core.errors import UsageError
+from labgen.core.lab import Lab, Step
+from labgen.core.results import StepOutcome
+from labgen.machine import registry, ssh
+from labgen.machine.steps import Session, run_step
+from labgen.network.diff import Diff
 
 Announce = Callable[[Lab, Step, str], None]  # (lab, step, the machine's engine)
 
@@ -26,7 +26,7 @@ def run(
     `announce` is told of each step before it runs; with `on_diff`, what each step
     changed in the network state is handed over after it.
     """
-    instance, state, lab = machines.running(machine)
+    instance, state, lab = registry.running(machine)
     if every and step_ids:
         raise UsageError("give step names or --all, not both")
     if not every and not step_ids:

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-from .. import machines, ssh
-from ..machine import vagrant_env
+from labgen.machine import registry, ssh
+from labgen.machine.vagrant import vagrant_env
 
 
 def ssh_into(machine: str, command: Sequence[str]) -> int:
@@ -17,7 +17,7 @@ def ssh_into(machine: str, command: Sequence[str]) -> int:
     As with ssh: the words of `command` are joined into one command line for the
     remote shell, and it gets a pseudo-terminal when labgen's stdin is a terminal.
     """
-    instance, _, _ = machines.running(machine)
+    instance, _, _ = registry.running(machine)
     if command:
         with ssh.connect(instance.ssh_config) as client:
             return ssh.session(client, ssh.command_line(command), pty=sys.stdin.isatty())

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .. import machines, providers
-from ..instance import all_instances
-from ..machine import Machine
-from ..results import StatusRow
+from labgen.core.results import StatusRow
+from labgen.machine import providers, registry
+from labgen.machine.instance import all_instances
+from labgen.machine.vagrant import Machine
 
 
 def status() -> list[StatusRow]:
@@ -17,7 +17,7 @@ def status() -> list[StatusRow]:
         known = (inst.path / ".vagrant").is_dir()
         word = Machine(inst.path).state() if known else "not_created"
         if word == "running" and inst.ssh_config.is_file():
-            trouble = machines.trouble(inst)
+            trouble = registry.trouble(inst)
             word = f"running, but {trouble}" if trouble else word
         rows.append(
             StatusRow(

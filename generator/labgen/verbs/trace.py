@@ -1,7 +1,7 @@
 """`labgen trace`: run a command on the machine and show which rules its packets met.
 
-The machine side is one shell script (labgen.trace_run.script) whose output
-labgen.trace_run.read_run reads; labgen.trace holds the logic on the dumps.
+The machine side is one shell script (labgen.inmachine.trace_run.script) whose output
+labgen.inmachine.trace_run.read_run reads; labgen.inmachine.trace holds the logic on the dumps.
 """
 
 from __future__ import annotations
@@ -9,13 +9,20 @@ from __future__ import annotations
 import io
 import shlex
 
-from .. import machines, ssh
-from ..errors import MachineError, UsageError
-from ..trace import TraceError, TraceResult
+from labgen.core.errors import MachineError, UsageError
+from labgen.inmachine.trace import TraceError, TraceResult
 
-# The script and its reader live in labgen.trace_run, which the lab machine gets too
+# The script and its reader live in labgen.inmachine.trace_run, which the lab machine gets too
 # (`labgen-lab trace`); named here as well, where the verb's callers look for them.
-from ..trace_run import IDLE_SECONDS, TRACE_OFF, parse_monitor, read_run, script, split_run
+from labgen.inmachine.trace_run import (
+    IDLE_SECONDS,
+    TRACE_OFF,
+    parse_monitor,
+    read_run,
+    script,
+    split_run,
+)
+from labgen.machine import registry, ssh
 
 __all__ = [
     "IDLE_SECONDS",
@@ -37,7 +44,7 @@ def trace_command(
     when the command or the connection fails."""
     if not command.strip():
         raise UsageError("which command? `labgen trace MACHINE -- CMD`")
-    instance, _, _ = machines.running(machine)
+    instance, _, _ = registry.running(machine)
     with ssh.connect(instance.ssh_config) as client:
         out, err = io.BytesIO(), io.BytesIO()
         try:

@@ -9,14 +9,15 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from .. import machines, providers, recipe, render, resources
-from ..context import Context, Say
-from ..errors import UsageError
-from ..instance import Instance, InstanceState, all_instances
-from ..lab import Lab, load_lab
-from ..machine import Machine
-from ..providers import Provider
-from ..results import UpResult
+from labgen.core import resources
+from labgen.core.context import Context, Say
+from labgen.core.errors import UsageError
+from labgen.core.lab import Lab, load_lab
+from labgen.core.results import UpResult
+from labgen.machine import providers, recipe, registry, render
+from labgen.machine.instance import Instance, InstanceState, all_instances
+from labgen.machine.providers import Provider
+from labgen.machine.vagrant import Machine
 
 
 def up(ctx: Context, lab_ref: str, name: str | None = None) -> UpResult:
@@ -29,7 +30,7 @@ def up(ctx: Context, lab_ref: str, name: str | None = None) -> UpResult:
     started = time.monotonic()
     say = ctx.say
     lab = load_lab(lab_ref, ctx.labs_path)
-    instance = machines.instance_named(lab.name if name is None else name, "instance name")
+    instance = registry.instance_named(lab.name if name is None else name, "instance name")
     engine = recipe.engine(ctx.engine or lab.spec.engine)
     if engine not in lab.engines:
         say(
@@ -44,7 +45,7 @@ def up(ctx: Context, lab_ref: str, name: str | None = None) -> UpResult:
         seconds = round(time.monotonic() - started, 1)
         return UpResult(instance.name, lab.name, provider.name, engine, reused, seconds, built)
 
-    with machines.locked(instance.name):
+    with registry.locked(instance.name):
         if instance.exists():
             reused = _start_existing(instance, lab, provider, engine, say)
             return result(reused)
@@ -62,9 +63,9 @@ def up(ctx: Context, lab_ref: str, name: str | None = None) -> UpResult:
             # interrupted render leaves no instance dir: _render_new removes its own.)
             if not instance.exists():
                 raise
-            kept = machines.keep_log(instance)
+            kept = registry.keep_log(instance)
             say("bringing the machine up failed; removing what was created")
-            machines.teardown(instance)
+            registry.teardown(instance)
             if kept:
                 say(f"Vagrant's log is kept in {kept}")
             raise
@@ -84,7 +85,7 @@ def _start_existing(
         )
     vagrant_state = Machine(instance.path).state() if instance.ssh_config.is_file() else ""
     if vagrant_state == "running":
-        trouble = machines.trouble(instance)
+        trouble = registry.trouble(instance)
         if trouble is None:
             say(f"machine {instance.name} is already running; reusing it")
             return True

@@ -19,12 +19,12 @@ from enum import Enum
 
 import paramiko
 
-from .. import __version__, machines, providers, recipe, recordings, ssh
-from ..checks import run_checks
-from ..context import Context
-from ..errors import LabgenError, UsageError
-from ..lab import Lab
-from ..results import (
+from labgen import __version__
+from labgen.checks.runner import run_checks
+from labgen.core.context import Context
+from labgen.core.errors import LabgenError, UsageError
+from labgen.core.lab import Lab
+from labgen.core.results import (
     COMPARED,
     DRIFT,
     FAIL,
@@ -40,10 +40,12 @@ from ..results import (
     LabReport,
     StepReport,
 )
-from ..steps import Session, run_step
-from .destroy import destroy as destroy_machines
-from .lint import lint_lab_dir
-from .up import up
+from labgen.docs import recordings
+from labgen.machine import providers, recipe, registry, ssh
+from labgen.machine.steps import Session, run_step
+from labgen.verbs.destroy import destroy as destroy_machines
+from labgen.verbs.lint import lint_lab_dir
+from labgen.verbs.up import up
 
 
 class Destroy(str, Enum):
@@ -159,7 +161,7 @@ def verify_lab(
     name, lab = machine_name(run), run.lab
     report = LabReport(lab.name, name, [StepReport(s.id, s.title) for s in lab.steps], run.engine)
     report.strict = recording.strict
-    instance = machines.instance_named(name)
+    instance = registry.instance_named(name)
     if instance.exists():
         report.error = f"a machine called {name!r} already exists; `labgen destroy {name}` first"
         return report
@@ -191,7 +193,7 @@ def verify_lab(
 
 
 def _walk_steps(name: str, report: LabReport, event: Callable[[str], None]) -> None:
-    instance, state, lab = machines.running(name)
+    instance, state, lab = registry.running(name)
     recorded = recordings.load(lab.path, state.engine)
     if not recorded:
         report.recordings = NO_RECORDINGS

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..context import Context
-from ..errors import PrerequisiteError, UsageError
-from ..workshop import room as rooms
-from ..workshop import seats
-from ..workshop.room import Room
-from ..workshop.seats import Report, SeatEvent, SeatStatus
+from labgen.core.context import Context
+from labgen.core.errors import PrerequisiteError, UsageError
+from labgen.workshop import room as rooms
+from labgen.workshop import seats
+from labgen.workshop.room import Room
+from labgen.workshop.seats import Report, SeatEvent, SeatStatus
 
 
 def up(
@@ -46,8 +46,8 @@ def serve(
 ) -> None:
     """Serve the workshop's pages until Ctrl-C (or `stop_after` seconds)."""
     try:  # the web stack loads only for serve, and is an optional extra
-        from ..workshop import pages, server
-        from ..workshop.service import RoomService
+        from labgen.workshop import pages, server
+        from labgen.workshop.service import RoomService
     except ImportError as exc:
         raise PrerequisiteError(
             f"the workshop server needs {exc.name}, which is not installed",

@@ -35,9 +35,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..errors import LabgenError
-from . import pages
-from .service import Busy, RoomService
+from labgen.core.errors import LabgenError
+from labgen.workshop import pages
+from labgen.workshop.service import Busy, RoomService
 
 STATIC = Path(__file__).resolve().parent / "static"
 CSP = (

@@ -19,11 +19,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ..errors import LabgenError
-from ..instance import Instance
-from ..lab import Lab
-from ..results import CheckRun
-from .grid import SEAT_READY, Grid
+from labgen.core.errors import LabgenError
+from labgen.core.lab import Lab
+from labgen.core.results import CheckRun
+from labgen.machine.instance import Instance
+from labgen.workshop.grid import SEAT_READY, Grid
 
 POKE_DELAY = 1.5  # after Enter in a terminal: most commands of a lab finish by then
 FOLLOW_UP = 3.0  # and twice more at this interval, for the ones that take longer

@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..results import CheckRun
+from labgen.core.results import CheckRun
 
 NOT_YET, DONE, FAILING, NO_CHECKS = "not-yet", "done", "failing", "no-checks"
 # A seat's machine, as the grid's row header shows it.

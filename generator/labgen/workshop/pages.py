@@ -13,9 +13,9 @@ from pathlib import Path
 import jinja2
 from markdown_it import MarkdownIt
 
-from ..checkdoc import read_checks
-from ..errors import PrerequisiteError
-from .service import RoomService, engine_of
+from labgen.checks.reader import read_checks
+from labgen.core.errors import PrerequisiteError
+from labgen.workshop.service import RoomService, engine_of
 
 HERE = Path(__file__).resolve().parent
 VENDOR = HERE / "static" / "vendor"

@@ -14,9 +14,9 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .. import resources
-from ..errors import UsageError
-from ..instance import write_json_atomic
+from labgen.core import resources
+from labgen.core.errors import UsageError
+from labgen.machine.instance import write_json_atomic
 
 MAX_SEATS = 99  # seat names carry two digits: W-01 .. W-99
 TOKEN_BYTES = 24  # 192 bits from `secrets`: not guessable, short enough for a URL

@@ -16,14 +16,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
-from .. import machines, providers, recipe
-from ..context import Context
-from ..errors import LabgenError
-from ..instance import Instance
-from ..lab import load_lab
-from ..verbs.destroy import destroy
-from ..verbs.up import up
-from . import room as rooms
+from labgen.core.context import Context
+from labgen.core.errors import LabgenError
+from labgen.core.lab import load_lab
+from labgen.machine import providers, recipe, registry
+from labgen.machine.instance import Instance
+from labgen.verbs.destroy import destroy
+from labgen.verbs.up import up
+from labgen.workshop import room as rooms
 
 # A seat's life as the progress display and `workshop status` name it.
 WAITING, STARTING, RETRYING, READY, FAILED = "waiting", "starting", "retrying", "ready", "failed"
@@ -166,8 +166,8 @@ def down_seats(name: str, jobs: int, report: Report) -> list[SeatEvent]:
 
 def reset_seat(ctx: Context, lab_path: str, seat: str, report: Report) -> SeatEvent:
     """Destroy a seat's machine and bring it up again, fresh (the instructor's reset)."""
-    instance = machines.instance_named(seat)
+    instance = registry.instance_named(seat)
     if instance.exists():
         report(SeatEvent(seat, REMOVING))
-        machines.teardown(instance)
+        registry.teardown(instance)
     return _bring_up(ctx, lab_path, seat, report)

@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 import uvicorn
 
-from ..errors import UsageError
-from .app import build_app
-from .service import RoomService
+from labgen.core.errors import UsageError
+from labgen.workshop.app import build_app
+from labgen.workshop.service import RoomService
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 

@@ -12,19 +12,20 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import checkdoc, machines, ssh
-from ..checks import run_checks
-from ..context import Context
-from ..errors import UsageError
-from ..instance import Instance
-from ..lab import Lab, load_lab_dir
-from ..results import CheckRun
-from ..steps import Session, record_done, run_step
-from . import seats as seat_ops
-from .checker import Checker
-from .grid import SEAT_FAILED, SEAT_READY, SEAT_RESETTING, Grid
-from .room import Room
-from .terminal import Terminals
+from labgen.checks import reader as checkdoc
+from labgen.checks.runner import run_checks
+from labgen.core.context import Context
+from labgen.core.errors import UsageError
+from labgen.core.lab import Lab, load_lab_dir
+from labgen.core.results import CheckRun
+from labgen.machine import registry, ssh
+from labgen.machine.instance import Instance
+from labgen.machine.steps import Session, record_done, run_step
+from labgen.workshop import seats as seat_ops
+from labgen.workshop.checker import Checker
+from labgen.workshop.grid import SEAT_FAILED, SEAT_READY, SEAT_RESETTING, Grid
+from labgen.workshop.room import Room
+from labgen.workshop.terminal import Terminals
 
 
 class Busy(Exception):
@@ -71,7 +72,7 @@ class RoomService:
         """Run the step's own checks on the seat: the verdict and the grid cell's state."""
         step = self.lab.step(step_id)
         with self._exclusive(seat):
-            instance, state, lab = machines.running(seat)
+            instance, state, lab = registry.running(seat)
             verdict = run_checks_of(lab, instance, step.id)
             cell = self.grid.record(seat, step.id, verdict, attempted=True)
             if verdict.ok and verdict.results:
@@ -86,7 +87,7 @@ class RoomService:
             raise PermissionError('the instructor turned "Run it for me" off')
         step = self.lab.step(step_id)
         with self._exclusive(seat):
-            instance, state, lab = machines.running(seat)
+            instance, state, lab = registry.running(seat)
             with ssh.connect(instance.ssh_config) as client:
                 outcome = run_step(Session(instance, state, lab, client), step, capture=True)
         self.checker.poke(seat)

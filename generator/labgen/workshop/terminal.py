@@ -18,7 +18,7 @@ from typing import Any
 
 import paramiko
 
-from .. import ssh
+from labgen.machine import ssh
 
 BACKLOG = 64 * 1024  # what a page that joins late sees of the screen so far
 TERM = "xterm-256color"

@@ -1,0 +1,172 @@
+"""The command line of CI and of a host's boxes: verify, box. Parses arguments and calls
+one verb function each; cli.py adds these commands to `labgen` under its error boundary."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from labgen.cli.options import EVERY, JSON, LABS, PROVIDER, VERBOSE, complete_labs, context
+from labgen.core.errors import EXIT_FAILED, EXIT_OK
+from labgen.core.lab import iter_labs, load_lab
+from labgen.core.results import MISSING, NO_RECORDINGS, RECORDED, LabReport
+from labgen.machine import providers, recipe
+from labgen.ui import printers as ui
+from labgen.verbs import box, verify
+
+
+@click.group("box")
+def box_group() -> None:
+    """The boxes providers build from labgen's recipe (a base image, a VM box)."""
+
+
+@box_group.command("build")
+@click.option(
+    "--provider",
+    "-p",
+    type=click.Choice(providers.names()),
+    default="docker",
+    show_default=True,
+    help="Whose box to build.",
+)
+@click.option(
+    "--engine",
+    "-e",
+    "engines",
+    default=recipe.recipe_spec().default_engine,
+    show_default=True,
+    metavar="all|E[,E...]",
+    help="The Docker engines to build it with: 'all', or a list such as 20.10,28.5.",
+)
+@click.option("--force", is_flag=True, help="Rebuild even if the current box exists.")
+@VERBOSE
+def box_build(provider: str, engines: str, force: bool, verbose: bool) -> None:
+    """Build a provider's box from Debian packages (root; minutes; once per recipe)."""
+    chosen = box.engines_named(engines)
+    with ui.progress(f"Building the {provider} box", verbose) as say:
+        for engine in chosen:
+            name = box.build(context().with_say(say), provider, engine, force)
+            ui.out.print(f"{name} is ready")
+
+
+@box_group.command("prune")
+def box_prune() -> None:
+    """Remove boxes built from older recipes (about 500 MB each, more for a VM box)."""
+    ui.out.print("\n".join(f"removed {name}" for name in box.prune()) or "nothing to remove")
+
+
+@box_group.command("list")
+def box_list() -> None:
+    """List the boxes built on this host (* marks the current recipe's)."""
+    ui.print_boxes(box.list_boxes())
+
+
+@click.command("verify")
+@click.argument("labs", nargs=-1, shell_complete=complete_labs)
+@EVERY
+@click.option(
+    "--destroy",
+    "when",
+    type=click.Choice([d.value for d in verify.Destroy]),
+    default="always",
+    show_default=True,
+    help="When to destroy each lab's machine.",
+)
+@click.option(
+    "--engine",
+    "-e",
+    "engines",
+    metavar="all|E[,E...]",
+    help="Docker engines: 'all' (each lab's verified ones) or a list, e.g. 20.10,28.5. "
+    "Default: $LABGEN_ENGINE, else each lab's default.",
+)
+@click.option("-j", "--jobs", default=1, type=click.IntRange(1, 16), help="Machines at once.")
+@click.option("--junitxml", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Write each step's output, normalised, to LAB/recorded/ENGINE/STEP.txt "
+    "(after a run that passes).",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Fail (exit 1) when a step's output drifted from its recording, or has none.",
+)
+@JSON
+@PROVIDER
+@LABS
+def verify_cmd(
+    labs: tuple[str, ...],
+    every: bool,
+    when: str,
+    engines: str | None,
+    jobs: int,
+    junitxml: str | None,
+    record: bool,
+    strict: bool,
+    as_json: bool,
+    provider: str | None,
+    lab_dirs: tuple[str, ...],
+) -> None:
+    """Prove that LABS (or --all) still work, each on a fresh machine per Docker engine.
+
+    For every step, in order: its checks must fail before it (a check that already
+    passes proves nothing), its command must succeed, and its checks must then pass.
+    Each step's output is compared with its recording for the engine, if the lab has
+    recordings (labgen/recordings.py normalises both): a difference is drift, shown as
+    a diff; --strict makes it a failure; --record writes the recordings instead.
+    Exit 0 when every lab passes, 1 when one fails, 2 for bad input (nothing started).
+    """
+    if bool(labs) == every:
+        raise click.UsageError("name the labs (names or folders), or pass --all (not both)")
+    if record and strict:
+        raise click.UsageError("--record writes the recordings; --strict compares with them")
+    ctx = context(provider, lab_dirs)
+    chosen = list(iter_labs(ctx.labs_path)) if every else [load_lab(r, ctx.labs_path) for r in labs]
+    runs = verify.plan(chosen, engines or os.environ.get("LABGEN_ENGINE") or None)
+    with ui.progress("Preparing the provider") as say:
+        ctx = verify.prepare(ctx.with_say(say), runs)
+    recording = verify.Recording(record=record, strict=strict)
+    reports = verify.verify_labs(ctx, runs, verify.Destroy(when), jobs, ui.verify_event, recording)
+    if junitxml:
+        from labgen.docs.junit import write_junit
+
+        write_junit(Path(junitxml), [run.lab for run in runs], reports)
+    ui.print_verify(reports, as_json)
+    if not as_json:
+        print_recordings(reports)
+    sys.exit(EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED)
+
+
+def print_recordings(reports: list[LabReport]) -> None:
+    """Drift for people: a diff per drifted step, naming lab, engine and step; a line per
+    run without recordings. (Here rather than in ui.py, which another change owns now.)"""
+    for rep in reports:
+        where = f"{rep.lab} on Docker {rep.engine}"
+        if rep.recordings == NO_RECORDINGS:
+            ui.out.print(f"[yellow]{escape(where)}: no recorded outputs, nothing compared[/]")
+        elif rep.recordings == RECORDED:
+            ui.out.print(f"{escape(where)}: outputs recorded (Docker {escape(rep.docker)})")
+        for step in rep.drifted:
+            kind = "a failure with --strict" if rep.strict else "a warning; --strict fails it"
+            if step.recording == MISSING:
+                ui.out.print(
+                    f"[red]{escape(where)}, step {escape(step.step)}: no recording "
+                    f"of this step ({kind})[/]"
+                )
+                continue
+            ui.out.print(
+                f"[red]{escape(where)}, step {escape(step.step)}: output drifted "
+                f"from its recording ({kind})[/]"
+            )
+            for line in step.drift.splitlines():
+                color = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1], "dim")
+                ui.out.print(f"  [{color}]{escape(line)}[/]", highlight=False)
+
+
+COMMANDS = [box_group, verify_cmd]

@@ -1,0 +1,6 @@
+"""Lab machines: a Lab rendered into an instance directory (render.py), the recipe of what
+a machine contains and its root file system (recipe.py, recipe.yaml), Vagrant
+(vagrant.py), instance directories and their state (instance.py), finding, locking and
+tearing machines down (registry.py, signals.py), commands over SSH (ssh.py), the one step
+runner (steps.py) and the providers behind a small interface (providers/).
+"""

@@ -1,0 +1,398 @@
+"""The docker provider: each machine a container running its own sshd and dockerd.
+
+Its box is a base image imported from the recipe's root file system; each machine
+gets a docker network of its own (so the inner docker0 can be 172.17.0.1/16 as in
+the seed), created before `vagrant up` and removed with the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import re
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from labgen.core import resources
+from labgen.core.context import Say
+from labgen.core.errors import MachineError, PrerequisiteError, UsageError
+from labgen.machine import recipe
+from labgen.machine.instance import InstanceState
+from labgen.machine.providers.base import BoxInfo, Leftover, Probe, Provider
+from labgen.machine.signals import uninterrupted
+
+LABEL_BOX = "org.labgen.box"
+# The machine networks labgen carves /24s from; far from Docker's default 172.17-172.29.
+SUBNET_POOL = ipaddress.ip_network("172.30.0.0/16")
+
+
+def docker(
+    args: Sequence[str], *, check: bool = True, input: bytes | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run `docker ARGS`, capturing output; a failure (with `check`) is a MachineError."""
+    if shutil.which("docker") is None:
+        raise PrerequisiteError(
+            "the docker provider needs Docker, and `docker` is not on PATH",
+            hint="install it: apt-get install docker.io",
+        )
+    proc = subprocess.run(
+        ["docker", *args], capture_output=True, text=input is None, input=input, timeout=timeout
+    )
+    if check and proc.returncode != 0:
+        err = proc.stderr if isinstance(proc.stderr, str) else proc.stderr.decode(errors="replace")
+        raise MachineError(f"`docker {' '.join(args[:3])} ...` failed: {err.strip()}")
+    return proc
+
+
+def probe_docker() -> Probe:
+    """The Docker daemon answers."""
+    if shutil.which("docker") is None:
+        return Probe("docker", False, "docker is not on PATH", "apt-get install docker.io")
+    try:
+        proc = subprocess.run(
+            ["docker", "version", "--format", "{{.Server.Version}}"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    except subprocess.TimeoutExpired:
+        proc = None
+    if proc is None or proc.returncode != 0:
+        reason = (proc.stderr.strip().splitlines() or ["no answer"])[-1] if proc else "no answer"
+        return Probe(
+            "docker",
+            False,
+            f"the Docker daemon does not answer: {reason}",
+            "start it: systemctl start docker (or, without systemd, "
+            "`dockerd >/var/log/dockerd.log 2>&1 &`), and use an account that may "
+            "reach its socket (root, or the docker group)",
+        )
+    return Probe("docker", True, f"Docker Engine {proc.stdout.strip()} answers")
+
+
+def require_daemon() -> None:
+    """A PrerequisiteError with the fix unless the Docker daemon answers."""
+    answer = probe_docker()
+    if not answer.ok:
+        raise PrerequisiteError(answer.detail, hint=answer.fix)
+
+
+@dataclass(frozen=True)
+class DockerSettings:
+    """What the docker block needs that only the host can tell."""
+
+    image: str
+    network: str
+    subnet: str
+    ssh_port: int
+    privileged: bool
+    # The first two octets of the pool the Vagrantfile falls back to (172.30).
+    pool_prefix: str = ".".join(str(SUBNET_POOL.network_address).split(".")[:2])
+    nameservers: list[str] = field(default_factory=list)
+    # The free /24s to try, in order, when labgen creates the network (not rendered).
+    candidates: list[str] = field(default_factory=list)
+
+
+class DockerProvider(Provider):
+    probes = {**Provider.probes, "docker": probe_docker}
+    builds_box = True
+
+    # --- the box: a base image ------------------------------------------------------
+
+    def image(self, engine: str | None = None) -> str:
+        """The base image with Docker `engine` (None: the default) of the current recipe,
+        e.g. labgen/base:20.10-bookworm-1234abcd5678."""
+        return f"{self.row.extra['image_repo']}:{recipe.recipe_tag(recipe.engine(engine))}"
+
+    def image_present(self, engine: str | None = None) -> bool:
+        return docker(["image", "inspect", self.image(engine)], check=False).returncode == 0
+
+    def ensure_box(
+        self, say: Say, force: bool = False, engine: str | None = None
+    ) -> tuple[str, bool]:
+        require_daemon()
+        engine = recipe.engine(engine)
+        tag = self.image(engine)
+        if not force and self.image_present(engine):
+            return tag, False
+        recipe.require_root_and_tools("the base image", [])
+        with recipe.scratch_dir() as work:
+            recipe.build_rootfs(work / "rootfs", engine, say)
+            say(f"importing the root file system as {tag}")
+            _import(work / "rootfs", tag, engine)
+        say(f"built {tag}")
+        return tag, True
+
+    def list_boxes(self) -> list[BoxInfo]:
+        fmt = "{{.Repository}}:{{.Tag}}\t{{.CreatedSince}}\t{{.Size}}\t{{.ID}}"
+        out = docker(["image", "ls", "--filter", f"label={LABEL_BOX}", "--format", fmt]).stdout
+        current = {self.image(e) for e in recipe.engines()}
+        boxes = []
+        for line in out.splitlines():
+            tag, created, size, ident = line.split("\t")
+            if tag.startswith("<none>"):  # a build superseded by a rebuild of its tag
+                tag = ident
+            engine = tag.rpartition(":")[2].split("-")[0]
+            engine = engine if re.fullmatch(recipe.ENGINE_PATTERN, engine) else "?"
+            boxes.append(BoxInfo(self.name, tag, engine, tag in current, f"{created}  {size}"))
+        return boxes
+
+    def prune_boxes(self) -> list[str]:
+        return [
+            box.name
+            for box in self.list_boxes()
+            if not box.current and docker(["rmi", box.name], check=False).returncode == 0
+        ]
+
+    # --- machines --------------------------------------------------------------------
+
+    def settings(
+        self,
+        instance: str,
+        *,
+        live: bool,
+        others: Sequence[InstanceState],
+        engine: str | None = None,
+    ) -> DockerSettings:
+        image = self.image(engine)
+        network = resources.machine_id(instance)
+        if not live:
+            # A later `vagrant up --provider=docker` can still use these: its trigger
+            # creates the network on the first free /24.
+            subnet = str(next(SUBNET_POOL.subnets(new_prefix=24)))
+            return DockerSettings(image, network, subnet, 2222, True, nameservers=nameservers())
+        mine = [s.host for s in others if s.provider == self.name]
+        used = [*used_subnets(), *(ipaddress.ip_network(h["subnet"]) for h in mine)]
+        candidates = [
+            str(net)
+            for net in SUBNET_POOL.subnets(new_prefix=24)
+            if not any(net.overlaps(u) for u in used)
+        ]
+        if not candidates:
+            raise MachineError("no free /24 left for a lab machine's network in labgen's pool")
+        return DockerSettings(
+            image,
+            network,
+            candidates[0],
+            _free_port({int(h["ssh_port"]) for h in mine}),
+            privileged_works(image),
+            nameservers=nameservers(),
+            candidates=candidates,
+        )
+
+    def prepare(self, state: InstanceState, say: Say) -> None:
+        network, candidates = state.host["network"], state.host["candidates"]
+        say(f"creating docker network {network}")
+        labels = {"org.labgen.instance": state.instance, "org.labgen.home": resources.home_tag()}
+        label_args = [arg for k, v in labels.items() for arg in ("--label", f"{k}={v}")]
+        # Another labgen may take a subnet between our look and our claim; Docker
+        # then says the pool overlaps and we try the next one. Not interrupted half way:
+        # a docker client killed mid-request leaves a network its caller never saw.
+        with uninterrupted():
+            self._create_network(state, network, candidates, label_args)
+
+    def _create_network(
+        self, state: InstanceState, network: str, candidates: list[str], label_args: list[str]
+    ) -> None:
+        for subnet in candidates:
+            proc = docker(
+                ["network", "create", "--subnet", subnet, *label_args, network], check=False
+            )
+            if proc.returncode == 0:
+                state.host["subnet"] = subnet
+                return
+            if "already exists" in proc.stderr:
+                raise UsageError(f"docker network {network} already exists: is another labgen up?")
+            if "overlaps" not in proc.stderr:
+                raise MachineError(f"cannot create docker network {network}: {proc.stderr.strip()}")
+        raise MachineError("no free /24 left for a lab machine's network in labgen's pool")
+
+    def ssh_config(self, state: InstanceState, instance_dir: Path) -> str | None:
+        # The container's port 22, forwarded to the port labgen chose unless Vagrant had
+        # to pick another: Docker says which (one docker call, not a Vagrant one).
+        answer = docker(["port", resources.machine_id(state.instance), "22/tcp"], check=False)
+        ports = re.findall(r"^127\.0\.0\.1:(\d+)$", answer.stdout, re.M)
+        if not ports:
+            return None  # ask Vagrant
+        key = instance_dir / "keys" / "id_ed25519"
+        return "\n".join(
+            [
+                "Host default",
+                "  HostName 127.0.0.1",
+                f"  User {recipe.recipe_spec().user}",
+                f"  Port {int(ports[0])}",
+                "  UserKnownHostsFile /dev/null",
+                "  StrictHostKeyChecking no",
+                "  PasswordAuthentication no",
+                f"  IdentityFile {key}",
+                "  IdentitiesOnly yes",
+                "  LogLevel FATAL",
+                "",
+            ]
+        )
+
+    def leftovers(self, instance: str | None = None) -> list[Leftover]:
+        # Found by label, not by name: an interrupted `vagrant up` can leave a
+        # container Vagrant never recorded, and a raced `network create` two networks
+        # of one name.
+        labels = ["--filter", f"label=org.labgen.home={resources.home_tag()}"]
+        if instance is not None:
+            labels += ["--filter", f"label=org.labgen.instance={instance}"]
+        found = []
+        for kind, ls, name in (
+            ("container", ["ps", "-a"], "{{.Names}}"),
+            ("network", ["network", "ls"], "{{.Name}}"),
+        ):
+            fmt = '{{.ID}}\t{{.Label "org.labgen.instance"}}\t' + name
+            for line in docker([*ls, *labels, "--format", fmt], check=False).stdout.splitlines():
+                ident, owner, _ = [*line.split("\t"), "", ""][:3]
+                found.append(Leftover(self.name, owner, kind, ident))
+        return found
+
+    def remove(self, leftover: Leftover) -> None:
+        if leftover.kind == "container":
+            docker(["rm", "-f", leftover.name], check=False)
+        else:
+            docker(["network", "rm", leftover.name], check=False)
+
+    def release(self, state: InstanceState) -> None:
+        # Containers first: a network with a container on it cannot go.
+        found = self.leftovers(state.instance)
+        for leftover in sorted(found, key=lambda x: x.kind != "container"):
+            self.remove(leftover)
+
+    def bundle_settings(self, instance: str, engine: str | None = None) -> DockerSettings:
+        """Settings for a bundle: --privileged probed here when Docker and the image are."""
+        # No nameservers: the Vagrantfile reads those of the host that runs `vagrant up`.
+        base = replace(
+            self.settings(instance, engine=engine, live=False, others=()), nameservers=[]
+        )
+        if probe_docker().ok and self.image_present(engine):
+            return DockerSettings(**{**asdict(base), "privileged": privileged_works(base.image)})
+        return base
+
+    # --- the base image on a USB stick ---------------------------------------------
+
+    def save_image(self, target: Path, engine: str | None = None) -> None:
+        """`docker save` the base image (written beside, then renamed into place)."""
+        partial = target.with_name(target.name + ".partial")
+        docker(["save", "-o", str(partial), self.image(engine)], timeout=1800)
+        partial.rename(target)
+
+    def load_images(self, tarball: Path) -> str:
+        """`docker load` a tarball; returns what Docker said it loaded."""
+        if not tarball.is_file():
+            raise UsageError(f"{tarball}: no such file")
+        return docker(["load", "-i", str(tarball)], timeout=1800).stdout.strip()
+
+
+PROVIDER_CLASS = DockerProvider
+
+
+def _import(root: Path, tag: str, engine: str) -> None:
+    suite = recipe.recipe_spec().engines[engine].suite
+    changes = [
+        'ENTRYPOINT ["/usr/bin/tini", "--"]',
+        'CMD ["/usr/local/sbin/labgen-init"]',
+        f'LABEL {LABEL_BOX}="{suite}" org.labgen.engine="{engine}"',
+    ]
+    args = ["docker", "import", *(a for c in changes for a in ("--change", c))]
+    # `tar` rather than tarfile: a root file system of 20,000 files streams in seconds.
+    tar = subprocess.Popen(
+        ["tar", "-C", str(root), "--numeric-owner", "-cf", "-", "."], stdout=subprocess.PIPE
+    )
+    imp = subprocess.run([*args, "-", tag], stdin=tar.stdout, capture_output=True, text=True)
+    assert tar.stdout is not None
+    tar.stdout.close()
+    tar.wait()
+    if imp.returncode != 0 or tar.returncode != 0:
+        raise MachineError(f"docker import of the base image failed: {imp.stderr.strip()}")
+
+
+def used_subnets() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Every subnet a Docker network on this host already uses."""
+    # A network another labgen removes between the listing and the inspection fails the
+    # whole inspection (seen with verify -j 2): list again, then ask one by one.
+    for _ in range(3):
+        names = docker(["network", "ls", "-q"]).stdout.split()
+        if not names:
+            return []
+        proc = docker(["network", "inspect", *names], check=False)
+        if proc.returncode == 0:
+            break
+    else:
+        found = [docker(["network", "inspect", n], check=False) for n in names]
+        proc.stdout = json.dumps(
+            [net for p in found if p.returncode == 0 for net in json.loads(p.stdout)]
+        )
+    subnets = []
+    for net in json.loads(proc.stdout):
+        for cfg in (net.get("IPAM") or {}).get("Config") or []:
+            if cfg.get("Subnet"):
+                subnets.append(ipaddress.ip_network(cfg["Subnet"], strict=False))
+    return subnets
+
+
+def privileged_works(image: str) -> bool:
+    """Whether `docker run --privileged` works here (it does not in some sandboxes).
+
+    Asked once per Docker daemon (its ID and boot): the probe starts a container,
+    about 0.6 s of every `labgen up`, for an answer that does not change.
+    """
+    daemon = docker(["info", "--format", "{{.ID}}"], check=False).stdout.split()
+    boot = Path("/proc/sys/kernel/random/boot_id")
+    key = f"{daemon[0] if daemon else '?'}-{boot.read_text().strip() if boot.exists() else '?'}"
+    cache = resources.labgen_home() / "cache" / "privileged.json"
+    try:
+        known = json.loads(cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known, dict) and isinstance(known.get(key), bool):
+        return bool(known[key])
+    args = ["run", "--rm", "--privileged", "--network", "none", "--entrypoint", "true", image]
+    works = docker(args, check=False, timeout=120).returncode == 0
+    with contextlib.suppress(OSError):
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps({key: works}), encoding="utf-8")
+    return works
+
+
+RESOLV_CONFS = (Path("/etc/resolv.conf"), Path("/run/systemd/resolve/resolv.conf"))
+
+
+def nameservers(resolv_confs: Sequence[Path] = RESOLV_CONFS) -> list[str]:
+    """The host's real resolvers: the first file that names one that is not a loopback
+    stub (systemd-resolved's, Docker's embedded DNS: useless inside the machine)."""
+    for path in resolv_confs:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            continue
+        servers = []
+        for parts in (line.split() for line in lines):
+            if len(parts) >= 2 and parts[0] == "nameserver":
+                try:
+                    addr = ipaddress.ip_address(parts[1])
+                except ValueError:
+                    continue
+                if not addr.is_loopback:
+                    servers.append(str(addr))
+        if servers:
+            return servers
+    return []
+
+
+def _free_port(taken: Iterable[int]) -> int:
+    taken = set(taken)
+    for _ in range(20):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in taken:
+            return port
+    raise MachineError("no free local port found for the machine's SSH")

@@ -1,0 +1,163 @@
+"""Driving Vagrant (through python-vagrant) for one instance directory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import vagrant
+
+from labgen.core.errors import MachineError, PrerequisiteError
+
+LOG_FILE = "vagrant.log"
+# What Docker says when Vagrant inspects a container that was removed meanwhile.
+_RACE = "Error: No such object:"
+
+
+def vagrant_env() -> dict[str, str]:
+    """The environment of every Vagrant call: no checkpoint calls home, no colours."""
+    env = dict(os.environ)
+    env["VAGRANT_CHECKPOINT_DISABLE"] = "1"
+    env["VAGRANT_NO_COLOR"] = "1"
+    env.setdefault("VAGRANT_DEFAULT_PROVIDER", "docker")
+    return env
+
+
+def require_vagrant() -> None:
+    """A PrerequisiteError unless Vagrant is on PATH."""
+    if shutil.which("vagrant") is None:
+        raise PrerequisiteError(
+            "labgen drives Vagrant, and `vagrant` is not on PATH",
+            hint="install it: apt-get install vagrant (Debian) or from your OS's packages",
+        )
+
+
+class Machine:
+    """The Vagrant machine of one instance directory."""
+
+    def __init__(self, root: Path):
+        require_vagrant()
+        self.root = root
+        self.log = root / LOG_FILE
+        self._vagrant = vagrant.Vagrant(
+            root=str(root),
+            env=vagrant_env(),
+            out_cm=vagrant.make_file_cm(str(self.log)),
+            err_cm=vagrant.make_file_cm(str(self.log)),
+        )
+
+    def up(self, provider: str, on_line: Callable[[str], None], provision: bool = False) -> None:
+        """`vagrant up --provider=P` (`--provision`: run the provisioners again, on a
+        machine that exists); each line of its output goes to `on_line` and the log.
+
+        Vagrant's docker provider lists every container on the host and then inspects
+        each to find used ports; a container that another machine's destroy removes in
+        between fails the whole up with "No such object". That race (seen with
+        `verify -j`) is retried once; nothing was created when it strikes.
+        """
+        args = ["up", f"--provider={provider}", *(["--provision"] if provision else [])]
+        for attempt in (1, 2):
+            start = self.log.stat().st_size if self.log.exists() else 0
+            code = self._stream(args, on_line)
+            if code == 0:
+                return
+            if attempt == 1 and _RACE in self._since(start):
+                on_line("Vagrant raced with another machine's removal; trying again")
+                continue
+            raise self._failed("vagrant up", subprocess.CalledProcessError(code, args))
+
+    def _stream(self, args: list[str], on_line: Callable[[str], None]) -> int:
+        """Run `vagrant ARGS`, its output to the log and `on_line`; its exit status.
+
+        Run here rather than through python-vagrant, to hold the process: interrupted
+        (Ctrl-C, SIGTERM), labgen stops Vagrant itself and waits for it, so that what
+        Vagrant made can be destroyed next (a Vagrant still running holds the machine's
+        lock, and `vagrant destroy` would refuse).
+        """
+        with open(self.log, "a", encoding="utf-8") as log:
+            proc = subprocess.Popen(
+                ["vagrant", *args],
+                cwd=self.root,
+                env=vagrant_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                # Its own process group: a Ctrl-C at the terminal reaches labgen, which
+                # decides; Vagrant does not get half the signal and race us.
+                start_new_session=True,
+            )
+            try:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    log.write(line)
+                    log.flush()
+                    on_line(line.rstrip("\n"))
+                return proc.wait()
+            except BaseException:
+                stop_process_group(proc)
+                raise
+
+    def _since(self, offset: int) -> str:
+        with open(self.log, encoding="utf-8", errors="replace") as log:
+            log.seek(offset)
+            return log.read()
+
+    def destroy(self) -> None:
+        """`vagrant destroy --force`."""
+        try:
+            self._vagrant.destroy()
+        except subprocess.CalledProcessError as exc:
+            raise self._failed("vagrant destroy", exc) from None
+
+    def _failed(self, what: str, exc: subprocess.CalledProcessError) -> MachineError:
+        return MachineError(
+            f"{what} failed (exit {exc.returncode}):\n{tail(self.log)}",
+            hint=f"the whole log is in {self.log}",
+        )
+
+    def state(self) -> str:
+        """Vagrant's word for the machine: running, stopped, not_created, ..."""
+        try:
+            statuses = self._vagrant.status()
+        except subprocess.CalledProcessError:
+            return "unknown"
+        return str(statuses[0].state) if statuses else "unknown"
+
+    def ssh_config(self) -> str:
+        """What `vagrant ssh-config` says: host, port, user and key of the machine."""
+        try:
+            return str(self._vagrant.ssh_config())
+        except subprocess.CalledProcessError:
+            raise MachineError(
+                "`vagrant ssh-config` failed: the machine is not reachable over SSH",
+                hint=f"see {self.log}",
+            ) from None
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join("    " + line for line in text[-lines:])
+
+
+def stop_process_group(proc: subprocess.Popen[str], grace: float = 30) -> None:
+    """Interrupt a child and its group as Ctrl-C would; kill it if it lingers."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

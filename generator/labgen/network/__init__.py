@@ -1,0 +1,2 @@
+"""A machine's network as data: its state read in one SSH call (snapshot.py), what a step
+changed (diff.py), and the namespaces, veth pairs and bridges as a graph (wiring.py)."""

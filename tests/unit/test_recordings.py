@@ -158,16 +158,18 @@ def test_a_recording_file_round_trips_and_rewriting_the_same_output_changes_noth
     tmp_path: Path,
 ) -> None:
     text, rules = recordings.normalise(COUNT_ETH0)
-    rec = recordings.Recording("pf", "count-eth0", "20.10", "20.10.24", "0.2.0", "2026-11-25",
-                               tuple(rules), text)  # fmt: skip
+    rec = recordings.Recording(
+        "pf", "count-eth0", "20.10", "20.10.24", "0.2.0", "2026-11-25", tuple(rules), text
+    )
     assert recordings.write(tmp_path, rec) is True
     path = tmp_path / "recorded" / "20.10" / "count-eth0.txt"
     assert recordings.parse(path.read_text(encoding="utf-8")) == rec
     assert recordings.load(tmp_path, "20.10") == {"count-eth0": rec}
     assert recordings.engines_recorded(tmp_path) == ["20.10"]
     # Another day, another labgen: same output and engine, so the file stays as it was.
-    later = recordings.Recording(*[*vars(rec).values()][:4], "0.3.0", "2026-12-01", rec.rules,
-                                 rec.output)  # fmt: skip
+    later = recordings.Recording(
+        *[*vars(rec).values()][:4], "0.3.0", "2026-12-01", rec.rules, rec.output
+    )
     assert recordings.write(tmp_path, later) is False
     assert recordings.parse(path.read_text(encoding="utf-8")).date == "2026-11-25"
     with pytest.raises(recordings.RecordingError, match="not a labgen recording"):

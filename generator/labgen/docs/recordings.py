@@ -90,7 +90,6 @@ def _docker_ps_columns(text: str) -> str:
 
 
 # The rules, in the order they apply. Each names what it replaces and why it changes.
-# fmt: off
 RULES: tuple[Rule, ...] = (
     Rule(
         "curl-progress",
@@ -157,8 +156,12 @@ RULES: tuple[Rule, ...] = (
         "xxxxxxxxxxxx",
         "a bridge id is its priority and its MAC address (`brctl show`)",
     ),
-    Rule("log-time", r"\[\d{2}/\w{3}/\d{4} \d{2}:\d{2}:\d{2}\]", "[DD/Mon/YYYY hh:mm:ss]",
-         "the time of a request in the Python web server's log"),
+    Rule(
+        "log-time",
+        r"\[\d{2}/\w{3}/\d{4} \d{2}:\d{2}:\d{2}\]",
+        "[DD/Mon/YYYY hh:mm:ss]",
+        "the time of a request in the Python web server's log",
+    ),
     Rule(
         "ephemeral-port",
         r":(?P<v>3[2-9]\d{3}|[4-5]\d{4}|6[0-5]\d{3})\b",
@@ -167,10 +170,18 @@ RULES: tuple[Rule, ...] = (
         "embedded DNS listener on 127.0.0.11",
     ),
     Rule("pid", r"\bpid=(?P<v>\d+)", "<pid>", "process ids (`ss -p`)"),
-    Rule("fd", r"\bfd=(?P<v>\d+)", "<fd>",
-         "file descriptor numbers (`ss -p`): dockerd's listening socket gets whichever is free"),
-    Rule("trace-time", r"\(exit \d+, (?P<v>[\d.]+) s, ", "<t>",
-         "how long a traced command took (`labgen-lab trace`)"),
+    Rule(
+        "fd",
+        r"\bfd=(?P<v>\d+)",
+        "<fd>",
+        "file descriptor numbers (`ss -p`): dockerd's listening socket gets whichever is free",
+    ),
+    Rule(
+        "trace-time",
+        r"\(exit \d+, (?P<v>[\d.]+) s, ",
+        "<t>",
+        "how long a traced command took (`labgen-lab trace`)",
+    ),
     Rule(
         "raw-table-packets",
         r"(?m)^[A-Z]+ +raw [^\n]*? +(?P<v>\+\d+)(?=  )",
@@ -185,7 +196,7 @@ RULES: tuple[Rule, ...] = (
         r"\(also (?P<v>\+\d+) with nothing running\)",
         "+N",
         "what a counter also moved while nothing ran: other traffic on the machine",
-    ),  # fmt: skip
+    ),
     Rule(
         "listener-order",
         r"(?m)^LISTEN ",
@@ -228,7 +239,6 @@ RULES: tuple[Rule, ...] = (
         "column padding at the end of a line (`ss`, `iptables -L`), which follows the widest cell",
     ),
 )
-# fmt: on
 
 
 def _apply(rule: Rule, text: str) -> str:
@@ -333,12 +343,19 @@ def parse(text: str, path: Path | str = "<recording>") -> Recording:
         )
     rules = () if m["rules"] == "nothing" else tuple(m["rules"].split(", "))
     return Recording(
-        m["lab"], m["step"], m["engine"], m["docker"], m["labgen"], m["date"], rules,
+        m["lab"],
+        m["step"],
+        m["engine"],
+        m["docker"],
+        m["labgen"],
+        m["date"],
+        rules,
         text[m.end() :],
-    )  # fmt: skip
+    )
 
 
 def path_of(lab_dir: Path, engine: str, step: str) -> Path:
+    """Where a lab's recording of one step on one engine lives."""
     return lab_dir / RECORDED_DIR / engine / f"{step}.txt"
 
 

@@ -252,7 +252,10 @@ def load_lab_dir(folder: Path) -> Lab:
     _check_images(lab_file, tree, spec)
     _check_engines(lab_file, tree, spec)
     if not (folder / CHECKS_FILE).is_file() and not (folder / CHECKS_FILE).is_symlink():
-        raise UsageError(f"{folder / CHECKS_FILE}: missing; a lab's testinfra checks go there")
+        raise UsageError(
+            f"{folder / CHECKS_FILE}: missing; every lab has its testinfra checks in this file: "
+            f"create it (the one `labgen new` writes is a start)"
+        )
     read_lab_file(folder / CHECKS_FILE)
     return Lab(spec=spec, path=folder.resolve())
 
@@ -267,7 +270,10 @@ def read_lab_file(path: Path) -> str:
     """A lab file's text: a regular file (no symlink: a lab's files stay inside its
     folder), at most 1 MiB, UTF-8, without control characters; else a UsageError."""
     if path.is_symlink():
-        raise UsageError(f"{path}: a symbolic link; a lab's files must be regular files")
+        raise UsageError(
+            f"{path}: a symbolic link; a lab's files must be regular files in its folder: "
+            f"replace the link with a copy of the file it points to"
+        )
     try:
         size = path.stat().st_size
         if not path.is_file():

@@ -33,6 +33,7 @@ from labgen.core.lab import iter_labs
 from labgen.machine import recipe
 from labgen.machine.registry import staleness
 from labgen.ui import printers as ui
+from labgen.ui.guide_screen import TerminalScreen
 from labgen.verbs import check, destroy, guide, run, ssh, status, up
 
 
@@ -203,7 +204,7 @@ def guide_cmd(machine: str, auto: bool, restart: bool) -> None:
     """
     warn_if_stale(machine)
     try:
-        result = guide.guide(machine, auto=auto, restart=restart, ask=ui.ask)
+        result = guide.guide(machine, auto=auto, restart=restart, screen=TerminalScreen())
     except click.Abort:
         ui.out.print("\nguide stopped; `labgen guide` resumes here")
         sys.exit(EXIT_OK)

@@ -14,18 +14,42 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 from labgen.checks.runner import run_checks
 from labgen.core.errors import LabgenError
 from labgen.core.lab import Step
 from labgen.core.results import CheckRun
+from labgen.inmachine.trace import TraceResult
 from labgen.machine import registry, ssh
 from labgen.machine.steps import Session, furthest_done, record_done, run_step
-from labgen.ui import printers as ui
-from labgen.ui import views as ui_views
+from labgen.network.diff import Diff
+from labgen.network.wiring import Picture
 from labgen.verbs import draw, trace
 
-Ask = Callable[[str], str]
+
+class Screen(Protocol):
+    """What the guide shows and asks; ui.guide_screen.TerminalScreen is the terminal's.
+
+    The verb decides what comes next and never prints: a test or another front end
+    hands it a screen of its own.
+    """
+
+    def step(self, number: int, total: int, step: Step, engine: str) -> None: ...
+    def ask_before(self) -> str: ...
+    def ask_after(self, retry: bool, trace: bool) -> str: ...
+    def already_finished(self, lab: str) -> None: ...
+    def resuming(self, lab: str, number: int, total: int) -> None: ...
+    def running(self) -> None: ...
+    def diff(self, changes: Diff) -> None: ...
+    def command_failed(self) -> None: ...
+    def verdict(self, run: CheckRun) -> None: ...
+    def finished(self, lab: str, total: int) -> None: ...
+    def picture(self, picture: Picture) -> None: ...
+    def tracing(self, machine: str, command: str) -> None: ...
+    def trace(self, result: TraceResult) -> None: ...
+    def error(self, exc: LabgenError) -> None: ...
+
 
 BEFORE = ("", "c", "s", "b", "q")  # run, check only, skip, back, quit
 
@@ -39,100 +63,124 @@ class GuideResult:
     quit: bool = False
 
 
-def guide(machine: str, *, auto: bool, restart: bool, ask: Ask) -> GuideResult:
+def guide(machine: str, *, auto: bool, restart: bool, screen: Screen) -> GuideResult:
     """Walk the machine's lab from after the furthest step done (or from the start)."""
     instance, state, lab = registry.running(machine)
     total = len(lab.steps)
     done = furthest_done(lab, state)
     index = 0 if restart or done is None else lab.step_index(done.id) + 1
     if index == total:
-        ui.out.print(f"You finished lab {lab.name} already; `--restart` walks it again.")
+        screen.already_finished(lab.name)
         return GuideResult(lab.name, total, total)
     if index and not auto:
-        ui.note(f"Resuming lab {lab.name} at step {index + 1} of {total}.")
+        screen.resuming(lab.name, index + 1, total)
     with ssh.connect(instance.ssh_config) as client:
-        session = Session(instance, state, lab, client)
+        walk = _Walk(machine, Session(instance, state, lab, client), screen, auto)
         while index < total:
-            step = lab.steps[index]
-            ui.show_guide_step(index + 1, total, step, state.engine)
-            picture = {"p": partial(_picture, machine, session)}
-            prompt = ui.GUIDE_BEFORE + ui_views.guide_keys(picture=True)
-            choice = "" if auto else _ask(ask, prompt, BEFORE, picture)
-            if choice == "q":
-                return GuideResult(lab.name, index, total, quit=True)
-            if choice in ("b", "s"):
-                index = max(0, index - 1) if choice == "b" else index + 1
-                continue
-            if choice == "":
-                ui.note("running it on the machine:")
-                outcome = run_step(session, step, on_diff=ui.show_diff)
-                if not outcome.ok:
-                    ui.out.print("[red]The step's command failed.[/]")
-                    if auto:
-                        return GuideResult(lab.name, index, total, failed_step=step.id)
-            verdict = _checks(session, step)
-            if auto:
-                if verdict is not None and not verdict.ok:
-                    return GuideResult(lab.name, index, total, failed_step=step.id)
-                index += 1
-                continue
-            retry = verdict is not None and not verdict.ok
-            actions = dict(picture)
-            if step.trace:  # offered after the step: the trace runs its command again
-                actions["t"] = partial(_trace, machine, step)
-            prompt = ui.guide_after_prompt(retry) + ui_views.guide_keys(
-                picture=True, trace="t" in actions
-            )
-            after = _ask(ask, prompt, ("", "b", "q", *(("r",) if retry else ())), actions)
-            if after == "q":
-                return GuideResult(lab.name, index, total, quit=True)
-            if after != "r":
-                index = max(0, index - 1) if after == "b" else index + 1
-    ui.guide_finished(lab.name, total)
+            moved = walk.step(index)
+            if isinstance(moved, GuideResult):
+                return moved
+            index = moved
+    screen.finished(lab.name, total)
     return GuideResult(lab.name, total, total)
 
 
+@dataclass
+class _Walk:
+    """One guide's walk: a step shown, run, checked, and where to go next."""
+
+    machine: str
+    session: Session
+    screen: Screen
+    auto: bool
+
+    def _result(self, index: int, *, failed: str | None = None, quit: bool = False) -> GuideResult:
+        total = len(self.session.lab.steps)
+        return GuideResult(self.session.lab.name, index, total, failed_step=failed, quit=quit)
+
+    def step(self, index: int) -> int | GuideResult:
+        """Show step `index` and act on the answers: the next index, or how it ended."""
+        lab, screen = self.session.lab, self.screen
+        step = lab.steps[index]
+        screen.step(index + 1, len(lab.steps), step, self.session.state.engine)
+        picture: dict[str, Callable[[], None]] = {
+            "p": partial(_picture, self.machine, self.session, screen)
+        }
+        choice = "" if self.auto else _ask(screen.ask_before, BEFORE, picture)
+        if choice == "q":
+            return self._result(index, quit=True)
+        if choice in ("b", "s"):
+            return max(0, index - 1) if choice == "b" else index + 1
+        if choice == "" and not self._run(step) and self.auto:
+            return self._result(index, failed=step.id)
+        verdict = _checks(self.session, step, screen)
+        failing = verdict is not None and not verdict.ok
+        if self.auto:
+            return self._result(index, failed=step.id) if failing else index + 1
+        return self._after(index, step, picture, retry=failing)
+
+    def _run(self, step: Step) -> bool:
+        self.screen.running()
+        outcome = run_step(self.session, step, on_diff=self.screen.diff)
+        if not outcome.ok:
+            self.screen.command_failed()
+        return outcome.ok
+
+    def _after(
+        self, index: int, step: Step, picture: Mapping[str, Callable[[], None]], retry: bool
+    ) -> int | GuideResult:
+        actions = dict(picture)
+        if step.trace:  # offered after the step: the trace runs its command again
+            actions["t"] = partial(_trace, self.machine, step, self.screen)
+        allowed = ("", "b", "q", *(("r",) if retry else ()))
+        after = _ask(partial(self.screen.ask_after, retry, "t" in actions), allowed, actions)
+        if after == "q":
+            return self._result(index, quit=True)
+        if after == "r":
+            return index
+        return max(0, index - 1) if after == "b" else index + 1
+
+
 def _ask(
-    ask: Ask,
-    prompt: str,
+    ask: Callable[[], str],
     allowed: tuple[str, ...],
     actions: Mapping[str, Callable[[], None]] | None = None,
 ) -> str:
     """The first answer in `allowed`; an answer in `actions` runs it and asks again."""
     while True:
-        answer = ask(prompt).strip().lower()[:1]
+        answer = ask().strip().lower()[:1]
         if actions and answer in actions:
             actions[answer]()
         elif answer in allowed:
             return answer
 
 
-def _picture(machine: str, session: Session) -> None:
+def _picture(machine: str, session: Session, screen: Screen) -> None:
     """Draw the machine's network as it is now, named after the furthest step done."""
     done = furthest_done(session.lab, session.state)
     name = f"{machine}-after-{done.id}.svg" if done is not None else f"{machine}-start.svg"
     try:
-        ui_views.print_picture(draw.draw(machine, output=Path(name).resolve()), as_json=False)
+        screen.picture(draw.draw(machine, output=Path(name).resolve()))
     except LabgenError as exc:  # no Graphviz, a machine that stopped: say so, go on
-        ui.error(exc)
+        screen.error(exc)
 
 
-def _trace(machine: str, step: Step) -> None:
+def _trace(machine: str, step: Step, screen: Screen) -> None:
     """Run the step's command again under `labgen trace` and show the rules it met."""
-    ui.note(f"tracing it: labgen trace {machine} -- {step.robot_command.strip()}")
+    screen.tracing(machine, step.robot_command.strip())
     try:
-        ui_views.print_trace(trace.trace_command(machine, step.robot_command), as_json=False)
+        screen.trace(trace.trace_command(machine, step.robot_command))
     except LabgenError as exc:
-        ui.error(exc)
+        screen.error(exc)
 
 
-def _checks(session: Session, step: Step) -> CheckRun | None:
+def _checks(session: Session, step: Step, screen: Screen) -> CheckRun | None:
     """The step's own checks, shown; a step whose checks pass is recorded as done."""
     lab, state = session.lab, session.state
     verdict = run_checks(
         lab, session.instance.ssh_config, target=step.id, only=True, engine=state.engine
     )
-    ui.show_guide_verdict(verdict)
+    screen.verdict(verdict)
     if not verdict.results and not verdict.problems:
         return None
     if verdict.ok:

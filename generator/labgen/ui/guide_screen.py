@@ -1,0 +1,67 @@
+"""The guide's terminal: what `labgen guide` shows and asks, behind verbs.guide's Screen.
+
+The verb decides what happens next; this module only prints (through printers.py and
+views.py, which escape every string a lab or a machine gave them) and reads a key.
+"""
+
+from __future__ import annotations
+
+from rich.markup import escape
+
+from labgen.core.errors import LabgenError
+from labgen.core.lab import Step
+from labgen.core.results import CheckRun
+from labgen.inmachine.trace import TraceResult
+from labgen.network.diff import Diff
+from labgen.network.wiring import Picture
+from labgen.ui import printers, views
+
+
+class TerminalScreen:
+    """The guide on a terminal: rich output, answers from click's prompt."""
+
+    def step(self, number: int, total: int, step: Step, engine: str) -> None:
+        """A step's title, explanation, engine note and command."""
+        printers.show_guide_step(number, total, step, engine)
+
+    def ask_before(self) -> str:
+        """Run, check, skip, back, quit, or a picture; the raw answer."""
+        return printers.ask(printers.GUIDE_BEFORE + views.guide_keys(picture=True))
+
+    def ask_after(self, retry: bool, trace: bool) -> str:
+        """Next, retry (when the checks fail), back, quit, trace or a picture."""
+        keys = views.guide_keys(picture=True, trace=trace)
+        return printers.ask(printers.guide_after_prompt(retry) + keys)
+
+    def already_finished(self, lab: str) -> None:
+        printers.out.print(f"You finished lab {escape(lab)} already; `--restart` walks it again.")
+
+    def resuming(self, lab: str, number: int, total: int) -> None:
+        printers.note(f"Resuming lab {lab} at step {number} of {total}.")
+
+    def running(self) -> None:
+        printers.note("running it on the machine:")
+
+    def diff(self, changes: Diff) -> None:
+        printers.show_diff(changes)
+
+    def command_failed(self) -> None:
+        printers.out.print("[red]The step's command failed.[/]")
+
+    def verdict(self, run: CheckRun) -> None:
+        printers.show_guide_verdict(run)
+
+    def finished(self, lab: str, total: int) -> None:
+        printers.guide_finished(lab, total)
+
+    def picture(self, picture: Picture) -> None:
+        views.print_picture(picture, as_json=False)
+
+    def tracing(self, machine: str, command: str) -> None:
+        printers.note(f"tracing it: labgen trace {machine} -- {command}")
+
+    def trace(self, result: TraceResult) -> None:
+        views.print_trace(result, as_json=False)
+
+    def error(self, exc: LabgenError) -> None:
+        printers.error(exc)

@@ -77,7 +77,7 @@ def render_cmd(lab: str, output: str, with_images: bool, lab_dirs: tuple[str, ..
     ctx = context(labs=lab_dirs)
     with ui.progress(f"Rendering {lab}") as say:
         path = render.render_bundle(ctx.with_say(say), lab, Path(output), with_images)
-    ui.out.print(f"wrote {path}; there: `vagrant up --provider=docker`, then `vagrant ssh`")
+    ui.print_rendered(path)
 
 
 @click.group("images")
@@ -94,14 +94,14 @@ def images_save(output: str, gzipped: bool) -> None:
     """Save the base image (Docker, tools and every lab's offline images) to a tarball."""
     with ui.progress("Saving the base image") as say:
         tag = images.save(context().with_say(say), Path(output), gzip=gzipped)
-    ui.out.print(f"saved {tag} to {output}; `labgen images load {output}` on the other machine")
+    ui.print_images_saved(tag, output)
 
 
 @images_group.command("load")
 @click.argument("tarball")
 def images_load(tarball: str) -> None:
     """Load TARBALL (made by `labgen images save`, plain or --gzip) into this host's Docker."""
-    ui.out.print(images.load(Path(tarball)))
+    ui.print_images_loaded(images.load(Path(tarball)))
 
 
 @click.command("doctor")

@@ -8,12 +8,10 @@ import sys
 from pathlib import Path
 
 import click
-from rich.markup import escape
 
 from labgen.cli.options import EVERY, JSON, LABS, PROVIDER, VERBOSE, complete_labs, context
 from labgen.core.errors import EXIT_FAILED, EXIT_OK
 from labgen.core.lab import iter_labs, load_lab
-from labgen.core.results import MISSING, NO_RECORDINGS, RECORDED, LabReport
 from labgen.machine import providers, recipe
 from labgen.ui import printers as ui
 from labgen.verbs import box, verify
@@ -50,13 +48,13 @@ def box_build(provider: str, engines: str, force: bool, verbose: bool) -> None:
     with ui.progress(f"Building the {provider} box", verbose) as say:
         for engine in chosen:
             name = box.build(context().with_say(say), provider, engine, force)
-            ui.out.print(f"{name} is ready")
+            ui.print_box_ready(name)
 
 
 @box_group.command("prune")
 def box_prune() -> None:
     """Remove boxes built from older recipes (about 500 MB each, more for a VM box)."""
-    ui.out.print("\n".join(f"removed {name}" for name in box.prune()) or "nothing to remove")
+    ui.print_pruned(box.prune())
 
 
 @box_group.command("list")
@@ -139,34 +137,8 @@ def verify_cmd(
         write_junit(Path(junitxml), [run.lab for run in runs], reports)
     ui.print_verify(reports, as_json)
     if not as_json:
-        print_recordings(reports)
+        ui.print_recordings(reports)
     sys.exit(EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED)
-
-
-def print_recordings(reports: list[LabReport]) -> None:
-    """Drift for people: a diff per drifted step, naming lab, engine and step; a line per
-    run without recordings. (Here rather than in ui.py, which another change owns now.)"""
-    for rep in reports:
-        where = f"{rep.lab} on Docker {rep.engine}"
-        if rep.recordings == NO_RECORDINGS:
-            ui.out.print(f"[yellow]{escape(where)}: no recorded outputs, nothing compared[/]")
-        elif rep.recordings == RECORDED:
-            ui.out.print(f"{escape(where)}: outputs recorded (Docker {escape(rep.docker)})")
-        for step in rep.drifted:
-            kind = "a failure with --strict" if rep.strict else "a warning; --strict fails it"
-            if step.recording == MISSING:
-                ui.out.print(
-                    f"[red]{escape(where)}, step {escape(step.step)}: no recording "
-                    f"of this step ({kind})[/]"
-                )
-                continue
-            ui.out.print(
-                f"[red]{escape(where)}, step {escape(step.step)}: output drifted "
-                f"from its recording ({kind})[/]"
-            )
-            for line in step.drift.splitlines():
-                color = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1], "dim")
-                ui.out.print(f"  [{color}]{escape(line)}[/]", highlight=False)
 
 
 COMMANDS = [box_group, verify_cmd]

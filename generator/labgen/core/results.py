@@ -161,3 +161,23 @@ class LabReport:
 
     def to_json(self) -> dict[str, object]:
         return {**asdict(self), "ok": self.ok, "drift": bool(self.drifted)}
+
+
+# Appended while another change edits the top of this file: this import belongs with
+# the others up there, and moves there once both changes are in.
+from pathlib import Path  # noqa: E402
+
+
+@dataclass(frozen=True)
+class LintReport:
+    """The problems of one lab folder, as `labgen lint` found them (none when it is fine)."""
+
+    path: Path
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, object]:
+        return {"path": str(self.path), "ok": self.ok, "problems": self.problems}

@@ -1,27 +1,31 @@
 """What `labgen workshop` prints: the seats coming up or going, live; status; the URLs.
 
-rich, as ui.py uses it: a live table of every seat while Vagrant works, redrawn a few
-times a second (twenty seats' output lines would scroll past unread).
+rich, as printers.py uses it: a live table of every seat while Vagrant works, redrawn a
+few times a second (twenty seats' output lines would scroll past unread). A seat's last
+line is Vagrant's or Docker's own text, so it is escaped like every other such string.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from labgen.ui.console import err, escape_text, out
+from labgen.ui.printers import print_json
 from labgen.workshop.room import Room
 from labgen.workshop.seats import FAILED, READY, REMOVED, Report, SeatEvent, SeatStatus
 
-out = Console()
-err = Console(stderr=True)
 COLOURS = {READY: "green", REMOVED: "green", FAILED: "red", "unreachable": "red"}
+
+
+def _state(state: str) -> str:
+    """A seat's state in its colour (yellow for one still under way)."""
+    return f"[{COLOURS.get(state, 'yellow')}]{escape_text(state)}[/]"
 
 
 @contextmanager
@@ -31,15 +35,14 @@ def seat_progress(title: str) -> Iterator[Report]:
     lock = threading.Lock()
 
     def table() -> Table:
-        grid = Table(title=title, title_justify="left", expand=False)
+        grid = Table(title=escape_text(title), title_justify="left", expand=False)
         for column in ("seat", "state", "s", "last line"):
             grid.add_column(column, no_wrap=True, overflow="ellipsis", max_width=70)
         with lock:
             rows = sorted(events.values(), key=lambda e: e.seat)
         for e in rows:
-            colour = COLOURS.get(e.state, "yellow")
             seconds = f"{e.seconds:.0f}" if e.seconds else ""
-            grid.add_row(e.seat, f"[{colour}]{e.state}[/]", seconds, e.line)
+            grid.add_row(escape_text(e.seat), _state(e.state), seconds, escape_text(e.line))
         return grid
 
     def report(event: SeatEvent) -> None:
@@ -54,18 +57,22 @@ def seat_progress(title: str) -> Iterator[Report]:
 
 
 def print_up(room: Room, finals: list[SeatEvent], seconds: float) -> None:
+    """`workshop up`: how many seats are ready, each that failed, and what comes next."""
     ready = [e for e in finals if e.state == READY]
     out.print(
-        f"workshop [bold]{room.name}[/]: {len(ready)} of {len(finals)} seats of lab "
-        f"{room.lab} ready in {seconds:.0f} s"
+        f"workshop [bold]{escape_text(room.name)}[/]: {len(ready)} of {len(finals)} seats "
+        f"of lab {escape_text(room.lab)} ready in {seconds:.0f} s"
     )
     for event in finals:
         if event.state != READY:
-            out.print(f"[red]{event.seat} failed after 2 tries:[/] {event.line}")
-    out.print(f"next: labgen workshop serve {room.name}")
+            out.print(
+                f"[red]{escape_text(event.seat)} failed after 2 tries:[/] {escape_text(event.line)}"
+            )
+    out.print(f"next: labgen workshop serve {escape_text(room.name)}")
 
 
 def print_status(rooms: list[tuple[Room, list[SeatStatus]]], as_json: bool) -> None:
+    """`workshop status`: a table of seats per workshop, whether each answers over SSH."""
     if as_json:
         data = [
             {
@@ -76,31 +83,41 @@ def print_status(rooms: list[tuple[Room, list[SeatStatus]]], as_json: bool) -> N
             }
             for r, ss in rooms
         ]
-        print(json.dumps(data, indent=2))
+        print_json(data)
         return
     if not rooms:
         out.print("no workshops")
     for room, seats in rooms:
-        table = Table(title=f"workshop {room.name} (lab {room.lab})", title_justify="left")
+        title = escape_text(f"workshop {room.name} (lab {room.lab})")
+        table = Table(title=title, title_justify="left")
         for column in ("seat", "state", "ssh", "steps run"):
             table.add_column(column)
         for s in seats:
-            colour = COLOURS.get(s.state, "yellow")
-            table.add_row(s.seat, f"[{colour}]{s.state}[/]", s.ssh, str(len(s.steps_run)))
+            table.add_row(
+                escape_text(s.seat), _state(s.state), escape_text(s.ssh), str(len(s.steps_run))
+            )
         out.print(table)
 
 
 def print_down(name: str, events: list[SeatEvent]) -> None:
+    """`workshop down`: each seat not removed with why, or that all were."""
     failed = [e for e in events if e.state != REMOVED]
     for e in failed:
-        err.print(f"[red]{e.seat}: not removed:[/] {e.line}")
+        err.print(f"[red]{escape_text(e.seat)}: not removed:[/] {escape_text(e.line)}")
     if not failed:
-        out.print(f"workshop {name}: {len(events)} seats removed")
+        out.print(f"workshop {escape_text(name)}: {len(events)} seats removed")
 
 
 def print_urls(room: Room, base: str) -> None:
     """The pages to hand out: one URL per seat, and the instructor's (keep that one)."""
-    out.print(f"workshop [bold]{room.name}[/] (lab {room.lab}) at {base}  (Ctrl-C stops)")
-    out.print(f"instructor: {base}/i/{room.instructor_token}/")
+    at = escape_text(base)
+    out.print(
+        f"workshop [bold]{escape_text(room.name)}[/] (lab {escape_text(room.lab)}) at {at}"
+        "  (Ctrl-C stops)"
+    )
+    out.print(f"instructor: {at}/i/{escape_text(room.instructor_token)}/")
     for seat in room.seats:
-        out.print(f"{seat}: {base}/w/{seat}/{room.seat_tokens[seat]}/", soft_wrap=True)
+        out.print(
+            f"{escape_text(seat)}: {at}/w/{escape_text(seat)}/"
+            f"{escape_text(room.seat_tokens[seat])}/"
+        )

@@ -1,19 +1,20 @@
-"""How results look to people: progress on stderr, tables and verdicts on stdout."""
+"""How results look to people: progress on stderr, tables and verdicts on stdout.
+
+Every string that comes from a lab, Vagrant, Docker or a user is passed through
+escape_text before rich reads the markup around it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.markdown import Markdown
-from rich.markup import escape
 from rich.panel import Panel
 from rich.rule import Rule
 from rich.table import Table
@@ -21,21 +22,20 @@ from rich.table import Table
 from labgen.core.context import Say
 from labgen.core.errors import LabgenError
 from labgen.core.lab import Lab, Step
-from labgen.core.results import CheckRun, LabReport, StatusRow, StepOutcome, UpResult
+from labgen.core.results import (
+    MISSING,
+    NO_RECORDINGS,
+    RECORDED,
+    CheckRun,
+    LabReport,
+    LintReport,
+    StatusRow,
+    StepOutcome,
+    UpResult,
+)
 from labgen.machine.providers.base import BoxInfo, ProviderHealth
 from labgen.network.diff import Diff, render_diff
-
-
-def _console(stderr: bool = False) -> Console:
-    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        # In a pipe rich would cut tables at 80 columns; a pipe wants whole lines.
-        console.width = 1000
-    return console
-
-
-out = _console()
-err = _console(stderr=True)
+from labgen.ui.console import err, escape_text, out
 
 MARKS = {
     "passed": "[green]✓[/]",
@@ -48,55 +48,65 @@ MARKS = {
 @contextlib.contextmanager
 def progress(title: str, verbose: bool = False) -> Iterator[Say]:
     """A spinner showing the latest line of long work; every line with --verbose."""
+    heading = f"[bold]{escape_text(title)}[/]"
     if verbose or not err.is_terminal:
 
         def say(line: str) -> None:
             if line.strip():
-                err.print(f"  {escape(line.strip())}")
+                err.print(f"  {escape_text(line.strip())}")
 
-        err.print(f"[bold]{escape(title)}[/]")
+        err.print(heading)
         yield say
         return
-    with err.status(f"[bold]{escape(title)}[/]") as status:
+    with err.status(heading) as status:
 
         def say_live(line: str) -> None:
             if line.strip():
-                status.update(f"[bold]{escape(title)}[/] [dim]{escape(line.strip()[:100])}[/]")
+                status.update(f"{heading} [dim]{escape_text(line.strip()[:100])}[/]")
 
         yield say_live
 
 
 def error(exc: LabgenError) -> None:
     """An error a user caused or can fix, with its hint."""
-    err.print(f"[red]labgen: error:[/] {escape(exc.message)}")
+    err.print(f"[red]labgen: error:[/] {escape_text(exc.message)}")
     if exc.hint:
-        err.print(f"[dim]hint: {escape(exc.hint)}[/]")
+        err.print(f"[dim]hint: {escape_text(exc.hint)}[/]")
 
 
 def warning(message: str) -> None:
-    err.print(f"[yellow]labgen: warning:[/] {escape(message)}")
+    """Something the user should know that does not stop the verb (a stale machine)."""
+    err.print(f"[yellow]labgen: warning:[/] {escape_text(message)}")
 
 
 def note(message: str) -> None:
     """A dim aside on stdout."""
-    out.print(f"[dim]{escape(message)}[/]")
+    out.print(f"[dim]{escape_text(message)}[/]")
+
+
+def interrupted() -> None:
+    """What Ctrl-C or SIGTERM leaves on stderr once the cleanup ran."""
+    err.print("labgen: interrupted")
 
 
 def print_json(data: Any) -> None:
+    """`data` as indented JSON on stdout, for tools (never through rich)."""
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
 def print_labs(labs: list[Lab]) -> None:
+    """`labgen list`: each lab's name, number of steps and title."""
     table = Table(box=None, show_header=True, header_style="bold")
     table.add_column("LAB")
     table.add_column("STEPS", justify="right")
     table.add_column("TITLE")
     for lab in labs:
-        table.add_row(escape(lab.name), str(len(lab.steps)), escape(lab.title))
+        table.add_row(escape_text(lab.name), str(len(lab.steps)), escape_text(lab.title))
     out.print(table)
 
 
 def print_status(rows: list[StatusRow], as_json: bool) -> None:
+    """`labgen status`: the machines, their lab, provider, engine and state."""
     if as_json:
         print_json([asdict(r) for r in rows])
         return
@@ -109,24 +119,26 @@ def print_status(rows: list[StatusRow], as_json: bool) -> None:
     for r in rows:
         color = "green" if r.state == "running" else "yellow"
         table.add_row(
-            r.instance,
-            r.lab,
-            r.provider,
-            r.engine,
-            f"[{color}]{r.state}[/]",
+            escape_text(r.instance),
+            escape_text(r.lab),
+            escape_text(r.provider),
+            escape_text(r.engine),
+            f"[{color}]{escape_text(r.state)}[/]",
             str(len(r.steps_run)),
-            r.created,
+            escape_text(r.created),
         )
     out.print(table)
 
 
 def print_up(result: UpResult) -> None:
+    """`labgen up`: the machine that is up, and the verbs that come next."""
     verb = "is already up" if result.reused else "is up"
     out.print(
-        f"[green]Machine {result.instance} {verb}[/] (lab {result.lab}, provider "
-        f"{result.provider}, Docker {result.engine}, {result.seconds:.1f} s)."
+        f"[green]Machine {escape_text(result.instance)} {verb}[/] (lab "
+        f"{escape_text(result.lab)}, provider {escape_text(result.provider)}, Docker "
+        f"{escape_text(result.engine)}, {result.seconds:.1f} s)."
     )
-    name = result.instance
+    name = escape_text(result.instance)
     out.print("Next:")
     out.print(f"  labgen run {name} --all     run every step of the lab")
     out.print(f"  labgen check {name}         is the machine where the steps lead?")
@@ -135,38 +147,65 @@ def print_up(result: UpResult) -> None:
 
 
 def print_run(machine: str, outcomes: list[StepOutcome]) -> None:
+    """`labgen run`'s last line: the step that failed, or how many ran."""
     failed = [o for o in outcomes if not o.ok]
     if failed:
-        out.print(f"[red]step {failed[0].step} failed with exit status {failed[0].exit_code}[/]")
+        out.print(
+            f"[red]step {escape_text(failed[0].step)} failed with exit status "
+            f"{failed[0].exit_code}[/]"
+        )
     else:
         out.print(
-            f"\n[green]{len(outcomes)} step(s) ran[/]; `labgen check {machine}` checks the result"
+            f"\n[green]{len(outcomes)} step(s) ran[/]; `labgen check {escape_text(machine)}` "
+            "checks the result"
         )
 
 
+def print_destroyed(machines: Iterable[str]) -> None:
+    """`labgen destroy`: a line per machine destroyed."""
+    out.print("\n".join(f"destroyed {escape_text(name)}" for name in machines))
+
+
 def print_boxes(boxes: list[BoxInfo]) -> None:
+    """`labgen box list`: each box built here, * for the current recipe's."""
     for box in boxes:
         mark = "*" if box.current else " "
-        out.print(f"{mark} {box.provider:<8} Docker {box.engine:<6} {box.name}  {box.detail}")
+        # Padded before escaping: a backslash rich drops must not count as a column.
+        line = f"{mark} {box.provider:<8} Docker {box.engine:<6} {box.name}  {box.detail}"
+        out.print(escape_text(line))
+
+
+def print_box_ready(name: str) -> None:
+    """`labgen box build`: a box that is built (or was already)."""
+    out.print(f"{escape_text(name)} is ready")
+
+
+def print_pruned(names: list[str]) -> None:
+    """`labgen box prune`: the boxes removed, or that there was nothing to remove."""
+    out.print("\n".join(f"removed {escape_text(name)}" for name in names) or "nothing to remove")
 
 
 def announce_step(lab: Lab, step: Step, engine: str) -> None:
     """What `labgen run` shows before a step: its number, title, commands, and the note
     of the machine's engine."""
     index, total = lab.step_index(step.id) + 1, len(lab.steps)
-    out.print(f"\n[bold]Step {index}/{total} {escape(step.id)}[/]: {escape(step.title)}")
+    out.print(f"\n[bold]Step {index}/{total} {escape_text(step.id)}[/]: {escape_text(step.title)}")
     if engine in step.notes:
-        out.print(f"[yellow]On Docker {engine}:[/] {escape(' '.join(step.notes[engine].split()))}")
+        out.print(
+            f"[yellow]On Docker {escape_text(engine)}:[/] "
+            f"{escape_text(' '.join(step.notes[engine].split()))}"
+        )
     for line in step.command.strip().splitlines():
-        out.print(f"[cyan]$ {escape(line)}[/]")
+        out.print(f"[cyan]$ {escape_text(line)}[/]")
     if step.run is not None:
         out.print("[dim]labgen runs its non-interactive form:[/]")
         for line in step.run.strip().splitlines():
-            out.print(f"[dim]  {escape(line)}[/]")
+            out.print(f"[dim]  {escape_text(line)}[/]")
     sys.stdout.flush()
 
 
 def print_check_run(run: CheckRun, lab: Lab, as_json: bool) -> None:
+    """`labgen check`: each check's mark under its step, then the verdict."""
     if as_json:
         print_json(run.to_json())
         return
@@ -174,24 +213,32 @@ def print_check_run(run: CheckRun, lab: Lab, as_json: bool) -> None:
     scope = "the checks of step" if run.only else "the state after step"
     out.print(
         f"Checking {scope} {lab.step_index(run.target) + 1}/{len(lab.steps)} "
-        f"[bold]{escape(target.id)}[/] of lab {escape(lab.name)}"
+        f"[bold]{escape_text(target.id)}[/] of lab {escape_text(lab.name)}"
     )
     for problem in run.problems:
-        out.print(f"  [red]! {escape(problem)}[/]")
+        out.print(f"  [red]! {escape_text(problem)}[/]")
     current: object = object()
     for r in run.results:
         if r.step != current:
             current = r.step
-            if r.step is not None:
-                step = lab.step(r.step)
-                number = lab.step_index(step.id) + 1
-                out.print(f"  [bold]{number}. {escape(step.id)}[/]: {escape(step.title)}")
-            else:
-                out.print("  [bold]checks tied to no step[/]")
-        out.print(f"    {MARKS.get(r.outcome, '?')} {escape(r.title)}")
+            _print_check_step(lab, r.step)
+        out.print(f"    {MARKS.get(r.outcome, '?')} {escape_text(r.title)}")
         if not r.ok and r.message:
             first = r.message.strip().splitlines()[0] if r.message.strip() else ""
-            out.print(f"        [red]{escape(first[:300])}[/]")
+            out.print(f"        [red]{escape_text(first[:300])}[/]")
+    _print_check_verdict(run)
+
+
+def _print_check_step(lab: Lab, step_id: str | None) -> None:
+    if step_id is None:
+        out.print("  [bold]checks tied to no step[/]")
+        return
+    step = lab.step(step_id)
+    number = lab.step_index(step.id) + 1
+    out.print(f"  [bold]{number}. {escape_text(step.id)}[/]: {escape_text(step.title)}")
+
+
+def _print_check_verdict(run: CheckRun) -> None:
     passed = sum(r.ok for r in run.results)
     total = len(run.results)
     if run.problems:
@@ -203,8 +250,8 @@ def print_check_run(run: CheckRun, lab: Lab, as_json: bool) -> None:
     else:
         failing = sorted({r.step or "?" for r in run.results if not r.ok}, key=lambda s: s)
         out.print(
-            f"[red]{total - passed} of {total} checks fail[/] (steps: {', '.join(failing)}); "
-            "not there yet"
+            f"[red]{total - passed} of {total} checks fail[/] "
+            f"(steps: {escape_text(', '.join(failing))}); not there yet"
         )
 
 
@@ -220,60 +267,99 @@ VERIFY_MARKS = {
 
 def verify_event(lab: str, message: str) -> None:
     """Progress of `labgen verify`: one line per event, prefixed by its lab (readable with -j)."""
-    err.print(f"[dim]{escape(lab):>16}[/] {escape(message)}")
+    # Padded before escaping: a backslash rich drops must not count as a column.
+    err.print(f"[dim]{escape_text(f'{lab:>16}')}[/] {escape_text(message)}")
 
 
 def print_verify(reports: list[LabReport], as_json: bool) -> None:
+    """`labgen verify`: per lab and engine a table of steps, the failures' output, a
+    lab × engine matrix when there are several engines, and the count that passed."""
     if as_json:
         print_json([r.to_json() for r in reports])
         return
     for rep in reports:
-        verdict = "[green]PASSED[/]" if rep.ok else "[red]FAILED[/]"
-        on = f" on Docker {rep.engine}" if rep.engine else ""
-        out.print(f"\n[bold]{escape(rep.lab)}[/]{on} {verdict} ({rep.seconds:.1f} s)")
-        if rep.error:
-            out.print(f"  [red]{escape(rep.error)}[/]")
-        table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
-        for col in ("#", "STEP", "RESULT", "CHECKS", "TIME"):
-            table.add_column(col, justify="right" if col in ("#", "CHECKS", "TIME") else "left")
-        for i, step in enumerate(rep.steps, start=1):
-            table.add_row(
-                str(i),
-                escape(step.step),
-                VERIFY_MARKS.get(step.status, step.status),
-                str(len(step.checks)),
-                f"{step.seconds:.1f} s",
-            )
-        out.print(table)
-        for step in rep.steps:
-            if step.status in ("fail", "vacuous"):
-                out.print(f"  [red]{escape(step.step)}: {escape(step.reason)}[/]")
-                if step.output.strip():
-                    out.print("  [dim]output:[/]")
-                    for line in step.output.strip().splitlines()[-20:]:
-                        out.print(f"  [dim]| {escape(line)}[/]")
+        _print_lab_report(rep)
     engines = sorted({r.engine for r in reports}, key=lambda e: [int(p) for p in e.split(".")])
     if len(engines) > 1:
-        matrix = Table(box=None, header_style="bold", title="lab × engine", title_justify="left")
-        matrix.add_column("LAB")
-        for engine in engines:
-            matrix.add_column(engine)
-        for lab in dict.fromkeys(r.lab for r in reports):
-            cells = {
-                r.engine: "[green]PASSED[/]" if r.ok else "[red]FAILED[/]"
-                for r in reports
-                if r.lab == lab
-            }
-            matrix.add_row(escape(lab), *(cells.get(e, "[dim]-[/]") for e in engines))
-        out.print()
-        out.print(matrix)
+        _print_engine_matrix(reports, engines)
     passed = sum(r.ok for r in reports)
     color = "green" if passed == len(reports) else "red"
     what = "labs" if len(engines) <= 1 else "lab × engine runs"
     out.print(f"\n[{color}]{passed} of {len(reports)} {what} passed[/]")
 
 
+def _print_lab_report(rep: LabReport) -> None:
+    verdict = "[green]PASSED[/]" if rep.ok else "[red]FAILED[/]"
+    on = f" on Docker {escape_text(rep.engine)}" if rep.engine else ""
+    out.print(f"\n[bold]{escape_text(rep.lab)}[/]{on} {verdict} ({rep.seconds:.1f} s)")
+    if rep.error:
+        out.print(f"  [red]{escape_text(rep.error)}[/]")
+    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+    for col in ("#", "STEP", "RESULT", "CHECKS", "TIME"):
+        table.add_column(col, justify="right" if col in ("#", "CHECKS", "TIME") else "left")
+    for i, step in enumerate(rep.steps, start=1):
+        table.add_row(
+            str(i),
+            escape_text(step.step),
+            VERIFY_MARKS.get(step.status, escape_text(step.status)),
+            str(len(step.checks)),
+            f"{step.seconds:.1f} s",
+        )
+    out.print(table)
+    for step in rep.steps:
+        if step.status in ("fail", "vacuous"):
+            out.print(f"  [red]{escape_text(step.step)}: {escape_text(step.reason)}[/]")
+            if step.output.strip():
+                out.print("  [dim]output:[/]")
+                for line in step.output.strip().splitlines()[-20:]:
+                    out.print(f"  [dim]| {escape_text(line)}[/]")
+
+
+def _print_engine_matrix(reports: list[LabReport], engines: list[str]) -> None:
+    matrix = Table(box=None, header_style="bold", title="lab × engine", title_justify="left")
+    matrix.add_column("LAB")
+    for engine in engines:
+        matrix.add_column(escape_text(engine))
+    for lab in dict.fromkeys(r.lab for r in reports):
+        cells = {
+            r.engine: "[green]PASSED[/]" if r.ok else "[red]FAILED[/]"
+            for r in reports
+            if r.lab == lab
+        }
+        matrix.add_row(escape_text(lab), *(cells.get(e, "[dim]-[/]") for e in engines))
+    out.print()
+    out.print(matrix)
+
+
+def print_recordings(reports: list[LabReport]) -> None:
+    """Drift for people: a diff per drifted step, naming lab, engine and step; a line per
+    run without recordings."""
+    for rep in reports:
+        where = escape_text(f"{rep.lab} on Docker {rep.engine}")
+        if rep.recordings == NO_RECORDINGS:
+            out.print(f"[yellow]{where}: no recorded outputs, nothing compared[/]")
+        elif rep.recordings == RECORDED:
+            out.print(f"{where}: outputs recorded (Docker {escape_text(rep.docker)})")
+        for step in rep.drifted:
+            kind = "a failure with --strict" if rep.strict else "a warning; --strict fails it"
+            if step.recording == MISSING:
+                out.print(
+                    f"[red]{where}, step {escape_text(step.step)}: no recording "
+                    f"of this step ({kind})[/]"
+                )
+                continue
+            out.print(
+                f"[red]{where}, step {escape_text(step.step)}: output drifted "
+                f"from its recording ({kind})[/]"
+            )
+            for line in step.drift.splitlines():
+                color = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1], "dim")
+                out.print(f"  [{color}]{escape_text(line)}[/]")
+
+
 def print_doctor(health: list[ProviderHealth], as_json: bool) -> None:
+    """`labgen doctor`: each provider ready or not, each probe with its fix, and the
+    provider labgen takes without --provider."""
     if as_json:
         print_json(
             [
@@ -289,17 +375,22 @@ def print_doctor(health: list[ProviderHealth], as_json: bool) -> None:
         return
     for h in health:
         state = "[green]ready[/]" if h.ready else "[red]not ready[/]"
-        out.print(f"[bold]{h.provider:<11}[/] {state}  [dim]{escape(h.summary)}[/]")
+        out.print(
+            f"[bold]{escape_text(f'{h.provider:<11}')}[/] {state}  [dim]{escape_text(h.summary)}[/]"
+        )
         for p in h.probes:
             mark = "[green]✓[/]" if p.ok else "[red]✗[/]"
-            out.print(f"  {mark} {p.name:<16} {escape(p.detail)}")
+            out.print(f"  {mark} {escape_text(f'{p.name:<16}')} {escape_text(p.detail)}")
             if not p.ok and p.fix:
-                out.print(f"      [yellow]fix:[/] {escape(p.fix)}")
+                out.print(f"      [yellow]fix:[/] {escape_text(p.fix)}")
         if h.caution:
-            out.print(f"  [yellow]![/] {escape(' '.join(h.caution.split()))}")
+            out.print(f"  [yellow]![/] {escape_text(' '.join(h.caution.split()))}")
     ready = [h.provider for h in health if h.ready]
     if ready:
-        out.print(f"\nWithout --provider, labgen uses [bold]{ready[0]}[/] (the first ready one).")
+        out.print(
+            f"\nWithout --provider, labgen uses [bold]{escape_text(ready[0])}[/] "
+            "(the first ready one)."
+        )
     else:
         out.print("\n[red]No provider is ready[/]: apply one of the fixes above.")
 
@@ -312,76 +403,102 @@ def show_diff(changes: Diff) -> None:
         return
     for line in render_diff(changes):
         color = "green" if line.startswith("+") else "red"
-        out.print(f"  [{color}]{escape(line)}[/]")
+        out.print(f"  [{color}]{escape_text(line)}[/]")
 
 
+# The guide's prompts go to click, not rich: their brackets are the keys to press.
 GUIDE_BEFORE = (
     "[Enter] run it   [c] I ran it myself (in `labgen ssh`), check   [s] skip   [b] back   [q] quit"
 )
 
 
 def guide_after_prompt(retry: bool) -> str:
+    """The guide's prompt after a step ran (click's, not rich's: brackets are keys)."""
     return f"[Enter] next step{'   [r] retry' if retry else ''}   [b] back   [q] quit"
 
 
 def show_guide_step(number: int, total: int, step: Step, engine: str) -> None:
-    out.print(Rule(f"Step {number} of {total}: {step.id}"))
-    out.print(f"[bold]{escape(step.title)}[/]\n")
+    """The guide's page for a step: its title, explanation, engine's note and command."""
+    out.print(Rule(f"Step {number} of {total}: {escape_text(step.id)}"))
+    out.print(f"[bold]{escape_text(step.title)}[/]\n")
     out.print(Markdown(step.explain), soft_wrap=False)  # wrapped to the terminal
     if engine in step.notes:
         note = Markdown(f"**On Docker {engine}:** {step.notes[engine].strip()}")
         out.print(Panel(note, border_style="yellow", expand=False))
     commands = "\n".join(f"$ {line}" for line in step.command.strip().splitlines())
-    out.print(Panel(escape(commands), title="the command", title_align="left", expand=False))
+    out.print(Panel(escape_text(commands), title="the command", title_align="left", expand=False))
 
 
 def show_guide_verdict(verdict: CheckRun) -> None:
+    """The guide's verdict on a step: done, not yet (with the first failure), or the
+    checks could not run."""
     if verdict.problems:
         out.print("[red]✗ the checks did not run:[/]")
         for problem in verdict.problems:
-            out.print(f"  [dim]{escape(problem[:500])}[/]")
+            out.print(f"  [dim]{escape_text(problem[:500])}[/]")
     elif not verdict.results:
         out.print("[dim]This step only shows something; it has no checks.[/]")
     elif verdict.ok:
         out.print(f"[green]✓ done[/] ({len(verdict.results)} checks pass)")
     else:
         failing = next(r for r in verdict.results if not r.ok)
-        out.print(f"[yellow]✗ not yet[/]: {escape(failing.title)}")
+        out.print(f"[yellow]✗ not yet[/]: {escape_text(failing.title)}")
         hint = failing.message.strip().splitlines()[0] if failing.message.strip() else ""
         if hint:
-            out.print(f"  [dim]hint: {escape(hint[:300])}[/]")
+            out.print(f"  [dim]hint: {escape_text(hint[:300])}[/]")
+
+
+def guide_already_finished(lab: str) -> None:
+    """The guide of a lab whose every step is done."""
+    out.print(f"You finished lab {escape_text(lab)} already; `--restart` walks it again.")
+
+
+def guide_step_failed() -> None:
+    """The guide ran a step's command for the learner and it failed."""
+    out.print("[red]The step's command failed.[/]")
 
 
 def guide_finished(lab: str, total: int) -> None:
+    """The guide's last line when every step is done."""
     out.print(Rule())
-    out.print(f"[green]Lab {escape(lab)} done: {total} of {total} steps.[/]")
+    out.print(f"[green]Lab {escape_text(lab)} done: {total} of {total} steps.[/]")
+
+
+def guide_stopped() -> None:
+    """The guide left with Ctrl-C or end of input: it resumes where it stopped."""
+    out.print("\nguide stopped; `labgen guide` resumes here")
 
 
 def print_guide_end(machine: str, failed: str | None, quit: bool, done: int, total: int) -> None:
+    """`labgen guide`'s end: the step not done, or where a quit guide resumes."""
     if failed:
-        out.print(f"[red]step {escape(failed)} is not done[/]")
+        out.print(f"[red]step {escape_text(failed)} is not done[/]")
     elif quit:
-        out.print(f"stopped after {done} of {total} steps; `labgen guide {machine}` resumes here")
+        out.print(
+            f"stopped after {done} of {total} steps; `labgen guide {escape_text(machine)}` "
+            "resumes here"
+        )
 
 
-def print_lint(reports: list[Any]) -> None:
+def print_lint(reports: list[LintReport]) -> None:
     """`labgen lint`: ok or fail per lab folder, with each problem."""
     for report in reports:
         if report.ok:
-            out.print(f"[green]ok[/]   {escape(str(report.path))}")
+            out.print(f"[green]ok[/]   {escape_text(report.path)}")
         else:
-            out.print(f"[red]fail[/] {escape(str(report.path))}")
+            out.print(f"[red]fail[/] {escape_text(report.path)}")
             for problem in report.problems:
-                out.print(f"       {escape(problem)}")
+                out.print(f"       {escape_text(problem)}")
 
 
 def print_docs(paths: list[Path], check_only: bool) -> None:
+    """`labgen docs`: the pages written, or (--check) those out of date."""
     if not check_only:
         for path in paths:
-            out.print(f"wrote {path}")
+            out.print(f"wrote {escape_text(path)}")
         return
     for path in paths:
-        out.print(f"out of date: {path}")
+        out.print(f"out of date: {escape_text(path)}")
     if paths:
         err.print("run `labgen docs` to regenerate them")
 
@@ -394,5 +511,27 @@ def ask(prompt: str) -> str:
 
 
 def print_new(folder: Path) -> None:
-    out.print(f"created {folder}/lab.yaml and {folder}/checks.py")
-    out.print(f"next: edit them, then `labgen lint {folder}` and `labgen verify {folder}`")
+    """`labgen new`: the files made, and what to do with them."""
+    where = escape_text(folder)
+    out.print(f"created {where}/lab.yaml and {where}/checks.py")
+    out.print(f"next: edit them, then `labgen lint {where}` and `labgen verify {where}`")
+
+
+def print_rendered(path: Path) -> None:
+    """`labgen render`: the bundle written, and how attendees bring it up."""
+    out.print(
+        f"wrote {escape_text(path)}; there: `vagrant up --provider=docker`, then `vagrant ssh`"
+    )
+
+
+def print_images_saved(tag: str, output: str) -> None:
+    """`labgen images save`: the image saved, and how to load it elsewhere."""
+    where = escape_text(output)
+    out.print(
+        f"saved {escape_text(tag)} to {where}; `labgen images load {where}` on the other machine"
+    )
+
+
+def print_images_loaded(message: str) -> None:
+    """`labgen images load`: what Docker said it loaded."""
+    out.print(escape_text(message))

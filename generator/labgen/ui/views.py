@@ -8,13 +8,13 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from rich.markup import escape
 from rich.table import Table
 
 from labgen.inmachine.trace import OWN_CHAIN, PacketWalk, TraceResult
 from labgen.inmachine.trace_lab import trace_json
 from labgen.network.wiring import Picture, Wiring
-from labgen.ui.printers import out, print_json
+from labgen.ui.console import escape_text, out
+from labgen.ui.printers import print_json
 
 _HOOK_STYLE = {
     "PREROUTING": "cyan",
@@ -31,12 +31,12 @@ def print_trace(result: TraceResult, as_json: bool) -> None:
         print_json(trace_json(result))
         return
     out.print(
-        f"[bold]$ {escape(result.command)}[/]  [dim](exit {result.status}, "
-        f"{result.seconds:.2f} s, iptables {escape(result.iptables)})[/]"
+        f"[bold]$ {escape_text(result.command)}[/]  [dim](exit {result.status}, "
+        f"{result.seconds:.2f} s, iptables {escape_text(result.iptables)})[/]"
     )
     for name, text in (("stdout", result.stdout), ("stderr", result.stderr)):
         if text.strip():
-            out.print(f"[dim]{name}:[/] {escape(_clip(text))}")
+            out.print(f"[dim]{name}:[/] {escape_text(_clip(text))}")
     hits = result.path.hits
     if not hits:
         out.print(
@@ -50,14 +50,15 @@ def print_trace(result: TraceResult, as_json: bool) -> None:
         for hit in hits:
             style = _HOOK_STYLE.get(hit.hook, "")
             rule = hit.rule if hit.rule is not None else f"policy {hit.policy}"
-            text = "  " * hit.depth + ("└ " if hit.depth else "") + escape(rule)
+            text = "  " * hit.depth + ("└ " if hit.depth else "") + escape_text(rule)
             if hit.note:
-                text += f"  [dim]({escape(hit.note)})[/]"
+                text += f"  [dim]({escape_text(hit.note)})[/]"
             if hit.background:
                 text += f"  [yellow](also +{hit.background} with nothing running)[/]"
+            hook = escape_text(hit.hook)
             table.add_row(
-                f"[{style}]{hit.hook}[/]" if style else hit.hook,
-                escape(hit.where),
+                f"[{style}]{hook}[/]" if style else hook,
+                escape_text(hit.where),
                 text,
                 f"+{hit.packets}",
                 f"+{hit.bytes}",
@@ -65,7 +66,7 @@ def print_trace(result: TraceResult, as_json: bool) -> None:
         out.print()
         out.print(table)
     for note in result.path.notes:
-        out.print(f"[dim]note: {escape(note)}[/]")
+        out.print(f"[dim]note: {escape_text(note)}[/]")
     if result.packets is not None:
         print_packets(result.packets)
 
@@ -78,12 +79,12 @@ def print_packets(walks: tuple[PacketWalk, ...]) -> None:
         f"hook, {len(met)} met a rule)[/]"
     )
     for walk in met:
-        out.print(f"  [bold]{escape(walk.header)}[/]")
+        out.print(f"  [bold]{escape_text(walk.header)}[/]")
         for step in walk.steps:
             what = step.rule or f"{step.kind} {step.verdict}"
             out.print(
-                f"    {escape(step.table)}:{escape(step.chain)} → "
-                f"{escape(step.verdict)}  [dim]{escape(what)}[/]"
+                f"    {escape_text(step.table)}:{escape_text(step.chain)} → "
+                f"{escape_text(step.verdict)}  [dim]{escape_text(what)}[/]"
             )
     # The others, by connection: the localhost request's packets and docker-proxy's own
     # connection to the container show up here, each flow named once.
@@ -96,7 +97,7 @@ def print_packets(walks: tuple[PacketWalk, ...]) -> None:
         flows.setdefault(frozenset((src, dst)), []).append(flow)
     for seen in flows.values():
         out.print(
-            f"  [dim]{escape(seen[0])} and back: {len(seen)} packet-hooks, "
+            f"  [dim]{escape_text(seen[0])} and back: {len(seen)} packet-hooks, "
             "chain policies only (no rule)[/]"
         )
     if not walks:
@@ -109,30 +110,30 @@ def print_picture(picture: Picture, as_json: bool) -> None:
         print_json(asdict(picture) | {"wiring": wiring_json(picture.wiring)})
         return
     if picture.steps_run:
-        out.print(f"[dim]ran {', '.join(picture.steps_run)} first[/]")
+        out.print(f"[dim]ran {escape_text(', '.join(picture.steps_run))} first[/]")
     out.print(
-        f"wrote {escape(picture.file)} ({picture.format.upper()}, {picture.size:,} bytes, "
-        f"{picture.seconds:.2f} s)"
+        f"wrote {escape_text(picture.file)} ({escape_text(picture.format.upper())}, "
+        f"{picture.size:,} bytes, {picture.seconds:.2f} s)"
     )
     wiring = picture.wiring
     for ns in wiring.namespaces:
         faces = ", ".join(
-            escape(i.label + (" " + " ".join(i.ipv4) if i.ipv4 else "")) for i in ns.interfaces
+            escape_text(i.label + (" " + " ".join(i.ipv4) if i.ipv4 else "")) for i in ns.interfaces
         )
-        out.print(f"  [bold]{escape(ns.title)}[/]: {faces}")
+        out.print(f"  [bold]{escape_text(ns.title)}[/]: {faces}")
     for a, b in wiring.pairs:
         ia = wiring.namespace(a.inode).interface(a.index)
         ib = wiring.namespace(b.inode).interface(b.index)
         if ia and ib:
             na, nb = wiring.namespace(a.inode).title, wiring.namespace(b.inode).title
             pair = f"{ia.label} ({na}) ↔ {ib.label} ({nb})"
-            out.print(f"  veth pair: {escape(pair)}")
+            out.print(f"  veth pair: {escape_text(pair)}")
     for note in wiring.notes:
-        out.print(f"[dim]note: {escape(note)}[/]")
+        out.print(f"[dim]note: {escape_text(note)}[/]")
 
 
 def guide_keys(picture: bool = False, trace: bool = False) -> str:
-    """The guide's extra keys, appended to its prompts (ui.py has the others).
+    """The guide's extra keys, appended to its prompts (ui/printers.py has the others).
 
     >>> guide_keys(picture=True, trace=True)
     '   [t] trace it   [p] picture'

@@ -16,34 +16,19 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from labgen.checks.reader import ChecksSyntaxError, scan_checks
 from labgen.core.errors import UsageError
 from labgen.core.lab import CHECKS_FILE, LAB_FILE, Lab, find_lab_dir, lab_folders, load_lab_dir
+from labgen.core.results import LintReport
 from labgen.machine import providers, render
 
 # A checks module that takes longer than this to import is a problem of its own.
 IMPORT_TIMEOUT = 60
 # lab.yaml is read a second time (for what the schema could not give) only if small.
 RAW_READ_LIMIT = 1 << 20
-
-
-@dataclass(frozen=True)
-class LintReport:
-    """The problems of one lab folder (empty when it is fine)."""
-
-    path: Path
-    problems: list[str]
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def to_json(self) -> dict[str, Any]:
-        return {"path": str(self.path), "ok": self.ok, "problems": self.problems}
 
 
 @dataclass(frozen=True)

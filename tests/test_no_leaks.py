@@ -1,4 +1,9 @@
-"""After every other test: no container, docker network or instance dir left behind."""
+"""After every other test: no container, docker network, instance dir or libvirt domain
+left behind.
+
+A look that could not be made fails this check: a Docker daemon (or, where virsh is
+installed, a libvirtd) that does not answer may be hiding exactly what it looks for.
+"""
 
 from __future__ import annotations
 
@@ -8,55 +13,49 @@ import subprocess
 import pytest
 from helpers import HOMES, MACHINE_HOMES
 from labgen.core import resources
+from labgen.machine.providers.libvirt_box import libvirt_uri
 
 pytestmark = pytest.mark.leak_check
 
+TIMEOUT = 60  # seconds a listing may take; longer, and the daemon is not answering
 
-def _docker_names(kind: str, label: str) -> list[str]:
-    out = subprocess.run(
-        [
-            "docker",
-            kind,
-            "ls",
-            *(["-a"] if kind == "container" else []),
-            "-q",
-            "--filter",
-            f"label={label}",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return out.split()
+
+def listing(command: list[str]) -> list[str]:
+    """The words `command` prints, or a failed test saying why it could not look."""
+    shown = " ".join(command)
+    if shutil.which(command[0]) is None:
+        pytest.fail(f"the leak check cannot look: `{command[0]}` is not on PATH ({shown})")
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the leak check cannot look: `{shown}` did not answer in {TIMEOUT} s")
+    if proc.returncode != 0:
+        why = proc.stderr.strip() or f"exit status {proc.returncode}"
+        pytest.fail(f"the leak check cannot look: `{shown}` failed: {why}")
+    return proc.stdout.split()
+
+
+def docker_names(kind: str, label: str) -> list[str]:
+    every = ["-a"] if kind == "container" else []
+    return listing(["docker", kind, "ls", *every, "-q", "--filter", f"label={label}"])
 
 
 def test_no_machine_network_or_instance_dir_left_behind(monkeypatch: pytest.MonkeyPatch) -> None:
     assert HOMES, "the leak check must run after the tests it checks"
     left = []
-    # Where no Docker daemon answers, nothing can have been left in it.
-    docker = (
-        shutil.which("docker") is not None
-        and subprocess.run(["docker", "version"], capture_output=True).returncode == 0
-    )
+    tags = set()
     for home in HOMES:
         monkeypatch.setenv("LABGEN_HOME", str(home))
         tag = resources.home_tag()
+        tags.add(tag)
         instances = home / "instances"
         if home in MACHINE_HOMES and instances.is_dir():
             left += [f"instance dir {p}" for p in instances.iterdir()]
-        if docker:
-            for kind in ("container", "network"):
-                left += [f"{kind} {n}" for n in _docker_names(kind, f"org.labgen.home={tag}")]
-    # libvirt domains are named after the machine, which carries its home's tag.
+        for kind in ("container", "network"):
+            left += [f"{kind} {n}" for n in docker_names(kind, f"org.labgen.home={tag}")]
+    # libvirt domains are named after the machine, which carries its home's tag. Without
+    # virsh no labgen machine can have been a libvirt domain.
     if shutil.which("virsh"):
-        domains = subprocess.run(
-            ["virsh", "-q", "-c", "qemu:///system", "list", "--all", "--name"],
-            capture_output=True,
-            text=True,
-        ).stdout.split()
-        tags = set()
-        for home in HOMES:
-            monkeypatch.setenv("LABGEN_HOME", str(home))
-            tags.add(resources.home_tag())
+        domains = listing(["virsh", "-q", "-c", libvirt_uri(), "list", "--all", "--name"])
         left += [f"libvirt domain {d}" for d in domains if any(f"-{t}-" in d for t in tags)]
     assert not left, "left behind:\n" + "\n".join(left)

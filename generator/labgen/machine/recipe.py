@@ -398,21 +398,58 @@ def _add_busybox_links(tar: tarfile.TarFile, root: Path, present: set[str]) -> N
 
 @contextlib.contextmanager
 def scratch_dir() -> Iterator[Path]:
-    """A work directory under labgen's cache, removed afterwards, never through a mount."""
+    """A work directory under labgen's cache, removed afterwards, never through a mount:
+    a mount that stays keeps the directory (unmount_below's MachineError says where)."""
     cache = resources.labgen_home() / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="box-build-", dir=cache))
     try:
         yield work
     finally:
-        unmount_below(work)
+        unmount_below(work)  # raises before the rmtree while anything is still mounted
         shutil.rmtree(work, ignore_errors=True)
 
 
-def unmount_below(path: Path) -> None:
-    """debootstrap mounts /proc and /sys in the target; never rmtree through a mount."""
+MOUNTS = Path("/proc/mounts")
+UMOUNT_TIMEOUT = 60.0  # a lazy umount returns at once; longer, and it is stuck
+
+
+def mounts_below(path: Path) -> list[str]:
+    """The mount points at or below `path`, deepest first."""
     prefix = str(path.resolve())
-    with open("/proc/mounts", encoding="utf-8") as mounts:
-        points = [line.split()[1] for line in mounts]
-    for point in sorted((p for p in points if p.startswith(prefix)), reverse=True):
-        subprocess.run(["umount", "-l", point], check=False)
+    with open(MOUNTS, encoding="utf-8") as mounts:
+        # /proc/mounts writes a space in a path as \040 (octal escapes).
+        points = [
+            re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), line.split()[1])
+            for line in mounts
+            if len(line.split()) > 1
+        ]
+    return sorted((p for p in points if p == prefix or p.startswith(prefix + "/")), reverse=True)
+
+
+def unmount_below(path: Path) -> None:
+    """Unmount everything at or below `path` (debootstrap mounts /proc and /sys in the
+    target), or a MachineError naming what is still mounted: never rmtree through a mount."""
+    failed = {}
+    for point in mounts_below(path):
+        try:
+            proc = subprocess.run(
+                ["umount", "-l", point], capture_output=True, text=True, timeout=UMOUNT_TIMEOUT
+            )
+        except subprocess.TimeoutExpired:
+            failed[point] = f"did not return in {UMOUNT_TIMEOUT:g} s"
+            continue
+        except OSError as exc:  # no umount at all
+            failed[point] = str(exc)
+            continue
+        if proc.returncode != 0:
+            failed[point] = " ".join(proc.stderr.split()) or f"exit status {proc.returncode}"
+    # Asked again: a umount that said yes but left the mount must not let an rmtree in.
+    still = mounts_below(path)
+    if still:
+        listed = "; ".join(f"{p} ({failed.get(p, 'still mounted after it')})" for p in still)
+        raise MachineError(
+            f"`umount -l` could not unmount what is mounted below {path}: {listed}; "
+            f"{path} is kept (removing it would reach through the mount into the host)",
+            hint=f"unmount them as root (umount -l MOUNT_POINT), then rm -rf {path}",
+        )

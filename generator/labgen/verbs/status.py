@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from labgen.core.errors import LabgenError
 from labgen.core.results import StatusRow
 from labgen.machine import providers, registry
 from labgen.machine.instance import all_instances
@@ -10,7 +11,8 @@ from labgen.machine.vagrant import Machine
 
 def status() -> list[StatusRow]:
     """Every lab machine under the labgen home, with its state; and every orphan: what
-    is left on the host of a machine whose instance directory is gone."""
+    is left on the host of a machine whose instance directory is gone. A provider whose
+    host could not be asked gets a row "could not look: WHY" instead of its orphans."""
     rows = []
     for inst in all_instances():
         state = inst.load()
@@ -34,12 +36,23 @@ def status() -> list[StatusRow]:
     known_names = {row.instance for row in rows}
     orphans: dict[str, list[str]] = {}
     for provider in providers.all_providers():
-        for leftover in provider.leftovers():
-            if leftover.instance not in known_names:
-                orphans.setdefault(leftover.instance, []).append(
-                    f"{leftover.provider} {leftover.kind} {leftover.name[:12]}"
-                )
+        try:
+            found = provider.leftovers()
+        except LabgenError as exc:
+            rows.append(_blind(provider.name, exc))
+            continue
+        for leftover in (x for x in found if x.instance not in known_names):
+            orphans.setdefault(leftover.instance, []).append(
+                f"{leftover.provider} {leftover.kind} {leftover.name[:12]}"
+            )
     for name, parts in sorted(orphans.items()):
         word = f"orphan ({', '.join(parts)}): `labgen destroy {name}` removes it"
         rows.append(StatusRow(name, "?", "?", "?", word, [], "", ""))
     return rows
+
+
+def _blind(provider: str, exc: LabgenError) -> StatusRow:
+    """A row saying a provider's orphans could not be looked for, and why: an
+    unanswered look is not "no orphans", and the machines listed above still are."""
+    why = f"{exc.message} ({exc.hint})" if exc.hint else exc.message
+    return StatusRow("?", "?", provider, "?", f"could not look: {why}", [], "", "")

@@ -12,11 +12,13 @@ then twice more a little after (commands take a while), whatever the idle period
 
 from __future__ import annotations
 
+import functools
+import logging
 import resource
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from labgen.core.errors import LabgenError
@@ -29,6 +31,10 @@ POKE_DELAY = 1.5  # after Enter in a terminal: most commands of a lab finish by 
 FOLLOW_UP = 3.0  # and twice more at this interval, for the ones that take longer
 FOLLOW_UPS = 2
 FIRST_CPU_GUESS = 1.2  # seconds of CPU per check run until one is measured
+
+# No handler of its own: without one Python prints warnings and worse on stderr, where
+# `labgen workshop serve` writes; a server that configures logging gets them its way.
+log = logging.getLogger("labgen.workshop.checker")
 
 
 @dataclass
@@ -95,13 +101,21 @@ class Checker:
                 )
                 for _, name in due[: max(0, self.workers - busy)]:
                     self._seats[name].busy = True
-                    self._pool.submit(self._check, name)
+                    future = self._pool.submit(self._check, name)
+                    future.add_done_callback(functools.partial(self._reported, name))
+
+    def _reported(self, seat: str, future: Future[None]) -> None:
+        """What escaped a check of `seat` (a bug in the checker itself), logged: a
+        future nobody reads would keep it to itself."""
+        if not future.cancelled() and future.exception() is not None:
+            exc = future.exception()
+            log.error("background check of seat %s failed", seat, exc_info=exc)
 
     def _check(self, seat: str) -> None:
         try:
             step = self._next_step(seat)
             if step is not None and not self._stop.is_set():
-                verdict = self._measured_run(seat, step)
+                verdict = self._guarded_run(seat, step)
                 if verdict is not None:
                     self.grid.record(seat, step, verdict, attempted=False)
         finally:
@@ -134,6 +148,17 @@ class Checker:
             return undone[0]
         later = undone[1:]
         return later[(turn // 2 - 1) % len(later)]
+
+    def _guarded_run(self, seat: str, step: str) -> CheckRun | None:
+        """The step's check run, or, when it raised what no check run should, that
+        error logged and as a verdict with a problem: the cell shows failing with the
+        message, where a lost exception would leave it at "not yet" for ever."""
+        try:
+            return self._measured_run(seat, step)
+        except Exception as exc:
+            log.exception("background check of step %s on seat %s failed", step, seat)
+            problem = f"the background check could not run: {type(exc).__name__}: {exc}"
+            return CheckRun(self.lab.name, step, True, [], problems=[problem])
 
     def _measured_run(self, seat: str, step: str) -> CheckRun | None:
         """Run the step's own checks; fold the CPU the child pytest used into the mean."""

@@ -29,6 +29,15 @@ from labgen.machine.signals import uninterrupted
 LABEL_BOX = "org.labgen.box"
 # The machine networks labgen carves /24s from; far from Docker's default 172.17-172.29.
 SUBNET_POOL = ipaddress.ip_network("172.30.0.0/16")
+# A listing of what labgen left (leftovers) that takes longer has no daemon behind it.
+SCAN_TIMEOUT = 30.0
+# What `docker rm` / `docker network rm` say of a container or network already gone.
+GONE = re.compile(r"no such (container|network)|network \S+ not found", re.I)
+DAEMON_FIX = (
+    "start it: systemctl start docker (or, without systemd, "
+    "`dockerd >/var/log/dockerd.log 2>&1 &`), and use an account that may "
+    "reach its socket (root, or the docker group)"
+)
 
 
 def docker(
@@ -64,14 +73,7 @@ def probe_docker() -> Probe:
         proc = None
     if proc is None or proc.returncode != 0:
         reason = (proc.stderr.strip().splitlines() or ["no answer"])[-1] if proc else "no answer"
-        return Probe(
-            "docker",
-            False,
-            f"the Docker daemon does not answer: {reason}",
-            "start it: systemctl start docker (or, without systemd, "
-            "`dockerd >/var/log/dockerd.log 2>&1 &`), and use an account that may "
-            "reach its socket (root, or the docker group)",
-        )
+        return Probe("docker", False, f"the Docker daemon does not answer: {reason}", DAEMON_FIX)
     return Probe("docker", True, f"Docker Engine {proc.stdout.strip()} answers")
 
 
@@ -237,6 +239,11 @@ class DockerProvider(Provider):
         )
 
     def leftovers(self, instance: str | None = None) -> list[Leftover]:
+        # labgen makes containers and networks only through the docker client: a host
+        # without one has none of them (nothing to look at, unlike a daemon that
+        # does not answer, which is an error: see scan).
+        if shutil.which("docker") is None:
+            return []
         # Found by label, not by name: an interrupted `vagrant up` can leave a
         # container Vagrant never recorded, and a raced `network create` two networks
         # of one name.
@@ -249,16 +256,26 @@ class DockerProvider(Provider):
             ("network", ["network", "ls"], "{{.Name}}"),
         ):
             fmt = '{{.ID}}\t{{.Label "org.labgen.instance"}}\t' + name
-            for line in docker([*ls, *labels, "--format", fmt], check=False).stdout.splitlines():
+            for line in scan([*ls, *labels], fmt, f"labgen's {kind}s").splitlines():
                 ident, owner, _ = [*line.split("\t"), "", ""][:3]
                 found.append(Leftover(self.name, owner, kind, ident))
         return found
 
     def remove(self, leftover: Leftover) -> None:
         if leftover.kind == "container":
-            docker(["rm", "-f", leftover.name], check=False)
+            args = ["rm", "-f", leftover.name]
         else:
-            docker(["network", "rm", leftover.name], check=False)
+            args = ["network", "rm", leftover.name]
+        proc = docker(args, check=False)
+        # Gone already (Vagrant, or another labgen, a moment before) is what was asked.
+        if proc.returncode == 0 or GONE.search(proc.stderr):
+            return
+        why = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        raise MachineError(
+            f"`docker {' '.join(args)}` failed: {why}: the {leftover.kind} of machine "
+            f"{leftover.instance} is still there",
+            hint=f"remove it with that command, or run `labgen destroy {leftover.instance}` again",
+        )
 
     def release(self, state: InstanceState) -> None:
         # Containers first: a network with a container on it cannot go.
@@ -312,6 +329,27 @@ def _import(root: Path, tag: str, engine: str) -> None:
     tar.wait()
     if imp.returncode != 0 or tar.returncode != 0:
         raise MachineError(f"docker import of the base image failed: {imp.stderr.strip()}")
+
+
+def scan(args: Sequence[str], fmt: str, what: str) -> str:
+    """The output of the listing `docker ARGS --format FMT`, which looks for `what`; a
+    MachineError when Docker could not be asked (a failure, or no answer in SCAN_TIMEOUT
+    seconds), never an empty listing: an unanswered look must not pass for "none there"."""
+    command = "docker " + " ".join(args)  # without the format: it tells a user nothing
+    try:
+        proc = docker([*args, "--format", fmt], check=False, timeout=SCAN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise MachineError(
+            f"could not look for {what}: `{command}` did not answer in {SCAN_TIMEOUT:g} s",
+            hint=f"is the Docker daemon stuck? {DAEMON_FIX}; then run this again",
+        ) from None
+    if proc.returncode != 0:
+        why = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        raise MachineError(
+            f"could not look for {what}: `{command}` failed: {why}",
+            hint=f"the Docker daemon must answer: {DAEMON_FIX}; then run this again",
+        )
+    return proc.stdout
 
 
 def used_subnets() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from labgen.core import resources
 from labgen.core.context import Say
-from labgen.core.errors import PrerequisiteError
+from labgen.core.errors import MachineError, PrerequisiteError
 from labgen.machine import recipe
 from labgen.machine.instance import InstanceState
 from labgen.machine.providers import libvirt_box
@@ -39,6 +39,8 @@ from labgen.machine.providers.libvirt_box import (
 
 SETUP_HINT = "or run scripts/setup-libvirt.sh from labgen's source"
 VIRTLOGD_SOCKET = Path("/run/libvirt/virtlogd-sock")
+# A listing of domains (leftovers) that takes longer has no libvirtd behind it.
+SCAN_TIMEOUT = 20.0
 PLUGIN_FILE = Path("/usr/share/vagrant-plugins/plugins.d/vagrant-libvirt.json")
 
 
@@ -155,6 +157,33 @@ def _socket_answers(path: Path) -> bool:
     return True
 
 
+def domain_names() -> list[str]:
+    """Every domain libvirt knows of, running or not; none where virsh is not installed
+    (vagrant-libvirt cannot have made one), and a MachineError where libvirtd does not
+    answer: an unanswered look must not pass for "none there"."""
+    if not recipe.which("virsh"):
+        return []
+    command = f"virsh -c {libvirt_uri()} list --all --name"
+    try:
+        answer = virsh("list", "--all", "--name", timeout=SCAN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise MachineError(
+            f"could not look for labgen's libvirt domains: `{command}` did not answer in "
+            f"{SCAN_TIMEOUT:g} s",
+            hint=f"is libvirtd stuck? restart it (systemctl restart libvirtd, or "
+            f"libvirtd --daemon; {SETUP_HINT}), then run this again",
+        ) from None
+    except OSError as exc:  # found in an sbin folder, not on PATH
+        answer = subprocess.CompletedProcess(command, 127, "", str(exc))
+    if answer.returncode != 0:
+        why = " ".join(answer.stderr.split()) or f"exit status {answer.returncode}"
+        raise MachineError(
+            f"could not look for labgen's libvirt domains: `{command}` failed: {why}",
+            hint="libvirtd must answer: `labgen doctor` says what it lacks; then run this again",
+        )
+    return answer.stdout.split()
+
+
 # --- the provider -----------------------------------------------------------------
 
 
@@ -238,15 +267,9 @@ class LibvirtProvider(Provider):
     def leftovers(self, instance: str | None = None) -> list[Leftover]:
         # vagrant-libvirt names a domain <default_prefix><machine>: the Vagrantfile's
         # prefix is the machine id, labgen-INSTANCE-HOMETAG-.
-        if not recipe.which("virsh"):
-            return []
-        try:
-            names = virsh("list", "--all", "--name", timeout=20).stdout.split()
-        except subprocess.TimeoutExpired:
-            return []
         tag = f"-{resources.home_tag()}-"
         found = []
-        for name in names:
+        for name in domain_names():
             if name.startswith("labgen-") and tag in name:
                 owner = name[len("labgen-") : name.index(tag)]
                 if instance in (None, owner):
@@ -254,8 +277,18 @@ class LibvirtProvider(Provider):
         return found
 
     def remove(self, leftover: Leftover) -> None:
+        # `destroy` (power off) fails on a domain already off: only undefine must work.
         virsh("destroy", leftover.name)
-        virsh("undefine", leftover.name, "--remove-all-storage", "--nvram")
+        args = ("undefine", leftover.name, "--remove-all-storage", "--nvram")
+        answer = virsh(*args)
+        why = " ".join(answer.stderr.split())
+        if answer.returncode != 0 and "failed to get domain" not in why:  # gone is fine
+            raise MachineError(
+                f"`virsh {' '.join(args)}` failed: {why or answer.returncode}: the domain of "
+                f"machine {leftover.instance} is still there",
+                hint=f"remove it with that command, or run `labgen destroy {leftover.instance}` "
+                "again",
+            )
 
     def settings(
         self,

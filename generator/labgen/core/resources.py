@@ -75,8 +75,9 @@ def instances_dir() -> Path:
 def machine_id(instance: str) -> str:
     """The host-wide name of an instance's machine (container, domain, VM name).
 
-    >>> import os; os.environ["LABGEN_HOME"] = "/tmp/doc-home"
-    >>> machine_id("netns")
+    >>> from unittest import mock
+    >>> with mock.patch.dict("os.environ", LABGEN_HOME="/tmp/doc-home"):
+    ...     machine_id("netns")
     'labgen-netns-117618'
     """
     return f"labgen-{instance}-{home_tag()}"

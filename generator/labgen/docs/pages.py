@@ -67,7 +67,7 @@ def _env() -> jinja2.Environment:
 
 
 def indent4(text: str) -> str:
-    """Every non-empty line indented by four spaces (a block inside a content tab).
+    r"""Every non-empty line indented by four spaces (a block inside a content tab).
 
     >>> indent4("a\n\nb\n")
     '    a\n\n    b'
@@ -208,7 +208,7 @@ class _ListingView:
 
 
 def marked(old: str, new: str) -> str:
-    """Every line of `new` against `old`: ` ` same, `-` only in old, `+` only in new.
+    r"""Every line of `new` against `old`: ` ` same, `-` only in old, `+` only in new.
 
     >>> print(marked("a\nb\n", "a\nc\n"), end="")
      a

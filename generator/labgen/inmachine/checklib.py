@@ -47,7 +47,7 @@ def _in_netns(cmd: str, pid: int | None = None, netns: str | None = None) -> str
 def rules(host: Any, table: str, chain: str | None = None) -> list[str]:
     """`iptables -t TABLE -S [CHAIN]` as a list of rules, without iptables' warnings.
 
-    >>> "-P PREROUTING ACCEPT" in rules(host, "nat", "PREROUTING")  # doctest: +SKIP
+    >>> "-P PREROUTING ACCEPT" in rules(host, "nat", "PREROUTING")
     True
     """
     return [r for r in host.iptables.rules(table, chain) if not r.startswith("#")]
@@ -56,7 +56,7 @@ def rules(host: Any, table: str, chain: str | None = None) -> list[str]:
 def rule_counters(host: Any, table: str) -> dict[str, tuple[int, int]]:
     """`iptables-save -c -t TABLE`: {rule as `iptables -S` prints it: (packets, bytes)}.
 
-    >>> rule_counters(host, "nat")["-A DOCKER -i docker0 -j RETURN"]  # doctest: +SKIP
+    >>> rule_counters(host, "nat")["-A DOCKER -i docker0 -j RETURN"]
     (0, 0)
     """
     counters: dict[str, tuple[int, int]] = {}
@@ -73,7 +73,7 @@ def links(host: Any, *, pid: int | None = None, netns: str | None = None) -> lis
     With `pid`, the interfaces of that process's network namespace (nsenter); with
     `netns`, those of a namespace `ip netns` knows by that name.
 
-    >>> [i["ifname"] for i in links(host, pid=container_pid(host, "nstest"))]  # doctest: +SKIP
+    >>> [i["ifname"] for i in links(host, pid=container_pid(host, "nstest"))]
     ['lo', 'eth0']
     """
     cmd = _in_netns("ip -j -d link show", pid, netns)
@@ -83,7 +83,7 @@ def links(host: Any, *, pid: int | None = None, netns: str | None = None) -> lis
 def link_kind(link: dict[str, Any]) -> str | None:
     """The kind of an interface from `ip -j -d` (veth, bridge...); None for a plain device.
 
-    >>> link_kind(interface(host, "docker0"))  # doctest: +SKIP
+    >>> link_kind(interface(host, "docker0"))
     'bridge'
     """
     kind = link.get("linkinfo", {}).get("info_kind")
@@ -97,7 +97,7 @@ def interface(
 
     `pid` and `netns` choose the network namespace as for `links`.
 
-    >>> ipv4_of(interface(host, "eth0", netns="nstest"))  # doctest: +SKIP
+    >>> ipv4_of(interface(host, "eth0", netns="nstest"))
     ['172.17.0.2/16']
     """
     cmd = _in_netns(f"ip -j -d addr show dev {shlex.quote(dev)}", pid, netns)
@@ -111,7 +111,7 @@ def interface(
 def ipv4_of(iface: dict[str, Any]) -> list[str]:
     """The IPv4 addresses of an interface from `ip -j addr`, as 'a.b.c.d/len'.
 
-    >>> ipv4_of(interface(host, "docker0"))  # doctest: +SKIP
+    >>> ipv4_of(interface(host, "docker0"))
     ['172.17.0.1/16']
     """
     return [
@@ -124,7 +124,7 @@ def ipv4_of(iface: dict[str, Any]) -> list[str]:
 def ipv4_addresses(host: Any, dev: str) -> list[str]:
     """The IPv4 addresses of `dev` as 'a.b.c.d/len'; empty when it does not exist.
 
-    >>> ipv4_addresses(host, "docker0")  # doctest: +SKIP
+    >>> ipv4_addresses(host, "docker0")
     ['172.17.0.1/16']
     """
     cmd = host.run(f"ip -j -4 addr show dev {shlex.quote(dev)}")
@@ -139,7 +139,7 @@ def veth_peer(host: Any, iface: dict[str, Any]) -> dict[str, Any]:
     `iface`'s `link_index` is its peer's index on the machine, the N of `eth0@ifN`;
     fails unless both ends are veths and name each other.
 
-    >>> veth_peer(host, interface(host, "eth0", netns="nstest"))["master"]  # doctest: +SKIP
+    >>> veth_peer(host, interface(host, "eth0", netns="nstest"))["master"]
     'docker0'
     """
     name = iface.get("ifname")
@@ -167,7 +167,7 @@ def veth_peer(host: Any, iface: dict[str, Any]) -> dict[str, Any]:
 def bridge_ports(host: Any, bridge: str) -> list[str]:
     """Names of the interfaces whose master is `bridge`, by `ip -j link`.
 
-    >>> bridge_ports(host, "docker0")  # doctest: +SKIP
+    >>> bridge_ports(host, "docker0")
     ['veth1443075']
     """
     return [link["ifname"] for link in links(host) if link.get("master") == bridge]
@@ -180,7 +180,7 @@ def brctl_show(host: Any) -> dict[str, list[str]]:
     with a name opens a bridge (name, id, STP, then its first interface if it
     has any); an indented line carries one more interface of the bridge above.
 
-    >>> brctl_show(host)  # doctest: +SKIP
+    >>> brctl_show(host)
     {'docker0': ['veth1443075']}
     """
     bridges: dict[str, list[str]] = {}
@@ -203,7 +203,7 @@ def listeners(host: Any, port: int) -> list[tuple[str, int]]:
     From `ss -ltnp`'s users:(("name",pid=N,fd=M)) field, read in the machine's own
     network namespace (where the checks' shell runs).
 
-    >>> listeners(host, 5000)  # doctest: +SKIP
+    >>> listeners(host, 5000)
     [('docker-proxy', 4242)]
     """
     out = host.check_output(f"ss -H -ltnp {shlex.quote(f'sport = :{port}')}")
@@ -213,7 +213,7 @@ def listeners(host: Any, port: int) -> list[tuple[str, int]]:
 def container_pid(host: Any, name: str) -> int:
     """PID on the machine of the running container's main process; fails if it does not run.
 
-    >>> container_pid(host, "nstest")  # doctest: +SKIP
+    >>> container_pid(host, "nstest")
     4242
     """
     fmt = "{{.State.Pid}}"
@@ -229,7 +229,7 @@ def container_pid(host: Any, name: str) -> int:
 def container_ip(host: Any, name: str, network: str = "bridge") -> str | None:
     """The container's address on a Docker network, or None when it is not running.
 
-    >>> container_ip(host, "nstest")  # doctest: +SKIP
+    >>> container_ip(host, "nstest")
     '172.17.0.2'
     """
     fmt = "{{(index .NetworkSettings.Networks " + json.dumps(network) + ").IPAddress}}"
@@ -242,7 +242,7 @@ def container_ip(host: Any, name: str, network: str = "bridge") -> str | None:
 def container_log(host: Any, name: str) -> list[str]:
     """The lines the container has logged (stdout and stderr), or [] when it is gone.
 
-    >>> container_log(host, "http-server")[-1]  # doctest: +SKIP
+    >>> container_log(host, "http-server")[-1]
     '172.17.0.1 - - [01/Jan/2024 12:00:00] "GET / HTTP/1.1" 200 -'
     """
     cmd = host.run(f"docker logs {shlex.quote(name)} 2>&1")

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from labgen.network import wiring
+from labgen.network import drawing, wiring
 from labgen.verbs import draw
 
 DATA = Path(__file__).parent / "data" / "wiring"
@@ -68,6 +68,14 @@ def test_svg_names_namespaces_ends_and_addresses() -> None:
     ET.fromstring(svg)  # well-formed
     for text in ("netns nstest", "eth0@if", "172.17.0.2/16", "docker0", "veth pair"):
         assert text in svg, text
+
+
+def test_dot_labels_escape_names_and_draw_the_published_port() -> None:
+    w = gathered("port-forwarding-20.10-publish-port.txt")
+    odd = wiring.Namespace(1, "netns", ("netns a<b&c>",), ())
+    source = drawing.to_dot(wiring.Wiring((*w.namespaces, odd), w.pairs, w.published)).source
+    assert "netns a&lt;b&amp;c&gt;" in source
+    assert " -p 5000:5000" in source and "dir=forward" in source
 
 
 def test_png_on_request() -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import io
 import time
 from pathlib import Path
-from typing import Any
 
 from labgen.core.errors import MachineError, PrerequisiteError, UsageError
 from labgen.machine import registry, ssh
 from labgen.machine.steps import Session, furthest_done, run_step
-from labgen.network import wiring
-from labgen.network.wiring import Interface, Wiring
+from labgen.network import drawing, wiring
+from labgen.network.wiring import Wiring
 
 FORMATS = ("svg", "png")
 
@@ -91,142 +90,11 @@ def _run_up_to(session: Session, step_id: str) -> list[str]:
     return ran
 
 
-# -- the picture ------------------------------------------------------------------------
-
-
-FONT = "DejaVu Sans"
-# Colours a learner can tell apart, printed or on a projector.
-_NS_COLOURS = {"machine": "#eef3fb", "container": "#fdf3e3", "netns": "#fdf3e3"}
-_BRIDGE = "#cfe8cf"
-_VETH = "#ffffff"
-_OTHER = "#f2f2f2"
-
-
-def _node_id(inode: int, index: int) -> str:
-    return f"n{inode}_{index}"
-
-
-def _iface_label(iface: Interface) -> str:
-    lines = [f"<b>{_esc(iface.label)}</b>"]
-    detail = f"index {iface.index} · {iface.kind}"
-    if not iface.up:
-        detail += " · down"
-    lines.append(detail)
-    lines.extend(_esc(a) for a in iface.ipv4)
-    return "<" + "<br/>".join(lines) + ">"
-
-
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def to_dot(wiring: Wiring, title: str = "") -> Any:
-    """The wiring as a `graphviz.Graph`: a box per namespace, a node per interface,
-    bridge ports linked to their bridge, a veth pair as one line, listeners as notes,
-    published ports as a dashed arrow from the machine's listener to the container."""
-    import graphviz  # here: only drawing needs it, and the import is slow
-
-    graph = graphviz.Graph("wiring", engine="dot")
-    graph.attr(
-        rankdir="TB",
-        fontname=FONT,
-        fontsize="16",
-        labelloc="t",
-        label=title,
-        newrank="true",
-        compound="true",
-        nodesep="0.4",
-        ranksep="0.7",
-    )
-    graph.attr("node", fontname=FONT, fontsize="13", shape="box", style="rounded,filled")
-    graph.attr("edge", fontname=FONT, fontsize="12")
-    listener_nodes: dict[tuple[int, int], str] = {}
-    for ns in wiring.namespaces:
-        with graph.subgraph(name=f"cluster_{ns.inode}") as box:
-            box.attr(
-                label=f"<<b>{_esc(ns.title)}</b><br/>network namespace {ns.inode}>",
-                style="rounded,filled",
-                fillcolor=_NS_COLOURS.get(ns.kind, "#f7f7f7"),
-                color="#555555",
-                fontsize="14",
-                margin="14",
-            )
-            for iface in ns.interfaces:
-                colour = {"bridge": _BRIDGE, "veth": _VETH}.get(iface.kind, _OTHER)
-                box.node(_node_id(ns.inode, iface.index), _iface_label(iface), fillcolor=colour)
-            for n, listener in enumerate(ns.listeners):
-                node = f"l{ns.inode}_{n}"
-                listener_nodes[(ns.inode, listener.port)] = node
-                who = ", ".join(listener.processes) or "no process here"
-                box.node(
-                    node,
-                    f"<listening <b>{_esc(listener.address)}</b><br/>{_esc(who)}>",
-                    shape="note",
-                    style="filled",
-                    fillcolor="#fffbe0",
-                )
-    for ns in wiring.namespaces:
-        names = {i.name: i for i in ns.interfaces}
-        for iface in ns.interfaces:
-            if iface.master and iface.master in names:
-                graph.edge(
-                    _node_id(ns.inode, iface.index),
-                    _node_id(ns.inode, names[iface.master].index),
-                    label=f" port of {iface.master}",
-                    color="#2e7d32",
-                    penwidth="2",
-                )
-    for a, b in wiring.pairs:
-        graph.edge(
-            _node_id(a.inode, a.index),
-            _node_id(b.inode, b.index),
-            label=" veth pair",
-            color="#1f4e9c",
-            penwidth="2.5",
-        )
-    paired = {(e.inode, e.index) for pair in wiring.pairs for e in pair}
-    for ns in wiring.namespaces:
-        for iface in ns.interfaces:
-            # The machine's own eth0: its peer is in the namespace of whatever runs the
-            # machine (the host's Docker, or a hypervisor), which nothing here can enter.
-            if iface.peer_index is not None and (ns.inode, iface.index) not in paired:
-                out = f"out{ns.inode}_{iface.index}"
-                graph.node(
-                    out,
-                    f"if{iface.peer_index}: outside this machine",
-                    shape="plaintext",
-                    style="",
-                    fontcolor="#555555",
-                )
-                graph.edge(_node_id(ns.inode, iface.index), out, style="dashed", color="#777777")
-    machine = next((ns for ns in wiring.namespaces if ns.kind == "machine"), None)
-    for pub in wiring.published:
-        target = wiring.find(f"container {pub.container}")
-        if machine is None or target is None:
-            continue
-        port = int(pub.host.rsplit(":", 1)[1])
-        source = listener_nodes.get((machine.inode, port))
-        eth = next((i for i in target.interfaces if i.ipv4 and i.kind != "loopback"), None)
-        if source is None or eth is None:
-            continue
-        graph.edge(
-            source,
-            _node_id(target.inode, eth.index),
-            label=f" -p {pub.host.rsplit(':', 1)[1]}:{pub.container_port.split('/')[0]}\n"
-            f" to {eth.ipv4[0].split('/')[0]}:{pub.container_port.split('/')[0]}",
-            style="dashed",
-            color="#b35900",
-            fontcolor="#b35900",
-            dir="forward",
-        )
-    return graph
-
-
 def render(wiring: Wiring, fmt: str = "svg", title: str = "") -> bytes:
     """The picture as SVG or PNG bytes (Graphviz's `dot` lays it out).
 
     Raises FileNotFoundError-like `graphviz.ExecutableNotFound` when `dot` is missing.
     """
-    graph = to_dot(wiring, title)
+    graph = drawing.to_dot(wiring, title)
     data: bytes = graph.pipe(format=fmt, engine="dot")
     return data

@@ -1,0 +1,194 @@
+"""The wiring (wiring.py) as a Graphviz graph: a box per namespace, a node per interface,
+bridge ports linked to their bridge, a veth pair as one line, listeners as notes, published
+ports as a dashed arrow. verbs/draw.py lays it out with `dot` and writes the picture.
+
+Labels are Graphviz's HTML-like labels, so the names and addresses in them are escaped.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from labgen.network.wiring import Interface, Listener, Namespace, Published, Wiring
+
+FONT = "DejaVu Sans"
+# Colours a learner can tell apart, printed or on a projector.
+_NS_COLOURS = {"machine": "#eef3fb", "container": "#fdf3e3", "netns": "#fdf3e3"}
+_BRIDGE = "#cfe8cf"
+_VETH = "#ffffff"
+_OTHER = "#f2f2f2"
+
+# A listener's node, by its namespace's inode and its port: published ports start there.
+ListenerNodes = dict[tuple[int, int], str]
+
+
+def to_dot(wiring: Wiring, title: str = "") -> Any:
+    """The wiring as a `graphviz.Graph`: a box per namespace, a node per interface,
+    bridge ports linked to their bridge, a veth pair as one line, listeners as notes,
+    published ports as a dashed arrow from the machine's listener to the container."""
+    graph = _graph(title)
+    listener_nodes: ListenerNodes = {}
+    for ns in wiring.namespaces:
+        _add_namespace(graph, ns, listener_nodes)
+    for ns in wiring.namespaces:
+        _add_bridge_ports(graph, ns)
+    _add_veth_pairs(graph, wiring)
+    _add_outside_peers(graph, wiring)
+    _add_published_ports(graph, wiring, listener_nodes)
+    return graph
+
+
+def _graph(title: str) -> Any:
+    """An empty graph with the picture's layout, fonts and title."""
+    import graphviz  # here: only drawing needs it, and the import is slow
+
+    graph = graphviz.Graph("wiring", engine="dot")
+    graph.attr(
+        rankdir="TB",
+        fontname=FONT,
+        fontsize="16",
+        labelloc="t",
+        label=title,
+        newrank="true",
+        compound="true",
+        nodesep="0.4",
+        ranksep="0.7",
+    )
+    graph.attr("node", fontname=FONT, fontsize="13", shape="box", style="rounded,filled")
+    graph.attr("edge", fontname=FONT, fontsize="12")
+    return graph
+
+
+def _node_id(inode: int, index: int) -> str:
+    return f"n{inode}_{index}"
+
+
+def _esc(text: str) -> str:
+    # quote=False: quotes need no escaping in an HTML-like label's text, and the DOT
+    # source stays what it was before html.escape replaced a hand-written escape.
+    return escape(text, quote=False)
+
+
+def _iface_label(iface: Interface) -> str:
+    lines = [f"<b>{_esc(iface.label)}</b>"]
+    detail = f"index {iface.index} · {iface.kind}"
+    if not iface.up:
+        detail += " · down"
+    lines.append(detail)
+    lines.extend(_esc(a) for a in iface.ipv4)
+    return "<" + "<br/>".join(lines) + ">"
+
+
+def _add_namespace(graph: Any, ns: Namespace, listener_nodes: ListenerNodes) -> None:
+    """The namespace's box with its interfaces and listeners; the listeners' nodes are
+    noted in `listener_nodes`."""
+    with graph.subgraph(name=f"cluster_{ns.inode}") as box:
+        box.attr(
+            label=f"<<b>{_esc(ns.title)}</b><br/>network namespace {ns.inode}>",
+            style="rounded,filled",
+            fillcolor=_NS_COLOURS.get(ns.kind, "#f7f7f7"),
+            color="#555555",
+            fontsize="14",
+            margin="14",
+        )
+        for iface in ns.interfaces:
+            colour = {"bridge": _BRIDGE, "veth": _VETH}.get(iface.kind, _OTHER)
+            box.node(_node_id(ns.inode, iface.index), _iface_label(iface), fillcolor=colour)
+        for n, listener in enumerate(ns.listeners):
+            node = f"l{ns.inode}_{n}"
+            listener_nodes[(ns.inode, listener.port)] = node
+            _add_listener(box, node, listener)
+
+
+def _add_listener(box: Any, node: str, listener: Listener) -> None:
+    who = ", ".join(listener.processes) or "no process here"
+    box.node(
+        node,
+        f"<listening <b>{_esc(listener.address)}</b><br/>{_esc(who)}>",
+        shape="note",
+        style="filled",
+        fillcolor="#fffbe0",
+    )
+
+
+def _add_bridge_ports(graph: Any, ns: Namespace) -> None:
+    """A line from each bridge port in `ns` to its bridge."""
+    names = {i.name: i for i in ns.interfaces}
+    for iface in ns.interfaces:
+        if iface.master and iface.master in names:
+            graph.edge(
+                _node_id(ns.inode, iface.index),
+                _node_id(ns.inode, names[iface.master].index),
+                label=f" port of {iface.master}",
+                color="#2e7d32",
+                penwidth="2",
+            )
+
+
+def _add_veth_pairs(graph: Any, wiring: Wiring) -> None:
+    """A line between the two ends of each veth pair."""
+    for a, b in wiring.pairs:
+        graph.edge(
+            _node_id(a.inode, a.index),
+            _node_id(b.inode, b.index),
+            label=" veth pair",
+            color="#1f4e9c",
+            penwidth="2.5",
+        )
+
+
+def _add_outside_peers(graph: Any, wiring: Wiring) -> None:
+    """A dashed line from each interface whose peer is not on the machine to a note
+    saying so."""
+    paired = {(e.inode, e.index) for pair in wiring.pairs for e in pair}
+    for ns in wiring.namespaces:
+        for iface in ns.interfaces:
+            # The machine's own eth0: its peer is in the namespace of whatever runs the
+            # machine (the host's Docker, or a hypervisor), which nothing here can enter.
+            if iface.peer_index is not None and (ns.inode, iface.index) not in paired:
+                out = f"out{ns.inode}_{iface.index}"
+                graph.node(
+                    out,
+                    f"if{iface.peer_index}: outside this machine",
+                    shape="plaintext",
+                    style="",
+                    fontcolor="#555555",
+                )
+                graph.edge(_node_id(ns.inode, iface.index), out, style="dashed", color="#777777")
+
+
+def _add_published_ports(graph: Any, wiring: Wiring, listener_nodes: ListenerNodes) -> None:
+    """A dashed arrow for each published port, from the machine's listener to the
+    container's interface; a port whose ends are not both drawn gets none."""
+    machine = next((ns for ns in wiring.namespaces if ns.kind == "machine"), None)
+    if machine is None:
+        return
+    for pub in wiring.published:
+        target = wiring.find(f"container {pub.container}")
+        if target is not None:
+            _add_published_port(graph, pub, machine, target, listener_nodes)
+
+
+def _add_published_port(
+    graph: Any,
+    pub: Published,
+    machine: Namespace,
+    target: Namespace,
+    listener_nodes: ListenerNodes,
+) -> None:
+    host_port = pub.host.rsplit(":", 1)[1]
+    source = listener_nodes.get((machine.inode, int(host_port)))
+    eth = next((i for i in target.interfaces if i.ipv4 and i.kind != "loopback"), None)
+    if source is None or eth is None:
+        return
+    container_port = pub.container_port.split("/")[0]
+    graph.edge(
+        source,
+        _node_id(target.inode, eth.index),
+        label=f" -p {host_port}:{container_port}\n to {eth.ipv4[0].split('/')[0]}:{container_port}",
+        style="dashed",
+        color="#b35900",
+        fontcolor="#b35900",
+        dir="forward",
+    )

@@ -3,7 +3,6 @@ one verb function each; cli.py adds these commands to `labgen` under its error b
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -79,8 +78,10 @@ def box_list() -> None:
     "-e",
     "engines",
     metavar="all|E[,E...]",
+    envvar="LABGEN_ENGINE",
+    show_envvar=True,
     help="Docker engines: 'all' (each lab's verified ones) or a list, e.g. 20.10,28.5. "
-    "Default: $LABGEN_ENGINE, else each lab's default.",
+    "Default: each lab's default.",
 )
 @click.option("-j", "--jobs", default=1, type=click.IntRange(1, 16), help="Machines at once.")
 @click.option("--junitxml", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
@@ -126,7 +127,7 @@ def verify_cmd(
         raise click.UsageError("--record writes the recordings; --strict compares with them")
     ctx = context(provider, lab_dirs)
     chosen = list(iter_labs(ctx.labs_path)) if every else [load_lab(r, ctx.labs_path) for r in labs]
-    runs = verify.plan(chosen, engines or os.environ.get("LABGEN_ENGINE") or None)
+    runs = verify.plan(chosen, engines)
     with ui.progress("Preparing the provider") as say:
         ctx = verify.prepare(ctx.with_say(say), runs)
     recording = verify.Recording(record=record, strict=strict)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from labgen.core import resources
 from labgen.core.errors import UsageError
@@ -15,10 +18,15 @@ from labgen.core.errors import UsageError
 STATE_FILE = "instance.json"
 SSH_CONFIG = "ssh-config"
 
+T = TypeVar("T")
+
 
 @dataclass
 class InstanceState:
     """The few facts labgen keeps about a machine (written atomically)."""
+
+    # A key this labgen does not know is a file it did not write: refuse it.
+    __pydantic_config__ = ConfigDict(extra="forbid")
 
     instance: str
     lab: str
@@ -64,13 +72,39 @@ class Instance:
             ) from None
         except (OSError, ValueError) as exc:
             raise UsageError(f"{self.path / STATE_FILE}: unreadable state: {exc}") from None
-        try:
-            return InstanceState(**data)
-        except TypeError as exc:
-            raise UsageError(f"{self.path / STATE_FILE}: unreadable state: {exc}") from None
+        return validated(InstanceState, data, self.path / STATE_FILE, "state")
 
     def save(self, state: InstanceState) -> None:
         write_json_atomic(self.path / STATE_FILE, asdict(state))
+
+
+def validated(kind: type[T], data: object, path: Path, what: str) -> T:
+    """`data`, read from `path`, as a `kind` (a dataclass) whose fields have their types.
+
+    Else a UsageError naming the file and each field that is wrong:
+
+    >>> try:
+    ...     validated(InstanceState, {"instance": 1}, Path("i.json"), "state")
+    ... except UsageError as exc:
+    ...     print(exc.message.split("; ")[0])
+    i.json: unreadable state: field 'instance': Input should be a valid string
+    """
+    try:
+        return TypeAdapter(kind).validate_python(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"field '{_dotted(e['loc'])}': {e['msg']}" if e["loc"] else str(e["msg"])
+            for e in exc.errors()
+        )
+        raise UsageError(f"{path}: unreadable {what}: {problems}") from None
+
+
+def _dotted(loc: Sequence[int | str]) -> str:
+    """A field's place as `steps_run[1]` or `host.port`."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
 
 
 def write_json_atomic(path: Path, data: object) -> None:

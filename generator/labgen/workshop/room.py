@@ -14,9 +14,11 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pydantic import ConfigDict
+
 from labgen.core import resources
 from labgen.core.errors import UsageError
-from labgen.machine.instance import write_json_atomic
+from labgen.machine.instance import validated, write_json_atomic
 
 MAX_SEATS = 99  # seat names carry two digits: W-01 .. W-99
 TOKEN_BYTES = 24  # 192 bits from `secrets`: not guessable, short enough for a URL
@@ -52,6 +54,9 @@ def new_token() -> str:
 @dataclass
 class Room:
     """A workshop: its name, lab, seats and the tokens of its pages."""
+
+    # A key this labgen does not know is a file it did not write: refuse it.
+    __pydantic_config__ = ConfigDict(extra="forbid")
 
     name: str
     lab: str
@@ -126,10 +131,7 @@ def load(name: str) -> Room:
         ) from None
     except (OSError, ValueError) as exc:
         raise UsageError(f"{path}: unreadable workshop record: {exc}") from None
-    try:
-        return Room(**data)
-    except TypeError as exc:
-        raise UsageError(f"{path}: unreadable workshop record: {exc}") from None
+    return validated(Room, data, path, "workshop record")
 
 
 def all_names() -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import re
 import textwrap
 from pathlib import Path
@@ -10,8 +11,8 @@ import pytest
 from labgen.checks import reader as checkdoc
 from labgen.core.errors import UsageError
 from labgen.core.lab import Lab, iter_labs, load_lab, load_lab_dir
+from labgen.docs import listings, recordings, seedmap
 from labgen.docs import pages as docpages
-from labgen.docs import recordings, seedmap
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = REPO / "docs" / "seed" / "docker-networking.md"
@@ -109,6 +110,44 @@ def test_seed_commands_are_every_prompt_line_of_the_seeds_bash_blocks() -> None:
     iptables = next(c for c in commands if c.text == "sudo iptables -t nat -L -n")
     assert [p.short_section for p in iptables.places] == ["§3", "§3.1", "§3.2"]
     assert len(set(iptables.lines)) == 3
+
+
+def test_the_seed_is_read_as_markdown_fences_and_headings() -> None:
+    text = textwrap.dedent(
+        """\
+        Setext heading
+        ==============
+
+        ~~~console
+        $ ip a        ~
+        1: lo
+        ~~~
+
+        ## Closed heading ##
+
+        ```text
+        $ not a command
+        ```
+
+            # an indented code line, not a heading
+        ````bash
+        ```
+        $ date
+        ````
+        """
+    )
+    commands = seedmap.seed_commands(text)
+    assert [(c.text, c.places) for c in commands] == [
+        ("ip a", (seedmap.SeedPlace(5, "Setext heading"),)),
+        ("date", (seedmap.SeedPlace(18, "Closed heading"),)),
+    ]
+    shown = listings.seed_listings(text)
+    assert [(x.command, x.place.line, x.text) for x in shown] == [("ip a", 5, "1: lo\n")]
+
+
+def test_docstring_examples_run() -> None:
+    assert doctest.testmod(seedmap).failed == 0
+    assert doctest.testmod(listings).failed == 0
 
 
 def test_lab_page_shows_every_step_command_and_check_of_port_forwarding() -> None:
@@ -378,8 +417,8 @@ def test_lab_page_shows_recorded_outputs_per_engine_default_first(
 
 
 def test_every_seed_listing_stands_beside_a_step_that_exists() -> None:
-    listings = seedmap.seed_listings(SEED.read_text(encoding="utf-8"))
-    assert [x.command for x in listings] == [
+    shown = listings.seed_listings(SEED.read_text(encoding="utf-8"))
+    assert [x.command for x in shown] == [
         "sudo ip netns",
         "sudo ip netns exec nstest ip a",
         "ip a | grep docker",
@@ -392,8 +431,8 @@ def test_every_seed_listing_stands_beside_a_step_that_exists() -> None:
         "docker logs -f <python3.7-container-name>",
     ]
     steps = {(lab.name, s.id) for lab in iter_labs() for s in lab.steps}
-    for listing in listings:
-        source = seedmap.listing_source(listing)
+    for listing in shown:
+        source = listings.listing_source(listing)
         assert source is not None and (source.lab, source.step) in steps and source.why
         assert listing.compared.strip() and "# " not in listing.compared
 

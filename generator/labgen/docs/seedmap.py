@@ -1,4 +1,8 @@
-"""The seed map: every command the seed tutorial shows, and the lab steps that carry it."""
+"""The seed map: every command the seed tutorial shows, and the lab steps that carry it.
+
+The tutorial is read as Markdown (markdown-it-py): its fenced blocks and the heading each
+sits under. listings.py reads the same blocks for what the commands printed.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import re
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from markdown_it import MarkdownIt
 
 from labgen.core.lab import Lab
 
@@ -33,6 +39,7 @@ class SeedCommand:
 
     @property
     def lines(self) -> tuple[int, ...]:
+        """The seed's lines that show the command, in order."""
         return tuple(place.line for place in self.places)
 
 
@@ -48,6 +55,8 @@ class StepRef:
 
 @dataclass(frozen=True)
 class SeedMapEntry:
+    """A seed command and the lab steps that carry it (none: the labs do not show it)."""
+
     command: SeedCommand
     steps: tuple[StepRef, ...]
 
@@ -62,17 +71,58 @@ class SeedMap:
 
     @property
     def unmapped(self) -> list[SeedCommand]:
+        """The seed commands no lab step carries."""
         return [e.command for e in self.entries if not e.steps]
 
     @property
     def mapped(self) -> list[SeedCommand]:
+        """The seed commands some lab step carries."""
         return [e.command for e in self.entries if e.steps]
 
 
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_FENCE = re.compile(r"^\s*(`{3,}|~{3,})\s*([\w+-]*)")
 # zsh's right prompt, copied along with a command: many spaces, then one short word.
 _RIGHT_PROMPT = re.compile(r"\s{8,}\S{1,40}$")
+# The languages of the fenced blocks whose `$ ` lines are commands.
+SHELL_LANGUAGES = ("bash", "sh", "shell", "console")
+_MARKDOWN = MarkdownIt("commonmark")
+
+
+@dataclass(frozen=True)
+class FencedBlock:
+    """A fenced code block of the seed: its language (the first word of the fence's
+    info, or ""), the heading above it, and its lines with their 1-based numbers."""
+
+    language: str
+    section: str
+    lines: tuple[tuple[int, str], ...]
+
+
+def fenced_blocks(seed_text: str) -> list[FencedBlock]:
+    """The fenced code blocks of a Markdown text, in order, each with the heading above it.
+
+    >>> [(b.language, b.section, b.lines) for b in fenced_blocks("# S\\n```bash\\n$ a\\n```\\n")]
+    [('bash', 'S', ((3, '$ a'),))]
+    """
+    blocks = []
+    section = ""
+    tokens = _MARKDOWN.parse(seed_text)
+    for index, token in enumerate(tokens):
+        if token.type == "heading_open":
+            section = tokens[index + 1].content
+        elif token.type == "fence" and token.map is not None:
+            # map[0] is the opening fence's line, counted from 0: content starts below it.
+            first = token.map[0] + 2
+            lines = token.content.removesuffix("\n").split("\n") if token.content else []
+            language = token.info.split()[0] if token.info.strip() else ""
+            blocks.append(FencedBlock(language, section, tuple(enumerate(lines, start=first))))
+    return blocks
+
+
+def prompt_command(line: str) -> str:
+    """The command of a seed line that starts with the prompt `$ `: the prompt and a
+    copied right prompt (a long run of spaces then one short word) dropped, whitespace
+    normalised."""
+    return normalise(_RIGHT_PROMPT.sub("", line[2:].rstrip()))
 
 
 def seed_commands(seed_text: str) -> list[SeedCommand]:
@@ -83,30 +133,13 @@ def seed_commands(seed_text: str) -> list[SeedCommand]:
     with both places.
     """
     found: dict[str, list[SeedPlace]] = {}
-    section = ""
-    fence: str | None = None
-    is_bash = False
-    for number, line in enumerate(seed_text.splitlines(), start=1):
-        opening = _FENCE.match(line)
-        if fence is None:
-            if opening:
-                fence = opening.group(1)
-                is_bash = opening.group(2).lower() in ("bash", "sh", "shell", "console")
-                continue
-            heading = _HEADING.match(line)
-            if heading:
-                section = heading.group(2)
+    for block in fenced_blocks(seed_text):
+        if block.language.lower() not in SHELL_LANGUAGES:
             continue
-        if opening and line.strip().startswith(fence) and not opening.group(2):
-            fence = None
-            continue
-        if not is_bash or not line.startswith("$ "):
-            continue
-        text = _RIGHT_PROMPT.sub("", line[2:].rstrip())
-        text = normalise(text)
-        if not text:
-            continue
-        found.setdefault(text, []).append(SeedPlace(line=number, section=section))
+        for number, line in block.lines:
+            text = prompt_command(line) if line.startswith("$ ") else ""
+            if text:
+                found.setdefault(text, []).append(SeedPlace(line=number, section=block.section))
     return [SeedCommand(text=text, places=tuple(places)) for text, places in found.items()]
 
 
@@ -202,197 +235,3 @@ def seed_command_map(seed_text: str, labs: Iterable[Lab]) -> SeedMap:
     used = {ref for entry in entries for ref in entry.steps}
     extra = tuple(ref for ref, _ in refs if ref not in used)
     return SeedMap(entries=entries, extra_steps=extra)
-
-
-# ---- The tutorial's listings beside labgen's recordings -------------------------------
-@dataclass(frozen=True)
-class SeedListing:
-    """What the seed shows a command printing: the lines after its `$ ` line, up to
-    the next command or the block's end. The tutorial's own `#` annotations are kept
-    in `text` and left out of `compared`."""
-
-    command: str
-    place: SeedPlace
-    text: str
-
-    @property
-    def compared(self) -> str:
-        kept = [x for x in self.text.split("\n") if not (x + " ").startswith("# ")]
-        return "\n".join(kept).strip("\n") + "\n"
-
-
-def seed_listings(seed_text: str) -> list[SeedListing]:
-    """Every command of the seed's bash blocks that is followed by output, in order.
-
-    >>> text = "# S\\n```bash\\n$ a\\n# start\\n$ b\\nout 1\\n# note\\n```\\n"
-    >>> [(x.command, x.place.line, x.text) for x in seed_listings(text)]
-    [('b', 5, 'out 1\\n# note\\n')]
-    """
-    found: list[SeedListing] = []
-    section, fence, current = "", None, None
-    output: list[str] = []
-
-    def flush() -> None:
-        shown = [line for line in output if line.strip() and not line.startswith("#")]
-        if current is not None and shown:
-            found.append(SeedListing(current[0], current[1], "\n".join(output) + "\n"))
-
-    for number, line in enumerate(seed_text.splitlines(), start=1):
-        opening = _FENCE.match(line)
-        if fence is None:
-            heading = _HEADING.match(line)
-            if opening:
-                fence, current, output = opening.group(1), None, []
-            elif heading:
-                section = heading.group(2)
-            continue
-        if opening and line.strip().startswith(fence) and not opening.group(2):
-            flush()
-            fence, current = None, None
-            continue
-        if line.startswith("$ "):
-            flush()
-            command = normalise(_RIGHT_PROMPT.sub("", line[2:].rstrip()))
-            current, output = (command, SeedPlace(number, section)), []
-        elif current is not None:
-            output.append(line.rstrip())
-    return found
-
-
-@dataclass(frozen=True)
-class ListingSource:
-    """The step whose recording stands beside a seed listing, and why the two differ."""
-
-    lab: str
-    step: str
-    why: tuple[str, ...]
-
-
-_IPTABLES_HOST = (
-    "The tutorial's host had more networks than a lab machine: Docker's "
-    "`docker_gwbridge` (172.19.0.0/16, its MASQUERADE rule and the DOCKER chain's second "
-    "RETURN) and its VM manager's (`LIBVIRT_PRT`). A lab machine has docker0 only."
-)
-_IPTABLES_PROTO = (
-    "Debian bookworm's iptables 1.8.9 (the 20.10 machine) prints the protocol as a number "
-    "(`0` for all, `6` for tcp); trixie's and sid's print `all` and `tcp` as the tutorial's did."
-)
-_LOG_DATES = "Dates and times are the requests' own (normalised in recordings)."
-
-# Which step's recording stands beside which listing: (command, seed section) -> source.
-# A command the seed shows in several sections is a different listing in each.
-LISTING_SOURCES: dict[tuple[str, str], ListingSource] = {
-    ("sudo ip netns", "2"): ListingSource(
-        "netns",
-        "ip-netns",
-        (
-            "The id (nsid) is handed out in order: the tutorial's busy host was at 4, a fresh "
-            "lab machine is at 1.",
-        ),
-    ),
-    ("sudo ip netns exec nstest ip a", "2"): ListingSource(
-        "netns",
-        "netns-exec",
-        (
-            "Interface indexes (139912, 139913) were the tutorial host's; a fresh machine's "
-            "are small (3 and 4 on 20.10 and 26.1, 2 and 3 on 28.5) and recordings show N.",
-            "20.10 derives the container's MAC address from its IP (02:42:ac:11:00:02, as in "
-            "the tutorial); 28.5 draws it at random. Recordings show xx:xx:xx:xx:xx:xx.",
-            "26.1 and 28.5 also give lo `inet6 ::1/128`; 28.5 prints `qlen 0` on eth0.",
-        ),
-    ),
-    ("ip a | grep docker", "2"): ListingSource(
-        "bridge",
-        "ip-a",
-        (
-            "The tutorial's host also ran Docker swarm: its `docker_gwbridge` and that "
-            "bridge's veth are not on a lab machine. Veth names are random (vethXXXXXXX).",
-        ),
-    ),
-    ("ip a | grep 139913", "2"): ListingSource(
-        "netns",
-        "host-veth",
-        (
-            "139913 was the tutorial host's index of the veth: the lab's step asks nstest's "
-            "eth0 for its peer's index (iflink) and greps for that, saying so in a `#` line; "
-            "its output starts with `ip a | grep docker`'s.",
-        ),
-    ),
-    ("brctl show", "2"): ListingSource(
-        "bridge",
-        "brctl-show",
-        (
-            "`docker_gwbridge` (Docker swarm) and `virbr0` (its VM manager's) were the tutorial "
-            "host's bridges; a lab machine has docker0 only.",
-            "A bridge id is its priority and MAC address: `8000.0242…` (Docker's 02:42 prefix) "
-            "on 20.10 and 26.1, random on 28.5; recordings show 8000.xxxxxxxxxxxx.",
-        ),
-    ),
-    ("sudo iptables -t nat -L -n", "3"): ListingSource(
-        "port-forwarding", "nat-baseline", (_IPTABLES_HOST, _IPTABLES_PROTO)
-    ),
-    ("sudo iptables -t nat -L -n", "3.1"): ListingSource(
-        "port-forwarding",
-        "publish-port",
-        (
-            "The lab runs the server detached, so the step's output starts with the "
-            "container's id (`docker run -d`), then the listing.",
-            "Docker 28 writes no hairpin `MASQUERADE tcp -- 172.17.0.2 172.17.0.2 tcp "
-            "dpt:5000` with the userland proxy on: docker-proxy serves a container that "
-            "reaches its own published port. 20.10 and 26.1 still write it.",
-            _IPTABLES_HOST,
-            _IPTABLES_PROTO,
-        ),
-    ),
-    ("docker logs -f <python3.7-container-name>", "3.1"): ListingSource(
-        "port-forwarding",
-        "logs",
-        (
-            "Both show 172.17.0.1, but not for the tutorial's reason: the nat OUTPUT jump to "
-            "DOCKER skips 127.0.0.0/8, so localhost:5000 is served by docker-proxy, which "
-            "connects from the bridge's address (the lab's count steps show it).",
-            "labgen's second request is its own check's.",
-            _LOG_DATES,
-        ),
-    ),
-    ("sudo iptables -t nat -L -n", "3.2"): ListingSource(
-        "host-networking",
-        "nat-table",
-        (
-            "No rule for port 5000 on any engine. The tutorial's next line says 'the "
-            "MASQUERADE rule for IP 127.17.0.2 is eliminated': 172.17.0.2 (a typo).",
-            _IPTABLES_HOST,
-            _IPTABLES_PROTO,
-        ),
-    ),
-    ("docker logs -f <python3.7-container-name>", "3.2"): ListingSource(
-        "host-networking",
-        "logs",
-        (
-            "127.0.0.1 on both: no NAT, no proxy, the server shares the machine's network "
-            "namespace. labgen's second request is its own check's.",
-            _LOG_DATES,
-        ),
-    ),
-}
-# The tutorial's typos, and what it means: the seed map lists where each occurs.
-TYPOS: dict[str, str] = {"127.17.0.2": "172.17.0.2", "kernetl": "kernel"}
-
-
-def listing_source(listing: SeedListing) -> ListingSource | None:
-    """The step whose recording stands beside `listing`, by command and section number."""
-    return LISTING_SOURCES.get((listing.command, listing.place.short_section.lstrip("§")))
-
-
-def typo_places(seed_text: str) -> list[tuple[str, str, int]]:
-    """(typo, meant, line) for each line of the seed that carries one of `TYPOS`.
-
-    >>> typo_places("a\\nthe kernetl\\n")
-    [('kernetl', 'kernel', 2)]
-    """
-    return [
-        (typo, meant, number)
-        for number, line in enumerate(seed_text.splitlines(), start=1)
-        for typo, meant in TYPOS.items()
-        if typo in line
-    ]

@@ -13,6 +13,7 @@ machine's lab/labgen/.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shlex
@@ -30,16 +31,29 @@ TRACE_LOG = "/var/tmp/labgen-trace/traces.jsonl"
 """Every trace run in the machine, one JSON object a line (trace_json), oldest first.
 /var/tmp: writable by the lab user, kept across reboots; checks read it with sudo."""
 
-USAGE = """\
-usage: labgen-lab trace [--packets] [--json] -- CMD [ARG...]
-
+DESCRIPTION = """\
 Run CMD and show which iptables rules its packets met: every table's counters are read
 before and after it (never zeroed), and the rules and chain policies that moved are
 listed in the order the kernel's hooks visit them. One word after -- is a shell line
 ('curl -s localhost:5000 | head -1'); several are the command and its arguments, as
-typed. Exits with CMD's exit status. --packets: also each packet's walk
-(xtables-monitor --trace); --json: the result as JSON.
+typed. Exits with CMD's exit status; 1 when the trace itself failed, 2 on bad usage.
 """
+
+
+def parser() -> argparse.ArgumentParser:
+    """The options before `--`; the command after it is never parsed as options."""
+    options = argparse.ArgumentParser(
+        prog="labgen-lab trace",
+        usage="%(prog)s [--packets] [--json] -- CMD [ARG...]",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    options.add_argument(
+        "--packets", action="store_true", help="also each packet's walk (xtables-monitor --trace)"
+    )
+    options.add_argument("--json", dest="as_json", action="store_true", help="the result as JSON")
+    return options
 
 
 def trace_json(result: TraceResult) -> dict[str, Any]:
@@ -99,29 +113,27 @@ def _clip(text: str, limit: int = 2000) -> str:
 def parse_args(argv: list[str]) -> tuple[str, bool, bool]:
     """(command line, packets, as_json) from `[--packets] [--json] -- CMD...`.
 
+    `--help` exits 0 and bad usage exits 2 (SystemExit, as argparse does).
+
     >>> parse_args(["--json", "--", "curl", "-s", "http://x/?a=1&b=2"])
     ("curl -s 'http://x/?a=1&b=2'", False, True)
     >>> parse_args(["--", "curl -s localhost:5000 | head -1"])[0]
     'curl -s localhost:5000 | head -1'
     """
-    packets = as_json = False
-    words = list(argv)
-    while words and words[0] != "--":
-        option = words.pop(0)
-        if option == "--packets":
-            packets = True
-        elif option == "--json":
-            as_json = True
-        elif option in ("-h", "--help"):
-            raise SystemExit(USAGE)
-        else:
-            raise ValueError(f"unknown option {option!r} (the command goes after --)")
-    command = words[1:]
+    options = parser()
+    # Split at the first `--` here, not in argparse: a word before it that is not an
+    # option is a mistake (the command goes after --), and a command's own `--help` or
+    # `--` after it must reach the command.
+    split = argv.index("--") if "--" in argv else len(argv)
+    args, unknown = options.parse_known_args(argv[:split])
+    if unknown:
+        options.error(f"unrecognized arguments: {' '.join(unknown)} (the command goes after --)")
+    command = argv[split + 1 :]
     if not command or not "".join(command).strip():
-        raise ValueError("which command? `labgen-lab trace -- CMD`")
+        options.error("which command? `labgen-lab trace -- CMD`")
     # One word is a shell line; several are argv, quoted so the shell keeps them as typed.
     line = command[0] if len(command) == 1 else shlex.join(command)
-    return line, packets, as_json
+    return line, args.packets, args.as_json
 
 
 def record(result: TraceResult, log: Path) -> None:
@@ -132,16 +144,12 @@ def record(result: TraceResult, log: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Trace a command here; the exit status is the command's (2: bad usage, 1: the
-    trace itself failed)."""
-    if argv in (["-h"], ["--help"]):
-        print(USAGE, end="")
-        return 0
+    """Trace a command here; the exit status is the command's (0 after --help, 2: bad
+    usage, 1: the trace itself failed)."""
     try:
         command, packets, as_json = parse_args(argv)
-    except ValueError as exc:
-        print(f"labgen-lab trace: {exc}\n\n{USAGE}", end="", file=sys.stderr)
-        return 2
+    except SystemExit as exc:  # argparse has printed the help or the usage error
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         proc = subprocess.run(
             ["bash", "-c", script(command, IDLE_SECONDS, packets)],

@@ -45,13 +45,17 @@ def serve(
     workers: int = 1,
 ) -> None:
     """Serve the workshop's pages until Ctrl-C (or `stop_after` seconds)."""
-    try:  # the web stack loads only for serve, and is an optional extra
+    # The web stack loads only for serve: the other verbs start faster without it. It is
+    # among labgen's own dependencies, so an ImportError here is a broken installation.
+    try:
         from labgen.workshop import pages, server
         from labgen.workshop.service import RoomService
     except ImportError as exc:
         raise PrerequisiteError(
             f"the workshop server needs {exc.name}, which is not installed",
-            hint="pip install 'labgen[workshop]' (starlette, uvicorn[standard])",
+            hint="starlette and uvicorn come with labgen: install it again "
+            "(`pip install --force-reinstall labgen`, or `pip install -e .` in a checkout); "
+            "xterm.js comes from scripts/setup-workshop.sh",
         ) from None
 
     pages.require_vendor()

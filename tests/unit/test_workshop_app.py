@@ -106,6 +106,76 @@ def test_what_no_token_opens_is_a_bare_404(served: Served, path: str) -> None:
     assert "server" not in {k.lower() for k in headers}
 
 
+def ws_refusal(url: str) -> tuple[int, str] | None:
+    """The status and body a websocket handshake to `url` is refused with (None: accepted)."""
+    from websockets.sync.client import connect
+
+    try:
+        with connect(url.replace("http://", "ws://"), open_timeout=10):
+            return None
+    except Exception as exc:  # websockets' InvalidStatus carries the response
+        response = getattr(exc, "response", None)
+        if response is None:
+            raise
+        return int(response.status_code), bytes(response.body or b"").decode()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        # the attendee's routes: another's token is 403, nobody's a bare 404
+        ("GET", "/w/pf-01/{seat2}/", 403),
+        ("GET", "/w/pf-01/{seat2}/events", 403),
+        ("POST", "/w/pf-01/{instructor}/check/publish-port", 403),
+        ("POST", "/w/pf-01/{bad}/run/publish-port", 404),
+        ("POST", "/w/pf-09/{seat1}/check/publish-port", 404),
+        # the instructor's: a seat's token is nobody's there; so is a seat that is not
+        ("GET", "/i/{seat1}/events", 404),
+        ("POST", "/i/{seat1}/run-for-me", 404),
+        ("POST", "/i/{bad}/seats/pf-01/reset", 404),
+        ("POST", "/i/{instructor}/seats/pf-09/reset", 404),
+        ("GET", "/i/{seat2}/seats/pf-01/watch", 404),
+        ("GET", "/i/{instructor}/seats/pf-09/watch", 404),
+    ],
+)
+def test_a_denied_request_is_403_or_a_bare_404_on_every_route(
+    served: Served, method: str, path: str, status: int
+) -> None:
+    url = served.base + path.format(
+        bad="A" * 32,
+        seat1=served.room.seat_tokens["pf-01"],
+        seat2=served.room.seat_tokens["pf-02"],
+        instructor=served.room.instructor_token,
+    )
+    code, headers, body = fetch(url, method, b"{}" if method == "POST" else None)
+    assert (code, body) == (status, "Forbidden" if status == 403 else "Not Found")
+    assert headers["content-security-policy"].startswith("default-src 'self'")
+    assert served.service.grid.run_for_me  # a refused {} never reached the handler
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/w/pf-01/{seat2}/terminal", 403),
+        ("/w/pf-01/{instructor}/terminal", 403),
+        ("/w/pf-01/{bad}/terminal", 404),
+        ("/w/pf-09/{seat2}/terminal", 404),
+        ("/i/{seat1}/seats/pf-01/terminal", 404),
+        ("/i/{instructor}/seats/pf-09/terminal", 404),
+    ],
+)
+def test_a_denied_terminal_is_refused_at_the_handshake(
+    served: Served, path: str, status: int
+) -> None:
+    url = served.base + path.format(
+        bad="A" * 32,
+        seat1=served.room.seat_tokens["pf-01"],
+        seat2=served.room.seat_tokens["pf-02"],
+        instructor=served.room.instructor_token,
+    )
+    assert ws_refusal(url) == (status, "Forbidden" if status == 403 else "Not Found")
+
+
 def test_pages_load_nothing_from_elsewhere(served: Served) -> None:
     for url in (served.seat_url("pf-01"), served.instructor):
         status, headers, body = fetch(url)

@@ -6,38 +6,37 @@ Every page and action sits under a path with a token: /w/SEAT/TOKEN/ for a seat,
 404 that tells nothing, not even whether the seat exists. Scripts, styles and fonts
 come from /static/ (this package's files and the vendored xterm.js); the pages' CSP
 lets them load nothing from anywhere else.
+
+This module holds what both audiences share (the `Site`: the room, its tokens, the
+event stream) and the route table; attendee.py and instructor.py hold the handlers.
+A handler that a token does not open raises `Denied`, and one exception handler
+answers it, for HTTP and websockets alike.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import (
-    HTMLResponse,
-    JSONResponse,
-    PlainTextResponse,
-    Response,
-    StreamingResponse,
-)
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
-from labgen.core.errors import LabgenError
-from labgen.workshop import pages
-from labgen.workshop.service import Busy, RoomService
+from labgen.workshop.attendee import Attendee
+from labgen.workshop.instructor import Instructor
+from labgen.workshop.room import Room
+from labgen.workshop.service import RoomService
 
 STATIC = Path(__file__).resolve().parent / "static"
 CSP = (
@@ -59,242 +58,114 @@ def not_found() -> Response:
     return PlainTextResponse("Not Found", status_code=404)
 
 
-def build_app(service: RoomService, stopping: asyncio.Event | None = None) -> Starlette:
-    """The app serving `service`'s room; `stopping` ends the event streams on shutdown."""
-    room = service.room
-    stop = stopping or asyncio.Event()
+async def on_denied(conn: HTTPConnection, exc: Exception) -> Response | None:
+    """The answer to every `Denied`, HTTP or websocket: a 403 or a bare 404.
 
-    def is_token(given: str, expected: str) -> bool:
-        return secrets.compare_digest(given.encode(), expected.encode())
+    Websocket handlers raise it before accepting, and the refusal is this same
+    response as the handshake's answer (ASGI's websocket denial response), sent here:
+    Starlette sends a handler's response for a websocket itself only from 0.41 on.
+    """
+    assert isinstance(exc, Denied)
+    response = PlainTextResponse("Forbidden", 403) if exc.status == 403 else not_found()
+    if isinstance(conn, WebSocket):
+        await conn.send_denial_response(response)
+        return None
+    return response
 
-    def seat_of(params: dict[str, Any]) -> str:
+
+def _is_token(given: str, expected: str) -> bool:
+    return secrets.compare_digest(given.encode(), expected.encode())
+
+
+@dataclass(frozen=True)
+class Site:
+    """What every handler shares: the room's service and the event that ends streams."""
+
+    service: RoomService
+    stopping: asyncio.Event
+
+    @property
+    def room(self) -> Room:
+        return self.service.room
+
+    def seat_of(self, params: Mapping[str, Any]) -> str:
         """The seat a seat path names, when its token is that seat's."""
         seat, token = str(params["seat"]), str(params["token"])
-        owner = next((s for s, t in room.seat_tokens.items() if is_token(token, t)), None)
-        if owner is None and not is_token(token, room.instructor_token):
+        tokens = self.room.seat_tokens
+        owner = next((s for s, t in tokens.items() if _is_token(token, t)), None)
+        if owner is None and not _is_token(token, self.room.instructor_token):
             raise Denied(404)
-        if seat not in room.seat_tokens:
+        if seat not in tokens:
             raise Denied(404)
         if owner != seat:
             raise Denied(403)
         return seat
 
-    def instructor(params: dict[str, Any]) -> None:
-        if not is_token(str(params["token"]), room.instructor_token):
+    def instructor(self, params: Mapping[str, Any]) -> None:
+        """Nothing, when the path's token is the instructor's."""
+        if not _is_token(str(params["token"]), self.room.instructor_token):
             raise Denied(404)
 
-    def seat_named(params: dict[str, Any]) -> str:
+    def watched_seat(self, params: Mapping[str, Any]) -> str:
+        """The seat an instructor's path names, when the token is the instructor's."""
+        self.instructor(params)
         seat = str(params["seat"])
-        if seat not in room.seat_tokens:
+        if seat not in self.room.seat_tokens:
             raise Denied(404)
         return seat
 
-    def denied(exc: Denied) -> Response:
-        return not_found() if exc.status == 404 else PlainTextResponse("Forbidden", 403)
-
-    # --- the attendee ------------------------------------------------------------------
-
-    async def attendee_page(request: Request) -> Response:
-        try:
-            seat = seat_of(request.path_params)
-        except Denied as exc:
-            return denied(exc)
-        return html(pages.attendee(service, seat))
-
-    async def seat_events(request: Request) -> Response:
-        try:
-            seat = seat_of(request.path_params)
-        except Denied as exc:
-            return denied(exc)
-        return event_stream(request, seat)
-
-    async def check(request: Request) -> Response:
-        try:
-            seat = seat_of(request.path_params)
-        except Denied as exc:
-            return denied(exc)
-        step = str(request.path_params["step"])
-        try:
-            verdict, cell = await run_in_threadpool(service.check, seat, step)
-        except Busy:
-            return JSONResponse({"error": "this seat is busy with another check or run"}, 409)
-        except LabgenError as exc:
-            return JSONResponse({"error": exc.message}, 400)
-        return JSONResponse({**verdict.to_json(), "cell": cell})
-
-    async def run(request: Request) -> Response:
-        try:
-            seat = seat_of(request.path_params)
-        except Denied as exc:
-            return denied(exc)
-        step = str(request.path_params["step"])
-        try:
-            result = await run_in_threadpool(service.run, seat, step)
-        except PermissionError as exc:
-            return JSONResponse({"error": str(exc)}, 403)
-        except Busy:
-            return JSONResponse({"error": "this seat is busy with another check or run"}, 409)
-        except LabgenError as exc:
-            return JSONResponse({"error": exc.message}, 400)
-        return JSONResponse(result.__dict__)
-
-    async def terminal(websocket: WebSocket) -> None:
-        try:
-            seat = seat_of(websocket.path_params)
-        except Denied as exc:
-            await websocket.send_denial_response(denied(exc))
-            return
-        await relay(websocket, seat, read_only=False)
-
-    # --- the instructor ----------------------------------------------------------------
-
-    async def instructor_page(request: Request) -> Response:
-        try:
-            instructor(request.path_params)
-        except Denied as exc:
-            return denied(exc)
-        return html(pages.instructor(service))
-
-    async def room_events(request: Request) -> Response:
-        try:
-            instructor(request.path_params)
-        except Denied as exc:
-            return denied(exc)
-        return event_stream(request, None)
-
-    async def grid_csv(request: Request) -> Response:
-        try:
-            instructor(request.path_params)
-        except Denied as exc:
-            return denied(exc)
-        disposition = f'attachment; filename="{room.name}-grid.csv"'
-        return Response(
-            service.grid.csv(),
-            media_type="text/csv",
-            headers={"Content-Disposition": disposition},
+    def event_stream(self, request: Request, seat: str | None) -> Response:
+        """Server-sent events: the grid (one seat's row, or the room's), then its changes."""
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        return StreamingResponse(
+            self._events(request, seat), media_type="text/event-stream", headers=headers
         )
 
-    async def run_for_me(request: Request) -> Response:
+    async def _events(self, request: Request, seat: str | None) -> AsyncIterator[str]:
+        grid = self.service.grid
+        queue = grid.listen(seat)
         try:
-            instructor(request.path_params)
-        except Denied as exc:
-            return denied(exc)
-        body = await request.json()
-        service.grid.set_run_for_me(bool(body.get("enabled")))
-        return JSONResponse({"run_for_me": service.grid.run_for_me})
-
-    async def reset(request: Request) -> Response:
-        try:
-            instructor(request.path_params)
-            seat = seat_named(request.path_params)
-        except Denied as exc:
-            return denied(exc)
-        try:
-            service.reset(seat)
-        except Busy:
-            return JSONResponse({"error": f"{seat} is busy"}, 409)
-        return JSONResponse({"resetting": seat}, 202)
-
-    async def watch_page(request: Request) -> Response:
-        try:
-            instructor(request.path_params)
-            seat = seat_named(request.path_params)
-        except Denied as exc:
-            return denied(exc)
-        return html(pages.watch(service, seat))
-
-    async def watch(websocket: WebSocket) -> None:
-        try:
-            instructor(websocket.path_params)
-            seat = seat_named(websocket.path_params)
-        except Denied as exc:
-            await websocket.send_denial_response(denied(exc))
-            return
-        await relay(websocket, seat, read_only=True)
-
-    # --- shared ------------------------------------------------------------------------
-
-    def event_stream(request: Request, seat: str | None) -> Response:
-        async def events() -> AsyncIterator[str]:
-            queue = service.grid.listen(seat)
-            try:
-                yield sse(service.grid.snapshot(seat))
-                waited = 0.0
-                while not stop.is_set() and not await request.is_disconnected():
-                    try:
-                        event = await asyncio.wait_for(queue.get(), timeout=1.0)
-                    except asyncio.TimeoutError:
-                        waited += 1.0
-                        if waited >= KEEPALIVE:
-                            waited = 0.0
-                            yield ": keepalive\n\n"
-                        continue
-                    yield sse(event)
-            finally:
-                service.grid.unlisten(queue)
-
-        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-        return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
-
-    async def relay(websocket: WebSocket, seat: str, read_only: bool) -> None:
-        """Relay the seat's shell: its output as binary frames; the page's keys and
-        size as JSON text frames ({"input": ...} or {"cols": C, "rows": R})."""
-        await websocket.accept()
-        try:
-            term = await run_in_threadpool(service.terminals.get, seat)
-        except LabgenError as exc:
-            await websocket.send_text(json.dumps({"error": exc.message}))
-            await websocket.close(code=1011)
-            return
-        queue, backlog = term.join()
-
-        async def pump() -> None:
-            if backlog:
-                await websocket.send_bytes(backlog)
-            while True:
-                data = await queue.get()
-                if data is None:
-                    break
-                await websocket.send_bytes(data)
-            await websocket.close(code=1000)
-
-        sender = asyncio.create_task(pump())
-        try:
-            while True:
-                message = json.loads(await websocket.receive_text())
-                if read_only:
-                    continue  # a watcher's keys never reach the shell
-                if "input" in message:
-                    await run_in_threadpool(term.write, str(message["input"]))
-                elif "cols" in message and "rows" in message:
-                    term.resize(int(message["cols"]), int(message["rows"]))
-        except (WebSocketDisconnect, RuntimeError, ValueError):
-            pass
+            yield sse(grid.snapshot(seat))
+            waited = 0.0
+            while not self.stopping.is_set() and not await request.is_disconnected():
+                try:
+                    event = await asyncio.wait_for(queue.get(), timeout=1.0)
+                except asyncio.TimeoutError:
+                    waited += 1.0
+                    if waited >= KEEPALIVE:
+                        waited = 0.0
+                        yield ": keepalive\n\n"
+                    continue
+                yield sse(event)
         finally:
-            term.leave(queue)
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sender
+            grid.unlisten(queue)
 
+
+def build_app(service: RoomService, stopping: asyncio.Event | None = None) -> Starlette:
+    """The app serving `service`'s room; `stopping` ends the event streams on shutdown."""
+    site = Site(service, stopping or asyncio.Event())
+    seat, teacher = Attendee(site), Instructor(site)
     routes = [
-        Route("/w/{seat}/{token}/", attendee_page),
-        Route("/w/{seat}/{token}/events", seat_events),
-        Route("/w/{seat}/{token}/check/{step}", check, methods=["POST"]),
-        Route("/w/{seat}/{token}/run/{step}", run, methods=["POST"]),
-        WebSocketRoute("/w/{seat}/{token}/terminal", terminal),
-        Route("/i/{token}/", instructor_page),
-        Route("/i/{token}/events", room_events),
-        Route("/i/{token}/grid.csv", grid_csv),
-        Route("/i/{token}/run-for-me", run_for_me, methods=["POST"]),
-        Route("/i/{token}/seats/{seat}/reset", reset, methods=["POST"]),
-        Route("/i/{token}/seats/{seat}/watch", watch_page),
-        WebSocketRoute("/i/{token}/seats/{seat}/terminal", watch),
+        Route("/w/{seat}/{token}/", seat.page),
+        Route("/w/{seat}/{token}/events", seat.events),
+        Route("/w/{seat}/{token}/check/{step}", seat.check, methods=["POST"]),
+        Route("/w/{seat}/{token}/run/{step}", seat.run, methods=["POST"]),
+        WebSocketRoute("/w/{seat}/{token}/terminal", seat.terminal),
+        Route("/i/{token}/", teacher.page),
+        Route("/i/{token}/events", teacher.events),
+        Route("/i/{token}/grid.csv", teacher.grid_csv),
+        Route("/i/{token}/run-for-me", teacher.run_for_me, methods=["POST"]),
+        Route("/i/{token}/seats/{seat}/reset", teacher.reset, methods=["POST"]),
+        Route("/i/{token}/seats/{seat}/watch", teacher.watch_page),
+        WebSocketRoute("/i/{token}/seats/{seat}/terminal", teacher.watch),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
+    # One handler for both kinds of connection, which Starlette's types keep apart.
+    denied = cast(ExceptionHandler, on_denied)
     return Starlette(
         routes=routes,
         middleware=[Middleware(SecurityHeaders)],
-        exception_handlers={404: lambda request, exc: not_found()},
+        exception_handlers={404: lambda request, exc: not_found(), Denied: denied},
     )
 
 
@@ -321,10 +192,6 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-def html(body: str) -> HTMLResponse:
-    return HTMLResponse(body, headers={"Cache-Control": "no-store"})
 
 
 def sse(event: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import jinja2
 from markdown_it import MarkdownIt
+from starlette.responses import HTMLResponse
 
 from labgen.checks.reader import read_checks
 from labgen.core.errors import PrerequisiteError
@@ -84,3 +85,8 @@ def instructor(service: RoomService) -> str:
 def watch(service: RoomService, seat: str) -> str:
     """A seat's terminal, read-only, for the instructor."""
     return _env().get_template("watch.html.j2").render(seat=seat, lab=service.lab)
+
+
+def response(body: str) -> HTMLResponse:
+    """A page as the server sends it: never cached (its URL carries a token)."""
+    return HTMLResponse(body, headers={"Cache-Control": "no-store"})

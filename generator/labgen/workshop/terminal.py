@@ -5,19 +5,26 @@ SSH pty on the seat's machine, so no further port of the machine is published an
 machine keeps accepting only its own key, which never leaves the host. One shell per
 seat, shared by the attendee's tabs (a reload finds the same shell and its last screen)
 and by the instructor, who only watches: a watcher's keys are never sent.
+
+`relay` is the websocket's side: the shell's output as binary frames; the page's keys
+and size as JSON text frames ({"input": ...} or {"cols": C, "rows": R}).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import paramiko
+from starlette.concurrency import run_in_threadpool
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from labgen.core.errors import LabgenError
 from labgen.machine import ssh
 
 BACKLOG = 64 * 1024  # what a page that joins late sees of the screen so far
@@ -135,3 +142,50 @@ class Terminals:
     def close_all(self) -> None:
         for seat in list(self._open):
             self.close(seat)
+
+
+async def relay(websocket: WebSocket, terminals: Terminals, seat: str, read_only: bool) -> None:
+    """Relay the seat's shell over `websocket` until either end closes; a `read_only`
+    page (the instructor's) sees the shell but its keys and size are dropped."""
+    await websocket.accept()
+    try:
+        term = await run_in_threadpool(terminals.get, seat)
+    except LabgenError as exc:
+        await websocket.send_text(json.dumps({"error": exc.message}))
+        await websocket.close(code=1011)
+        return
+    queue, backlog = term.join()
+    sender = asyncio.create_task(_pump(websocket, queue, backlog))
+    try:
+        await _take_keys(websocket, term, read_only)
+    except (WebSocketDisconnect, RuntimeError, ValueError):
+        pass
+    finally:
+        term.leave(queue)
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await sender
+
+
+async def _pump(websocket: WebSocket, queue: asyncio.Queue[bytes | None], backlog: bytes) -> None:
+    """The shell's output to the page, the backlog first; a normal close at its end."""
+    if backlog:
+        await websocket.send_bytes(backlog)
+    while True:
+        data = await queue.get()
+        if data is None:
+            break
+        await websocket.send_bytes(data)
+    await websocket.close(code=1000)
+
+
+async def _take_keys(websocket: WebSocket, term: Terminal, read_only: bool) -> None:
+    """The page's frames to the shell, until the page goes (WebSocketDisconnect)."""
+    while True:
+        message = json.loads(await websocket.receive_text())
+        if read_only:
+            continue  # a watcher's keys never reach the shell
+        if "input" in message:
+            await run_in_threadpool(term.write, str(message["input"]))
+        elif "cols" in message and "rows" in message:
+            term.resize(int(message["cols"]), int(message["rows"]))

@@ -1,0 +1,85 @@
+"""The instructor's handlers: the grid and its events, reset, Run it for me on or off,
+the CSV, and a seat's terminal to watch.
+
+Each handler first asks the app's `Site` whether its path's token is the instructor's
+(and which seat it names); one that is not raises `Denied`, which the app's one
+exception handler answers. This module knows the Site only as the `InstructorAccess`
+it needs, so it never imports app.py (which imports this module).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.websockets import WebSocket
+
+from labgen.workshop import pages
+from labgen.workshop.service import Busy, RoomService
+from labgen.workshop.terminal import relay
+
+
+class InstructorAccess(Protocol):
+    """What the instructor's handlers need of the app (its `Site`)."""
+
+    @property
+    def service(self) -> RoomService: ...
+
+    def instructor(self, params: Mapping[str, Any]) -> None:
+        """Nothing, or Denied unless the path's token is the instructor's."""
+        ...
+
+    def watched_seat(self, params: Mapping[str, Any]) -> str:
+        """The seat the path names, or Denied unless the token is the instructor's."""
+        ...
+
+    def event_stream(self, request: Request, seat: str | None) -> Response: ...
+
+
+class Instructor:
+    """The routes under /i/TOKEN/."""
+
+    def __init__(self, site: InstructorAccess):
+        self.site = site
+
+    async def page(self, request: Request) -> Response:
+        self.site.instructor(request.path_params)
+        return pages.response(pages.instructor(self.site.service))
+
+    async def events(self, request: Request) -> Response:
+        self.site.instructor(request.path_params)
+        return self.site.event_stream(request, None)
+
+    async def grid_csv(self, request: Request) -> Response:
+        self.site.instructor(request.path_params)
+        disposition = f'attachment; filename="{self.site.service.room.name}-grid.csv"'
+        return Response(
+            self.site.service.grid.csv(),
+            media_type="text/csv",
+            headers={"Content-Disposition": disposition},
+        )
+
+    async def run_for_me(self, request: Request) -> Response:
+        self.site.instructor(request.path_params)
+        body = await request.json()
+        grid = self.site.service.grid
+        grid.set_run_for_me(bool(body.get("enabled")))
+        return JSONResponse({"run_for_me": grid.run_for_me})
+
+    async def reset(self, request: Request) -> Response:
+        seat = self.site.watched_seat(request.path_params)
+        try:
+            self.site.service.reset(seat)
+        except Busy:
+            return JSONResponse({"error": f"{seat} is busy"}, 409)
+        return JSONResponse({"resetting": seat}, 202)
+
+    async def watch_page(self, request: Request) -> Response:
+        seat = self.site.watched_seat(request.path_params)
+        return pages.response(pages.watch(self.site.service, seat))
+
+    async def watch(self, websocket: WebSocket) -> None:
+        seat = self.site.watched_seat(websocket.path_params)
+        await relay(websocket, self.site.service.terminals, seat, read_only=True)

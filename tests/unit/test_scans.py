@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from labgen.core import resources
 from labgen.core.errors import MachineError
-from labgen.machine import providers, recipe
+from labgen.machine import providers, recipe, rootfs
 from labgen.machine.instance import Instance, InstanceState
 from labgen.machine.providers import docker as docker_mod
 from labgen.machine.providers import libvirt as libvirt_mod
@@ -52,7 +52,7 @@ def tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Tools:
 def short_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(docker_mod, "SCAN_TIMEOUT", 0.5)
     monkeypatch.setattr(libvirt_mod, "SCAN_TIMEOUT", 0.5)
-    monkeypatch.setattr(recipe, "UMOUNT_TIMEOUT", 0.5)
+    monkeypatch.setattr(rootfs, "UMOUNT_TIMEOUT", 0.5)
 
 
 def make_instance(name: str) -> None:
@@ -218,7 +218,7 @@ def mounts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A stand-in for /proc/mounts, for the scratch directory's unmount to read."""
     table = tmp_path / "mounts"
     table.write_text("sysfs /sys sysfs rw 0 0\n", encoding="utf-8")
-    monkeypatch.setattr(recipe, "MOUNTS", table)
+    monkeypatch.setattr(rootfs, "MOUNTS", table)
     return table
 
 
@@ -232,7 +232,7 @@ def test_a_failed_umount_keeps_the_scratch_dir_and_says_what_is_mounted(
     tools: Tools, mounts: Path
 ) -> None:
     tools(umount='echo "umount: $2: target is busy." >&2; exit 32')
-    with pytest.raises(MachineError) as caught, recipe.scratch_dir() as work:
+    with pytest.raises(MachineError) as caught, rootfs.scratch_dir() as work:
         (work / "rootfs" / "proc").mkdir(parents=True)
         (work / "rootfs" / "keep").write_text("a file the rmtree would have reached")
         mount(mounts, work / "rootfs" / "proc")
@@ -247,7 +247,7 @@ def test_a_hung_umount_keeps_the_scratch_dir(
     tools: Tools, mounts: Path, short_timeouts: None
 ) -> None:
     tools(umount=HANGS)
-    with pytest.raises(MachineError, match=r"did not return in 0.5 s"), recipe.scratch_dir() as w:
+    with pytest.raises(MachineError, match=r"did not return in 0.5 s"), rootfs.scratch_dir() as w:
         mount(mounts, w / "rootfs" / "sys")
     assert w.is_dir()
 
@@ -256,7 +256,7 @@ def test_a_umount_that_says_yes_but_leaves_the_mount_keeps_the_dir(
     tools: Tools, mounts: Path
 ) -> None:
     tools(umount="exit 0")
-    with pytest.raises(MachineError, match=r"still mounted after it"), recipe.scratch_dir() as w:
+    with pytest.raises(MachineError, match=r"still mounted after it"), rootfs.scratch_dir() as w:
         mount(mounts, w / "rootfs" / "proc")
     assert w.is_dir()
 
@@ -270,7 +270,7 @@ def test_the_scratch_dir_goes_once_everything_is_unmounted(tools: Tools, mounts:
         f'awk -v p="$2" \'{{ m = $2; gsub(/\\\\040/, " ", m); if (m != p) print }}\' '
         f"{table} > {table}.new && mv {table}.new {table}"
     )
-    with recipe.scratch_dir() as work:
+    with rootfs.scratch_dir() as work:
         mount(mounts, work / "root fs")
         mount(mounts, work / "root fs" / "proc")
         mount(mounts, Path(f"{work}-sibling"))  # not below it: left alone
@@ -280,6 +280,6 @@ def test_the_scratch_dir_goes_once_everything_is_unmounted(tools: Tools, mounts:
 
 def test_nothing_mounted_is_nothing_to_unmount(tools: Tools, mounts: Path) -> None:
     tools(umount="echo must not run >&2; exit 1")
-    with recipe.scratch_dir() as work:
+    with rootfs.scratch_dir() as work:
         (work / "a").mkdir()
     assert not work.exists()

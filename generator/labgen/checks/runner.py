@@ -9,12 +9,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from labgen.core.errors import MachineError
 from labgen.core.lab import Lab
 from labgen.core.results import CheckResult, CheckRun
 
-# pytest's exit statuses that mean the checks ran: all passed, some failed, none selected.
-_RAN = (0, 1, 5)
+# pytest's exit statuses (pytest.ExitCode), as numbers: the plugin's pytest may be older.
+_ALL_PASSED, _SOME_FAILED, _NONE_COLLECTED = 0, 1, 5
 
 
 def run_checks(
@@ -28,8 +27,9 @@ def run_checks(
 
     pytest runs in a child process: testinfra caches its connections per process,
     and a lab's checks must not share state with labgen itself. A checks module that
-    does not import, or a pytest that stops early, is a problem of the run (never
-    "no checks apply").
+    does not import, a pytest that stops early, a results file that is missing or
+    does not parse, and a pytest exit status the results do not bear out are
+    problems of the run (never "no checks apply", never a pass).
     """
     target = target or lab.steps[-1].id
     lab.step(target)  # an unknown step is a usage error, before anything runs
@@ -64,27 +64,59 @@ def run_checks(
             "--tb=short",
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
-        if not report.is_file():
-            raise MachineError(
-                f"the checks of lab {lab.name!r} did not run (pytest exit {proc.returncode}):\n"
-                + (proc.stdout + proc.stderr)[-3000:]
-            )
-        data = json.loads(report.read_text(encoding="utf-8"))
-    results = [
-        CheckResult(
-            name=r["name"],
-            title=r["title"],
-            step=r["step"],
-            outcome=r["outcome"],
-            message=r["message"],
-            duration=r["duration"],
-        )
-        for r in data["results"]
-    ]
+        output = (proc.stdout + proc.stderr).strip()
+        read = _read_report(report)
+    if isinstance(read, str):
+        why = f"the checks of lab {lab.name!r} did not run (pytest exit {proc.returncode})"
+        return CheckRun(lab.name, target, only, [], [f"{why}: {read}\n{output[-3000:]}"])
+    results, errors = read
     order = {step.id: i for i, step in enumerate(lab.steps)}
     results.sort(key=lambda r: order.get(r.step or "", -1))
-    problems = [f"{lab.checks_file}: {e}" for e in data.get("errors", [])]
-    if proc.returncode not in _RAN and not problems:
-        tail = (proc.stdout + proc.stderr).strip()[-2000:]
-        problems.append(f"the checks stopped early (pytest exit {proc.returncode}): {tail}")
+    problems = [f"{lab.checks_file}: {e}" for e in errors]
+    if not problems:
+        problems = _disagreement(proc.returncode, results, output)
     return CheckRun(lab.name, target, only, results, problems)
+
+
+def _read_report(report: Path) -> tuple[list[CheckResult], list[str]] | str:
+    """The plugin's results and collection errors, or why its report cannot be read."""
+    try:
+        data = json.loads(report.read_text(encoding="utf-8"))
+        results = [
+            CheckResult(
+                name=str(r["name"]),
+                title=str(r["title"]),
+                step=None if r["step"] is None else str(r["step"]),
+                outcome=str(r["outcome"]),
+                message=str(r["message"]),
+                duration=float(r["duration"]),
+            )
+            for r in data["results"]
+        ]
+        errors = [str(e) for e in data.get("errors", [])]
+    except FileNotFoundError:
+        return "pytest wrote no results"
+    # ValueError covers JSON that does not parse and text that is not UTF-8.
+    except (OSError, ValueError, LookupError, TypeError, AttributeError) as exc:
+        return f"its results file does not parse ({type(exc).__name__}: {exc})"
+    return results, errors
+
+
+def _disagreement(returncode: int, results: list[CheckResult], output: str) -> list[str]:
+    """Why pytest's exit status and the recorded results cannot both be true (or [])."""
+    tail = output[-2000:]
+    failing = any(not r.ok for r in results)
+    if returncode == _ALL_PASSED:
+        return []
+    if returncode == _SOME_FAILED:
+        if failing:
+            return []
+        # pytest saw a failure the plugin did not record (a hook, a plugin, a
+        # session fixture): the checks that passed do not make this state a pass.
+        return [f"pytest failed but recorded no failing check (pytest exit 1): {tail}"]
+    if returncode == _NONE_COLLECTED:
+        if any(r.ok for r in results):
+            return [f"pytest ran no check but recorded passing ones (pytest exit 5): {tail}"]
+        # Nothing selected: the run's verdict is "nothing checked", never a pass.
+        return []
+    return [f"the checks stopped early (pytest exit {returncode}): {tail}"]

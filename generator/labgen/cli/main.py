@@ -156,14 +156,22 @@ def check_cmd(
 ) -> None:
     """Run MACHINE's lab checks (testinfra over SSH) and say which pass.
 
-    Exit 0 when all pass, 1 when any fails or the checks could not run.
+    \b
+    Exit status:
+      0  checks ran and all pass
+      1  a check fails, the checks could not run, or no check applies to the
+         step (nothing checked is never a pass)
+      2  bad input (an unknown machine or step, --only without --step)
     """
     if only and step is None:
         raise click.UsageError("--only needs --step STEP")
     warn_if_stale(machine)
     result, lab = check.check(machine, step, only, expect_engine)
     ui.print_check_run(result, lab, as_json)
-    sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
+    nothing = check.nothing_checked(result)
+    if nothing is not None:
+        ui.error(nothing)
+    sys.exit(check.exit_status(result))
 
 
 @main.command("ssh", context_settings={"ignore_unknown_options": True})

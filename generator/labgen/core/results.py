@@ -25,6 +25,12 @@ class CheckResult:
         return self.outcome == "passed"
 
 
+# A check run's verdict: nothing ran is never a pass.
+CHECKS_PASSED = "passed"  # at least one check ran, and every one passed
+CHECKS_FAILED = "failed"  # a check failed or errored, or the checks could not run
+NOTHING_CHECKED = "nothing-checked"  # the checks ran, and none applied to the state
+
+
 @dataclass(frozen=True)
 class CheckRun:
     """The verdict of one check run: which state was checked and each check's result.
@@ -40,15 +46,29 @@ class CheckRun:
     problems: list[str] = field(default_factory=list)
 
     @property
+    def verdict(self) -> str:
+        """CHECKS_PASSED, CHECKS_FAILED or NOTHING_CHECKED.
+
+        >>> CheckRun("lab", "step", False, []).verdict
+        'nothing-checked'
+        """
+        if self.problems or not all(r.ok for r in self.results):
+            return CHECKS_FAILED
+        return CHECKS_PASSED if self.results else NOTHING_CHECKED
+
+    @property
     def ok(self) -> bool:
-        return not self.problems and all(r.ok for r in self.results)
+        """Checks ran and all passed: never true of a run that checked nothing."""
+        return self.verdict == CHECKS_PASSED
 
     def to_json(self) -> dict[str, object]:
+        """The run for `labgen check --json` and the workshop's Check button."""
         return {
             "lab": self.lab,
             "target_step": self.target,
             "only_target": self.only,
             "ok": self.ok,
+            "verdict": self.verdict,
             "problems": self.problems,
             "results": [asdict(r) for r in self.results],
         }

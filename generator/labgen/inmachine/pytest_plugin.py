@@ -11,6 +11,7 @@ it must hold:
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from pathlib import Path
@@ -161,18 +162,57 @@ def _result(
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     outcome = yield
     report = outcome.get_result()
-    failed_setup = report.when == "setup" and report.outcome != "passed"
-    if report.when == "call" or failed_setup:
-        message = ""
-        if report.failed:
-            crash = getattr(report.longrepr, "reprcrash", None)
-            message = crash.message if crash is not None else str(report.longrepr)
-        elif report.skipped:
-            message = "skipped: " + str(report.longrepr[-1] if report.longrepr else "")
-        result = "error" if failed_setup and report.failed else report.outcome
-        item.config.stash[_RESULTS].append(
-            _result(item, marker_of(item), result, message, report.duration)
-        )
+    # A fixture that fails to set up or to clean up is the check's failure too: a
+    # teardown error after a passing call would otherwise leave only the pass.
+    failed_fixture = report.when in ("setup", "teardown") and report.failed
+    skipped_setup = report.when == "setup" and report.skipped
+    if report.when == "call" or failed_fixture or skipped_setup:
+        item.config.stash[_RESULTS].append(_phase_result(item, call, report))
+
+
+def _phase_result(
+    item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport
+) -> dict[str, Any]:
+    """The result a phase's report records; a failed setup or teardown is an "error"."""
+    message = ""
+    if report.failed:
+        crash = getattr(report.longrepr, "reprcrash", None)
+        message = crash.message if crash is not None else str(report.longrepr)
+    elif report.skipped:
+        # A skip's longrepr is (file, line, reason).
+        longrepr = report.longrepr
+        message = "skipped: " + str(longrepr[-1] if isinstance(longrepr, tuple) else longrepr or "")
+    if report.when == "call" or not report.failed:
+        return _result(item, marker_of(item), report.outcome, message, report.duration)
+    fixture = _failing_fixture(item, call)
+    which = f"fixture {fixture!r}" if fixture else "a fixture"
+    message = f"{which} of check {item.name} failed in {report.when}: {message}"
+    result = _result(item, marker_of(item), "error", message, report.duration)
+    if report.when == "teardown":
+        # Its call already has a result under the check's own name.
+        result["name"] = f"{item.name}[teardown]"
+        result["title"] = f"{result['title']} (cleaning up {which} failed)"
+    return result
+
+
+def _failing_fixture(item: pytest.Item, call: pytest.CallInfo[None]) -> str | None:
+    """The fixture whose code raised, found by its frame in the traceback."""
+    if call.excinfo is None:
+        return None
+    # pytest keeps these private; a pytest without them only loses the fixture's name.
+    info = getattr(item, "_fixtureinfo", None)
+    codes = {}
+    for name, defs in getattr(info, "name2fixturedefs", {}).items():
+        for fixturedef in defs:
+            func = getattr(fixturedef, "func", None)
+            code = getattr(inspect.unwrap(func), "__code__", None) if callable(func) else None
+            if code is not None:
+                codes[code] = name
+    for entry in reversed(call.excinfo.traceback):
+        name = codes.get(entry.frame.code.raw)
+        if name is not None:
+            return name
+    return None
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -28,6 +28,7 @@ def labgen_home(
     monkeypatch.setenv("VAGRANT_CHECKPOINT_DISABLE", "1")
     monkeypatch.delenv("LABGEN_LABS_PATH", raising=False)
     monkeypatch.delenv("LABGEN_PROVIDER", raising=False)
+    monkeypatch.delenv("LABGEN_ENGINE", raising=False)
     yield home
 
 

@@ -27,7 +27,7 @@ def machine_tools_guard(
     bin_dir = tmp_path_factory.mktemp("guard-bin")
     log = bin_dir / "calls.log"
     for tool in GUARDED_TOOLS:
-        fake_tool(bin_dir / tool, log, exit_code=97)
+        fake_tool(bin_dir / tool, log, exit_code=97, listing=LISTINGS.get(tool, ""))
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{ORIGINAL_PATH}")
     yield log
     calls = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
@@ -38,6 +38,12 @@ def machine_tools_guard(
     )
 
 
+# The same listings, as the fake tools' shell case patterns: they answer "none there"
+# (a listing that failed is an error to `status` and `destroy`, not an empty one).
+LISTINGS = {
+    "docker": '"ps -a --filter label="*|"network ls --filter label="*',
+    "virsh": '*" list --all --name"',
+}
 LISTING = re.compile(r"^(docker (ps -a|network ls) --filter label=|virsh .* list --all --name$)")
 
 

@@ -222,7 +222,7 @@ def test_in_machine_trace_needs_only_the_standard_library(tmp_path: Path) -> Non
     for module in [m.name for m in render.in_machine_modules() if m.name.startswith("trace")]:
         (package / module).write_text((source / module).read_text())
     proc = subprocess.run(
-        [sys.executable, "-S", "-m", "labgen.inmachine.trace_lab", "--help"],
+        [sys.executable, "-S", "-m", "labgen.trace_lab", "--help"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -30,9 +30,12 @@ GUARDED_TOOLS = ("vagrant", "docker", "VBoxManage", "virsh", "ssh")
 RenderFn = Callable[..., Path]
 
 
-def fake_tool(path: Path, log: Path, exit_code: int, stdout: str = "") -> None:
-    """A shell script at `path` that appends its name and arguments to `log`."""
+def fake_tool(path: Path, log: Path, exit_code: int, stdout: str = "", listing: str = "") -> None:
+    """A shell script at `path` that appends its name and arguments to `log`; arguments
+    matching `listing` (a shell case pattern) answer an empty listing with success."""
     lines = ["#!/bin/sh", f'printf "%s\\n" "$(basename "$0") $*" >> {shlex.quote(str(log))}']
+    if listing:
+        lines.append(f'case "$*" in {listing}) exit 0 ;; esac')
     if stdout:
         lines.append(f"printf '%s\\n' {shlex.quote(stdout)}")
     if exit_code:

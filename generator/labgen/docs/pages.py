@@ -26,16 +26,15 @@ from labgen.core import resources
 from labgen.core.errors import UsageError
 from labgen.core.lab import Lab
 from labgen.docs import recordings
-from labgen.docs.recordings import Recording
-from labgen.docs.seedmap import (
+from labgen.docs.listings import (
     ListingSource,
     SeedListing,
-    SeedMap,
     listing_source,
-    seed_command_map,
     seed_listings,
     typo_places,
 )
+from labgen.docs.recordings import Recording
+from labgen.docs.seedmap import SeedMap, seed_command_map
 from labgen.machine.render import jinja_env
 
 # The first line of every generated page: marks files `write_docs` may replace or remove.

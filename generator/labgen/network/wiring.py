@@ -4,7 +4,7 @@ Gathered in one SSH round trip (`GATHER_COMMAND`, as root): `ip -d -j addr` and 
 in every network namespace the machine has (its own; each running container's, entered
 through the container's pid; each named one under /var/run/netns), and `docker port` of
 each container. `parse` turns that text into a `Wiring` (pure, so recorded outputs test
-it); verbs/draw.py draws it with Graphviz.
+it); network/drawing.py makes it a Graphviz graph; verbs/draw.py lays it out.
 
 Namespaces are told apart by their inode: the named `nstest` and the container nstest
 are one namespace, and a `--net=host` container shares the machine's. A veth pair is two

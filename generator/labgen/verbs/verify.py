@@ -31,6 +31,7 @@ from labgen.core.results import (
     MISSING,
     NO_RECORDINGS,
     NOT_APPLICABLE,
+    NOTHING_CHECKED,
     PASS,
     RAN,
     RECORDED,
@@ -236,7 +237,12 @@ def _walk_steps(name: str, report: LabReport, event: Callable[[str], None]) -> N
                     step_report.checks = after.results
                     step_report.status = PASS if after.ok else FAIL
                     if not after.ok:
-                        _fail(step_report, after, "")
+                        why = (
+                            "no check ran after the step"
+                            if after.verdict == NOTHING_CHECKED
+                            else ""
+                        )
+                        _fail(step_report, after, why)
                 else:
                     step_report.status = RAN
             step_report.seconds = round(time.monotonic() - began, 1)

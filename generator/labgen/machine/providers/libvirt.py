@@ -1,7 +1,7 @@
 """The libvirt provider: a real VM (KVM, or software emulation) from a box labgen builds.
 
 The box comes from the same recipe as the docker provider's base image
-(recipe.build_rootfs), plus recipe.yaml's vm: packages and templates/box/configure-vm.sh;
+(rootfs.build_rootfs), plus recipe.yaml's vm: packages and templates/box/configure-vm.sh;
 libvirt_box.py builds it. What the build leaves on the host, all named after the box:
 the Vagrant box NAME; libvirt's copy of its disk (the volume vagrant-libvirt would
 otherwise upload at the first `vagrant up`); and <boot_dir>/<name, / as -> holding

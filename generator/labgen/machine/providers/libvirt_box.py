@@ -1,6 +1,6 @@
 """Building the libvirt provider's box from the recipe, and putting it where QEMU reads it.
 
-The recipe's root file system (recipe.build_rootfs, with recipe.yaml's vm: packages)
+The recipe's root file system (rootfs.build_rootfs, with recipe.yaml's vm: packages)
 gets templates/box/configure-vm.sh, becomes an ext4 disk (`mkfs.ext4 -d`, no partition
 table, no boot loader) converted to qcow2, and is added to Vagrant with a local
 catalog so the box has a version without any server. Vagrant boots the box's kernel
@@ -24,7 +24,7 @@ import vagrant
 
 from labgen.core.context import Say
 from labgen.core.errors import MachineError
-from labgen.machine import recipe
+from labgen.machine import recipe, rootfs
 from labgen.machine.vagrant import vagrant_env
 
 LIBVIRT_URI = "qemu:///system"  # libvirt's system daemon: $LIBVIRT_DEFAULT_URI overrides it
@@ -104,12 +104,12 @@ def ensure(box: BoxPlace, engine: str, say: Say, force: bool) -> tuple[str, bool
         say(f"box {name} is already built")
         _say_driver(box, say)
         return name, False
-    recipe.require_root_and_tools(
+    rootfs.require_root_and_tools(
         "the libvirt box", ["mkfs.ext4", "qemu-img"], "e2fsprogs qemu-utils"
     )
     refuse_if_in_use(box, "rebuild")
     started = time.monotonic()
-    with recipe.scratch_dir() as work:
+    with rootfs.scratch_dir() as work:
         out = work / "box"
         out.mkdir()
         _make_disk(work, out, engine, say)
@@ -193,15 +193,15 @@ def _make_disk(work: Path, out: Path, engine: str, say: Say) -> None:
     """The recipe's root file system plus the VM's packages, configured, as a disk."""
     vm = recipe.recipe_spec().vm
     root = work / "rootfs"
-    recipe.build_rootfs(root, engine, say, extra_packages=vm.packages)
+    rootfs.build_rootfs(root, engine, say, extra_packages=vm.packages)
     say("configuring the VM's boot")
-    recipe.run_in_chroot(root, recipe.box_script("configure-vm.sh"), "configuring the VM")
+    rootfs.run_in_chroot(root, recipe.box_script("configure-vm.sh"), "configuring the VM")
     # debootstrap copied the build host's /etc/hosts; a VM starts from a clean one.
     (root / "etc/hosts").write_text(
         "127.0.0.1\tlocalhost\n127.0.1.1\tlabgen\n::1\tlocalhost ip6-localhost ip6-loopback\n",
         encoding="utf-8",
     )
-    recipe.unmount_below(root)
+    rootfs.unmount_below(root)
     kernels = sorted((root / "boot").glob("vmlinuz-*"))
     initrds = sorted((root / "boot").glob("initrd.img-*"))
     if not kernels or not initrds:

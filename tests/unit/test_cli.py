@@ -338,7 +338,10 @@ def all_commands(
     group: click.Group = cli.main, path: tuple[str, ...] = ()
 ) -> Iterator[tuple[tuple[str, ...], click.Command]]:
     yield path, group
-    for name, command in sorted(group.commands.items()):
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None, f"labgen {' '.join(path)} lists {name} but has none"
         if isinstance(command, click.Group):
             yield from all_commands(command, (*path, name))
         else:
@@ -346,6 +349,19 @@ def all_commands(
 
 
 COMMANDS = list(all_commands())
+
+
+def test_the_lazily_loaded_commands_are_those_their_modules_define() -> None:
+    """cli/main.py names the other modules' commands without importing them: the
+    names must be exactly those the modules define."""
+    import importlib
+
+    defined = {
+        command.name: module
+        for module in set(cli.ELSEWHERE.values())
+        for command in importlib.import_module(f"labgen.cli.{module}").COMMANDS
+    }
+    assert defined == cli.ELSEWHERE
 
 
 @pytest.mark.parametrize(

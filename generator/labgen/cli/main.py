@@ -6,6 +6,7 @@ exit status; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 from typing import Any
@@ -13,10 +14,6 @@ from typing import Any
 import click
 
 from labgen import __version__
-from labgen.cli import author as cli_author
-from labgen.cli import verify as cli_verify
-from labgen.cli import views as cli_views
-from labgen.cli import workshop as cli_workshop
 from labgen.cli.options import (
     ENGINE,
     EVERY,
@@ -41,8 +38,32 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+# The commands of the other cli modules, by name, each module imported only when one of
+# its commands is named (or --help lists them all): `labgen up` need not load the docs
+# site's Markdown, JUnit or the workshop's web server first. tests/unit/test_cli.py
+# checks this table against the modules' COMMANDS.
+ELSEWHERE = {
+    **dict.fromkeys(["lint", "schema", "new", "docs", "render", "images", "doctor"], "author"),
+    **dict.fromkeys(["box", "verify"], "verify"),
+    **dict.fromkeys(["trace", "draw"], "views"),
+    "workshop": "workshop",
+    "pool": "pool",
+}
+
+
 class LabgenGroup(click.Group):
-    """The one error boundary: every verb runs inside `invoke`."""
+    """The one error boundary: every verb runs inside `invoke`. Commands of the other
+    cli modules are loaded when named (ELSEWHERE)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *ELSEWHERE})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in ELSEWHERE and cmd_name not in self.commands:
+            module = importlib.import_module(f"labgen.cli.{ELSEWHERE[cmd_name]}")
+            for command in module.COMMANDS:
+                self.add_command(command)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         # A `kill` (SIGTERM) ends a verb as Ctrl-C does: its cleanup runs, exit 130.
@@ -53,7 +74,7 @@ class LabgenGroup(click.Group):
             ui.error(exc)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            ui.err.print("labgen: interrupted")
+            ui.interrupted()
             ctx.exit(EXIT_INTERRUPTED)
 
 
@@ -197,7 +218,7 @@ def destroy_cmd(machines: tuple[str, ...], every: bool, yes: bool) -> None:
         click.confirm("Destroy every lab machine under this labgen home?", abort=True)
     with ui.progress("Destroying") as say:
         done = destroy.destroy(context().with_say(say), machines, every)
-    ui.out.print("\n".join(f"destroyed {name}" for name in done))
+    ui.print_destroyed(done)
 
 
 @main.command("guide")
@@ -214,12 +235,7 @@ def guide_cmd(machine: str, auto: bool, restart: bool) -> None:
     try:
         result = guide.guide(machine, auto=auto, restart=restart, screen=TerminalScreen())
     except click.Abort:
-        ui.out.print("\nguide stopped; `labgen guide` resumes here")
+        ui.guide_stopped()
         sys.exit(EXIT_OK)
     ui.print_guide_end(machine, result.failed_step, result.quit, result.completed, result.total)
     sys.exit(EXIT_FAILED if result.failed_step else EXIT_OK)
-
-
-for module in (cli_verify, cli_author, cli_views, cli_workshop):
-    for command in module.COMMANDS:
-        main.add_command(command)

@@ -30,6 +30,9 @@ from labgen.core.results import (
     CheckRun,
     LabReport,
     LintReport,
+    Pooled,
+    PoolFill,
+    PoolMade,
     StatusRow,
     StepOutcome,
     StepReport,
@@ -75,7 +78,9 @@ UNTIED = CheckResult(name=M, title=M, step=None, outcome="error", message=M, dur
 CHECKS = CheckRun(lab=M, target=M, only=False, results=[FAILING, UNTIED])
 CHECKS_NOT_RUN = CheckRun(lab=M, target=M, only=True, results=[], problems=[M])
 ERROR = LabgenError(M, hint=M)
-UP = UpResult(M, M, M, M, reused=True, seconds=1.0, box_built=False)
+UP = UpResult(M, M, M, M, reused=False, seconds=1.0, box_built=False, claimed=True)
+POOLED = [Pooled(M, M, M, M, trouble=None), Pooled(M, M, M, M, trouble=M)]
+POOL_FILL = PoolFill(M, [PoolMade(M, M, 1.0)], already_ready=1)
 STATUS = StatusRow(M, M, M, M, M, [M], M, M)
 OUTCOME = StepOutcome(step=M, exit_code=1, seconds=1.0, output=M)
 BOX = BoxInfo(provider=M, name=M, engine=M, current=True, detail=M)
@@ -161,6 +166,9 @@ CASES: dict[str, Callable[[], object]] = {
     "printers.print_labs": lambda: printers.print_labs([LAB]),
     "printers.print_status": lambda: printers.print_status([STATUS], as_json=False),
     "printers.print_up": lambda: printers.print_up(UP),
+    "printers.print_pool_fill": lambda: printers.print_pool_fill(POOL_FILL),
+    "printers.print_pool_status": lambda: printers.print_pool_status(POOLED, as_json=False),
+    "printers.print_pool_drain": lambda: printers.print_pool_drain([M]),
     "printers.print_run": lambda: printers.print_run(M, [OUTCOME]),
     "printers.print_destroyed": lambda: printers.print_destroyed([M]),
     "printers.print_boxes": lambda: printers.print_boxes([BOX]),

@@ -85,6 +85,7 @@ class UpResult:
     reused: bool
     seconds: float
     box_built: bool
+    claimed: bool = False  # from the warm pool (machine/pool.py)
 
 
 @dataclass(frozen=True)
@@ -201,3 +202,50 @@ class LintReport:
 
     def to_json(self) -> dict[str, object]:
         return {"path": str(self.path), "ok": self.ok, "problems": self.problems}
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """One pooled machine, as `labgen pool status` shows it."""
+
+    name: str
+    provider: str
+    engine: str
+    created: str
+    trouble: str | None  # None: ready to be claimed
+
+    @property
+    def ready(self) -> bool:
+        return self.trouble is None
+
+    def to_json(self) -> dict[str, object]:
+        return {**asdict(self), "ready": self.ready}
+
+
+@dataclass(frozen=True)
+class PoolMade:
+    """One machine `labgen pool fill` made, and how long it took."""
+
+    name: str
+    engine: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class PoolFill:
+    """What `labgen pool fill` did: the machines it made, and how many were ready."""
+
+    provider: str
+    made: list[PoolMade]
+    already_ready: int
+
+
+@dataclass
+class GuideResult:
+    """How a walk through `labgen guide` ended."""
+
+    lab: str
+    completed: int
+    total: int
+    failed_step: str | None = None
+    quit: bool = False

@@ -42,6 +42,16 @@ class InstanceState:
     # progress (run, verify, guide and check all read and write it through steps.py).
     steps_run: list[str] = field(default_factory=list)
     lab_digest: str = ""  # the lab files the machine was made from (Lab.digest)
+    # A machine of the warm pool (machine/pool.py): made ahead, no lab yet.
+    pooled: bool = False
+    # The pooled machine this one was claimed from: its container, network and labels
+    # keep that name (Docker's labels cannot change). "": made as itself.
+    made_as: str = ""
+
+    @property
+    def made_as_name(self) -> str:
+        """The name the provider's side of this machine carries (container, labels)."""
+        return self.made_as or self.instance
 
 
 @dataclass(frozen=True)

@@ -9,15 +9,16 @@ import contextlib
 import fcntl
 import io
 import os
+import shlex
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from labgen.core import resources
 from labgen.core.errors import MachineError, UsageError
 from labgen.core.lab import Lab, load_lab, load_lab_dir
-from labgen.machine import providers, ssh
+from labgen.machine import providers, render, ssh
 from labgen.machine.instance import Instance, InstanceState
 from labgen.machine.signals import uninterrupted
 from labgen.machine.vagrant import Machine
@@ -92,16 +93,41 @@ def locked(name: str) -> Iterator[None]:
             handle.truncate(0)
 
 
-def trouble(instance: Instance) -> str | None:
-    """What keeps a running machine from being used (None: nothing): SSH that does not
-    answer, or a dockerd inside that is not running."""
+# health_script's exit statuses, apart from any a provisioning script uses.
+UNHEALTHY = {
+    73: "was restarted (or its dockerd was) since it was provisioned",
+    74: "its dockerd does not answer",
+    75: "one of its images is missing",
+}
+
+
+def health_script(images: Sequence[str] = ()) -> str:
+    """A shell line that exits with one of UNHEALTHY's statuses when the machine is not
+    as its provisioning left it: a boot or a dockerd other than the ones it ran against
+    (render.PROVISIONED_MARKER: a restarted container lost its images and containers), a
+    dockerd that does not answer, or one of `images` missing; else it goes on."""
+    script = (
+        f'[ "$(cat {render.PROVISIONED_MARKER} 2>/dev/null)" = "$({render.PROVISIONED_NOW})" ]'
+        " || exit 73; docker info >/dev/null 2>&1 || exit 74"
+    )
+    if images:
+        wanted = " ".join(shlex.quote(image) for image in images)
+        script += f"; docker image inspect {wanted} >/dev/null 2>&1 || exit 75"
+    return script + "\n"
+
+
+def trouble(instance: Instance, images: Sequence[str] = ()) -> str | None:
+    """What keeps a running machine from being used as it is (None: nothing): SSH that
+    does not answer, or what health_script finds."""
     try:
         with ssh.connect(instance.ssh_config, timeout=10) as client:
             sink = io.BytesIO()
-            code = ssh.run(client, "docker info >/dev/null 2>&1", sink, sink)
+            code = ssh.run(client, health_script(images), sink, sink)
     except MachineError as exc:
         return exc.message
-    return None if code == 0 else "its dockerd does not answer"
+    if code == 0:
+        return None
+    return UNHEALTHY.get(code, f"its health check failed (exit {code})")
 
 
 def teardown(instance: Instance) -> None:

@@ -8,7 +8,8 @@ import json
 import shlex
 import shutil
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
@@ -64,6 +65,25 @@ def ruby_literal(value: object) -> str:
     return '"' + "".join(out) + '"'
 
 
+# Written by every provisioning (provision.sh's last step) and compared before a machine
+# is reused or a pooled one claimed: the boot, dockerd's pid and its start time. A
+# restarted container keeps /run but gets a new dockerd (and an empty /var/lib/docker).
+PROVISIONED_MARKER = "/run/labgen/provisioned"
+PROVISIONED_NOW = (
+    'd=$(pgrep -xo dockerd); printf "%s %s %s\\n" "$(cat /proc/sys/kernel/random/boot_id)"'
+    ' "$d" "$(cut -d" " -f22 "/proc/$d/stat" 2>/dev/null)"'
+)
+
+
+@dataclass(frozen=True)
+class Names:
+    """What a machine is called: `instance` by labgen, `made_as` by the provider (its
+    container, network and labels: a claimed machine keeps the pooled machine's)."""
+
+    instance: str
+    made_as: str
+
+
 def render_instance(
     lab: Lab,
     instance: str,
@@ -72,39 +92,39 @@ def render_instance(
     target: Path,
     engine: str | None = None,
     bundle: bool = False,
+    made_as: str | None = None,
 ) -> str:
     """Write the Vagrantfile, provision.sh and lab/ into `target`; return their digest.
 
     `settings`: every provider's settings for its block, by provider name, in the
     order the blocks appear (providers.all_providers()). `engine`: the machine's
-    Docker engine (None: the lab's default), which its checks are told.
+    Docker engine (None: the lab's default), which its checks are told. `made_as`: the
+    pooled machine a claimed one was made as (its container and network keep that name).
     """
     engine = engine or lab.spec.engine
     env = jinja_env()
     spec = recipe.recipe_spec()
     lab_dir = f"{LAB_ROOT_IN_MACHINE}/{lab.name}"
+    names = Names(instance, made_as or instance)
     files: dict[str, str] = {
-        "Vagrantfile": env.get_template("Vagrantfile.j2").render(
-            lab=lab,
-            instance=instance,
-            machine_id=resources.machine_id(instance),
-            home_tag=resources.home_tag(),
-            labgen_version=__version__,
-            user=spec.user,
-            providers=list(settings),
-            settings=settings,
-            public_key=public_key,
+        "Vagrantfile": _vagrantfile(
+            env,
+            names,
+            settings,
+            public_key,
             bundle=bundle,
+            title=f"lab {lab.name}",
+            hostname=hostname(lab),
+            ports=lab.spec.ports,
+            has_lab=True,
         ),
         "provision.sh": env.get_template("provision.sh.j2").render(
             lab=lab,
             lab_dir=lab_dir,
-            user=spec.user,
-            packages=spec.packages,
             substitutes=[recipe.substitute(name) for name in lab.spec.images],
-            images_dir=recipe.IMAGES_DIR_IN_MACHINE,
-            substitute_label=recipe.LABEL_SUBSTITUTE,
             daemon_json=daemon_json(lab),
+            hostname=hostname(lab),
+            **_provision_inputs(spec),
         ),
         "lab/labgen-lab": env.get_template("lab/labgen-lab.sh.j2").render(lab=lab, lab_dir=lab_dir),
         "lab/steps/ORDER": "".join(f"{step.id}\n" for step in lab.steps),
@@ -121,7 +141,86 @@ def render_instance(
     # What checks.py imports from labgen, so `labgen-lab check` works in the machine.
     for module in in_machine_modules():
         files[f"lab/labgen/{module.name}"] = module.read_text(encoding="utf-8")
+    return _write_files(target, files)
 
+
+def render_pooled(
+    instance: str, settings: Mapping[str, object], public_key: str, target: Path, engine: str
+) -> str:
+    """A pooled machine's instance directory: the Vagrantfile and a provision.sh that
+    does what every lab's does before the lab's own settings and files (Docker running,
+    every offline image loaded). Returns the digest of what it wrote."""
+    env = jinja_env()
+    spec = recipe.recipe_spec()
+    files = {
+        "Vagrantfile": _vagrantfile(
+            env,
+            Names(instance, instance),
+            settings,
+            public_key,
+            bundle=False,
+            title=f"the warm pool (Docker {engine})",
+            hostname="lab-pool",
+            ports=[],
+            has_lab=False,
+        ),
+        "provision.sh": env.get_template("provision.sh.j2").render(
+            lab=None,
+            lab_dir="",
+            substitutes=[recipe.substitute(name) for name in sorted(spec.images)],
+            daemon_json="",
+            hostname="",
+            **_provision_inputs(spec),
+        ),
+    }
+    return _write_files(target, files)
+
+
+def _vagrantfile(
+    env: jinja2.Environment,
+    names: Names,
+    settings: Mapping[str, object],
+    public_key: str,
+    *,
+    bundle: bool,
+    title: str,
+    hostname: str,
+    ports: Sequence[int],
+    has_lab: bool,
+) -> str:
+    return env.get_template("Vagrantfile.j2").render(
+        title=title,
+        hostname=hostname,
+        ports=list(ports),
+        has_lab=has_lab,
+        instance=names.instance,
+        made_as=names.made_as,
+        machine_id=resources.machine_id(names.made_as),
+        home_tag=resources.home_tag(),
+        labgen_version=__version__,
+        user=recipe.recipe_spec().user,
+        providers=list(settings),
+        settings=settings,
+        public_key=public_key,
+        bundle=bundle,
+    )
+
+
+def _provision_inputs(spec: recipe.RecipeSpec) -> dict[str, object]:
+    """What provision.sh needs that is the same for every machine."""
+    return {
+        "user": spec.user,
+        "packages": spec.packages,
+        "images_dir": recipe.IMAGES_DIR_IN_MACHINE,
+        "substitute_label": recipe.LABEL_SUBSTITUTE,
+        "marker": PROVISIONED_MARKER,
+        "marker_command": PROVISIONED_NOW,
+    }
+
+
+def _write_files(target: Path, files: dict[str, str]) -> str:
+    """Write `files` (relative path -> text) under `target`, lab/ also as lab.tar; their
+    digest."""
     digest = hashlib.sha256()
     for rel in sorted(files):
         path = target / rel
@@ -130,8 +229,20 @@ def render_instance(
         if _executable(rel):
             path.chmod(0o755)
         digest.update(rel.encode() + b"\0" + files[rel].encode() + b"\0")
-    _write_lab_tar(target / "lab.tar", {r[4:]: t for r, t in files.items() if r.startswith("lab/")})
+    lab_files = {r[4:]: t for r, t in files.items() if r.startswith("lab/")}
+    if lab_files:
+        _write_lab_tar(target / "lab.tar", lab_files)
     return digest.hexdigest()
+
+
+def hostname(lab: Lab) -> str:
+    """A lab machine's host name (at most 63 characters, as a DNS label).
+
+    >>> from types import SimpleNamespace as NS
+    >>> hostname(NS(name="port-forwarding"))
+    'lab-port-forwarding'
+    """
+    return f"lab-{lab.name}"[:63]
 
 
 def explanation(step: Step, engine: str) -> str:

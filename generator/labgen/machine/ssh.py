@@ -80,6 +80,25 @@ def run(
     return channel.recv_exit_status()
 
 
+def run_script(client: paramiko.SSHClient, script: str, stdout: BinaryIO, stderr: BinaryIO) -> int:
+    """Run a shell script as root on the machine (`sudo sh -s`, the script on its
+    standard input, as Vagrant's shell provisioner runs one); its exit status."""
+    transport = client.get_transport()
+    assert transport is not None
+    channel = transport.open_session()
+    channel.exec_command("sudo sh -s")
+    channel.sendall(script.encode("utf-8"))
+    channel.shutdown_write()
+    while not channel.exit_status_ready() or channel.recv_ready() or channel.recv_stderr_ready():
+        if channel.recv_ready():
+            stdout.write(channel.recv(32768))
+        elif channel.recv_stderr_ready():
+            stderr.write(channel.recv_stderr(32768))
+        else:
+            channel.status_event.wait(0.05)
+    return channel.recv_exit_status()
+
+
 def command_line(words: Sequence[str]) -> str:
     """The words after `labgen ssh LAB --` as one command line for the remote shell,
     joined with spaces as ssh joins them: `-- 'iptables -S | grep DNAT'` is a pipe

@@ -6,8 +6,6 @@ views.py, which escape every string a lab or a machine gave them) and reads a ke
 
 from __future__ import annotations
 
-from rich.markup import escape
-
 from labgen.core.errors import LabgenError
 from labgen.core.lab import Step
 from labgen.core.results import CheckRun
@@ -34,7 +32,7 @@ class TerminalScreen:
         return printers.ask(printers.guide_after_prompt(retry) + keys)
 
     def already_finished(self, lab: str) -> None:
-        printers.out.print(f"You finished lab {escape(lab)} already; `--restart` walks it again.")
+        printers.guide_already_finished(lab)
 
     def resuming(self, lab: str, number: int, total: int) -> None:
         printers.note(f"Resuming lab {lab} at step {number} of {total}.")
@@ -46,7 +44,7 @@ class TerminalScreen:
         printers.show_diff(changes)
 
     def command_failed(self) -> None:
-        printers.out.print("[red]The step's command failed.[/]")
+        printers.guide_step_failed()
 
     def verdict(self, run: CheckRun) -> None:
         printers.show_guide_verdict(run)

@@ -14,7 +14,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from rich.markdown import Markdown
 from rich.panel import Panel
 from rich.rule import Rule
 from rich.table import Table
@@ -29,6 +28,8 @@ from labgen.core.results import (
     CheckRun,
     LabReport,
     LintReport,
+    Pooled,
+    PoolFill,
     StatusRow,
     StepOutcome,
     UpResult,
@@ -133,10 +134,11 @@ def print_status(rows: list[StatusRow], as_json: bool) -> None:
 def print_up(result: UpResult) -> None:
     """`labgen up`: the machine that is up, and the verbs that come next."""
     verb = "is already up" if result.reused else "is up"
+    source = ", from the warm pool" if result.claimed else ""
     out.print(
         f"[green]Machine {escape_text(result.instance)} {verb}[/] (lab "
         f"{escape_text(result.lab)}, provider {escape_text(result.provider)}, Docker "
-        f"{escape_text(result.engine)}, {result.seconds:.1f} s)."
+        f"{escape_text(result.engine)}{source}, {result.seconds:.1f} s)."
     )
     name = escape_text(result.instance)
     out.print("Next:")
@@ -144,6 +146,51 @@ def print_up(result: UpResult) -> None:
     out.print(f"  labgen check {name}         is the machine where the steps lead?")
     out.print(f"  labgen ssh {name}           a shell on the machine (labgen-lab list)")
     out.print(f"  labgen destroy {name}       remove it when done")
+
+
+def print_pool_fill(result: PoolFill) -> None:
+    """`labgen pool fill`: each machine made and its time, and how many were ready."""
+    for made in result.made:
+        out.print(
+            f"made pooled machine {escape_text(made.name)} (Docker "
+            f"{escape_text(made.engine)}, {made.seconds:.1f} s)"
+        )
+    ready = result.already_ready + len(result.made)
+    out.print(
+        f"[green]{ready} pooled machine{'s' if ready != 1 else ''} ready[/] "
+        f"({len(result.made)} made now); `labgen up LAB` claims one of the lab's engine"
+    )
+
+
+def print_pool_status(rows: list[Pooled], as_json: bool) -> None:
+    """`labgen pool status`: each pooled machine, its engine, and whether it is ready."""
+    if as_json:
+        print_json([row.to_json() for row in rows])
+        return
+    if not rows:
+        out.print("the warm pool is empty; `labgen pool fill` makes machines ahead")
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("MACHINE", "PROVIDER", "ENGINE", "STATE", "CREATED"):
+        table.add_column(col)
+    for row in rows:
+        state = "[green]ready[/]" if row.ready else f"[yellow]{escape_text(row.trouble)}[/]"
+        table.add_row(
+            escape_text(row.name),
+            escape_text(row.provider),
+            escape_text(row.engine),
+            state,
+            escape_text(row.created),
+        )
+    out.print(table)
+
+
+def print_pool_drain(names: list[str]) -> None:
+    """`labgen pool drain`: the pooled machines destroyed."""
+    if not names:
+        out.print("the warm pool was empty")
+    for name in names:
+        out.print(f"destroyed pooled machine {escape_text(name)}")
 
 
 def print_run(machine: str, outcomes: list[StepOutcome]) -> None:
@@ -244,7 +291,7 @@ def _print_check_verdict(run: CheckRun) -> None:
     if run.problems:
         out.print("[red]the checks did not run: nothing is known about this state[/]")
     elif total == 0:
-        out.print("[yellow]no checks apply to this step[/]")
+        out.print("[yellow]nothing was checked: no check applies to this step[/]")
     elif run.ok:
         out.print(f"[green]{'the check passes' if total == 1 else f'all {total} checks pass'}[/]")
     else:
@@ -421,6 +468,10 @@ def show_guide_step(number: int, total: int, step: Step, engine: str) -> None:
     """The guide's page for a step: its title, explanation, engine's note and command."""
     out.print(Rule(f"Step {number} of {total}: {escape_text(step.id)}"))
     out.print(f"[bold]{escape_text(step.title)}[/]\n")
+    # Here, not at the top: rich's Markdown (with markdown-it) is a quarter of a second of
+    # imports that only the guide uses, and every command loads this module.
+    from rich.markdown import Markdown
+
     out.print(Markdown(step.explain), soft_wrap=False)  # wrapped to the terminal
     if engine in step.notes:
         note = Markdown(f"**On Docker {engine}:** {step.notes[engine].strip()}")

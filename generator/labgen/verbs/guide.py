@@ -19,7 +19,7 @@ from typing import Protocol
 from labgen.checks.runner import run_checks
 from labgen.core.errors import LabgenError
 from labgen.core.lab import Step
-from labgen.core.results import CheckRun
+from labgen.core.results import CheckRun, GuideResult
 from labgen.inmachine.trace import TraceResult
 from labgen.machine import registry, ssh
 from labgen.machine.steps import Session, furthest_done, record_done, run_step
@@ -52,15 +52,6 @@ class Screen(Protocol):
 
 
 BEFORE = ("", "c", "s", "b", "q")  # run, check only, skip, back, quit
-
-
-@dataclass
-class GuideResult:
-    lab: str
-    completed: int
-    total: int
-    failed_step: str | None = None
-    quit: bool = False
 
 
 def guide(machine: str, *, auto: bool, restart: bool, screen: Screen) -> GuideResult:

@@ -24,7 +24,7 @@ def status() -> list[StatusRow]:
         rows.append(
             StatusRow(
                 instance=inst.name,
-                lab=state.lab,
+                lab=state.lab if not state.pooled else "(warm pool)",
                 provider=state.provider,
                 engine=state.engine or "?",
                 state=word,
@@ -33,7 +33,8 @@ def status() -> list[StatusRow]:
                 path=str(inst.path),
             )
         )
-    known_names = {row.instance for row in rows}
+    # What the host's labels call each machine: a claimed one keeps its pooled name.
+    known_names = {inst.load().made_as_name for inst in all_instances()}
     orphans: dict[str, list[str]] = {}
     for provider in providers.all_providers():
         try:

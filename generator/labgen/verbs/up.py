@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-import tempfile
 import time
-from dataclasses import asdict
+from collections.abc import Mapping
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from labgen.core import resources
@@ -14,14 +14,15 @@ from labgen.core.context import Context, Say
 from labgen.core.errors import UsageError
 from labgen.core.lab import Lab, load_lab
 from labgen.core.results import UpResult
-from labgen.machine import providers, recipe, registry, render
-from labgen.machine.instance import Instance, InstanceState, all_instances
+from labgen.machine import create, pool, providers, recipe, registry, render
+from labgen.machine.instance import Instance, InstanceState
 from labgen.machine.providers import Provider
 from labgen.machine.vagrant import Machine
 
 
 def up(ctx: Context, lab_ref: str, name: str | None = None) -> UpResult:
-    """Bring the lab's machine up (named after the lab, or `name`); reuse a running one.
+    """Bring the lab's machine up (named after the lab, or `name`): reuse a running one,
+    else claim a pooled machine of the lab's engine, else make one.
 
     A machine that fails to come up, or whose `up` is interrupted, is taken down
     whole: nothing half-made stays. Two `up`s of one machine at once: the second is
@@ -31,6 +32,11 @@ def up(ctx: Context, lab_ref: str, name: str | None = None) -> UpResult:
     say = ctx.say
     lab = load_lab(lab_ref, ctx.labs_path)
     instance = registry.instance_named(lab.name if name is None else name, "instance name")
+    if instance.name.startswith(pool.PREFIX):
+        raise UsageError(
+            f"machine names starting with {pool.PREFIX!r} are the warm pool's",
+            hint="pick another --name",
+        )
     engine = recipe.engine(ctx.engine or lab.spec.engine)
     if engine not in lab.engines:
         say(
@@ -49,26 +55,10 @@ def up(ctx: Context, lab_ref: str, name: str | None = None) -> UpResult:
         if instance.exists():
             reused = _start_existing(instance, lab, provider, engine, say)
             return result(reused)
-        for leftover in provider.leftovers(instance.name):
-            say(f"removing {leftover.kind} {leftover.name}, left by an earlier {instance.name}")
-            provider.remove(leftover)
-        try:
-            state = _render_new(lab, instance, provider, engine)
-            say(f"rendered {instance.path}")
-            provider.prepare(state, say)
-            instance.save(state)
-            _vagrant_up(instance, state, provider, say, provision=False)
-        except BaseException:
-            # No half-made machines: take it all down, keep the log for the user. (An
-            # interrupted render leaves no instance dir: _render_new removes its own.)
-            if not instance.exists():
-                raise
-            kept = registry.keep_log(instance)
-            say("bringing the machine up failed; removing what was created")
-            registry.teardown(instance)
-            if kept:
-                say(f"Vagrant's log is kept in {kept}")
-            raise
+        if pool.claim(lab, instance, provider, engine, say):
+            return replace(result(reused=False), claimed=True)
+        render_files = partial(_render, lab, instance, provider, engine)
+        create.create(instance, provider, engine, render_files, say)
     return result(reused=False)
 
 
@@ -85,7 +75,7 @@ def _start_existing(
         )
     vagrant_state = Machine(instance.path).state() if instance.ssh_config.is_file() else ""
     if vagrant_state == "running":
-        trouble = registry.trouble(instance)
+        trouble = registry.trouble(instance, lab.spec.images)
         if trouble is None:
             say(f"machine {instance.name} is already running; reusing it")
             return True
@@ -101,49 +91,29 @@ def _start_existing(
     # its containers): the steps run so far are undone.
     state.steps_run = []
     instance.save(state)
-    _vagrant_up(instance, state, provider, say, provision=True)
+    create.vagrant_up(instance, state, provider, say, provision=True)
     return False
 
 
-def _vagrant_up(
-    instance: Instance, state: InstanceState, provider: Provider, say: Say, provision: bool
-) -> None:
-    machine = Machine(instance.path)
-    say(f"vagrant up --provider={provider.name}")
-    machine.up(provider.name, say, provision=provision)
-    # The SSH settings labgen rendered, where the provider knows them: one Vagrant call
-    # (`vagrant ssh-config` costs 1.5-2 s of Ruby start-up).
-    config = provider.ssh_config(state, instance.path) or machine.ssh_config()
-    instance.ssh_config.write_text(config, encoding="utf-8")
-
-
-def _render_new(lab: Lab, instance: Instance, provider: Provider, engine: str) -> InstanceState:
-    """Render the instance directory beside its place, then move it in whole."""
-    others = [i.load() for i in all_instances()]
-    settings = {
-        p.name: p.settings(instance.name, live=p is provider, others=others, engine=engine)
-        for p in providers.all_providers()
-    }
-    resources.instances_dir().mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{instance.name}-", dir=resources.instances_dir()))
-    try:
-        public_key = render.write_keypair(tmp, comment=f"labgen-{instance.name}")
-        digest = render.render_instance(lab, instance.name, settings, public_key, tmp, engine)
-        mine = settings[provider.name]
-        state = InstanceState(
-            instance=instance.name,
-            lab=lab.name,
-            lab_path=str(lab.path),
-            provider=provider.name,
-            render_digest=digest,
-            lab_digest=lab.digest(),
-            created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            host=asdict(mine) if mine is not None else {},
-            engine=engine,
-        )
-        Instance(tmp.name).save(state)
-        render.copy_tree_atomic(tmp, instance.path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return state
+def _render(
+    lab: Lab,
+    instance: Instance,
+    provider: Provider,
+    engine: str,
+    target: Path,
+    settings: Mapping[str, object],
+) -> InstanceState:
+    """The lab's instance directory, written into `target`; the machine's state."""
+    public_key = render.write_keypair(target, comment=f"labgen-{instance.name}")
+    digest = render.render_instance(lab, instance.name, settings, public_key, target, engine)
+    return InstanceState(
+        instance=instance.name,
+        lab=lab.name,
+        lab_path=str(lab.path),
+        provider=provider.name,
+        render_digest=digest,
+        lab_digest=lab.digest(),
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        host=create.host_settings(settings[provider.name]),
+        engine=engine,
+    )

@@ -30,6 +30,9 @@ class ProviderRow(BaseModel):
 
     summary: str
     requires: list[str]
+    # Keeps a warm pool (machine/pool.py): its machines do not depend on the lab until
+    # the lab's files and settings go in, so one can be made ahead and claimed.
+    pools: bool = False
 
     @property
     def extra(self) -> dict[str, Any]:
@@ -173,6 +176,16 @@ class Provider:
         """
         return None
 
+    @property
+    def pools(self) -> bool:
+        """Whether this provider keeps a warm pool (providers.yaml's `pools`)."""
+        return self.row.pools
+
+    def settings_from(self, state: InstanceState) -> object:
+        """This provider's settings for a machine's block, as its state file keeps them
+        (a claimed pooled machine keeps the settings it was made with)."""
+        raise NotImplementedError(f"the {self.name} provider keeps no warm pool")
+
     def ssh_config(self, state: InstanceState, instance_dir: Path) -> str | None:
         """The machine's SSH settings in `vagrant ssh-config`'s form, where labgen
         rendered them itself; None: ask Vagrant."""
@@ -184,7 +197,7 @@ class Provider:
     def release(self, state: InstanceState) -> None:
         """After `vagrant destroy`: remove what `prepare` created on the host, and
         whatever of the machine Vagrant did not know of (see `leftovers`)."""
-        for leftover in self.leftovers(state.instance):
+        for leftover in self.leftovers(state.made_as_name):
             self.remove(leftover)
 
     def leftovers(self, instance: str | None = None) -> list[Leftover]:

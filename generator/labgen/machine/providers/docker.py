@@ -21,7 +21,7 @@ from pathlib import Path
 from labgen.core import resources
 from labgen.core.context import Say
 from labgen.core.errors import MachineError, PrerequisiteError, UsageError
-from labgen.machine import recipe
+from labgen.machine import recipe, rootfs
 from labgen.machine.instance import InstanceState
 from labgen.machine.providers.base import BoxInfo, Leftover, Probe, Provider
 from labgen.machine.signals import uninterrupted
@@ -122,9 +122,9 @@ class DockerProvider(Provider):
         tag = self.image(engine)
         if not force and self.image_present(engine):
             return tag, False
-        recipe.require_root_and_tools("the base image", [])
-        with recipe.scratch_dir() as work:
-            recipe.build_rootfs(work / "rootfs", engine, say)
+        rootfs.require_root_and_tools("the base image", [])
+        with rootfs.scratch_dir() as work:
+            rootfs.build_rootfs(work / "rootfs", engine, say)
             say(f"importing the root file system as {tag}")
             _import(work / "rootfs", tag, engine)
         say(f"built {tag}")
@@ -190,7 +190,10 @@ class DockerProvider(Provider):
     def prepare(self, state: InstanceState, say: Say) -> None:
         network, candidates = state.host["network"], state.host["candidates"]
         say(f"creating docker network {network}")
-        labels = {"org.labgen.instance": state.instance, "org.labgen.home": resources.home_tag()}
+        labels = {
+            "org.labgen.instance": state.made_as_name,
+            "org.labgen.home": resources.home_tag(),
+        }
         label_args = [arg for k, v in labels.items() for arg in ("--label", f"{k}={v}")]
         # Another labgen may take a subnet between our look and our claim; Docker
         # then says the pool overlaps and we try the next one. Not interrupted half way:
@@ -214,10 +217,14 @@ class DockerProvider(Provider):
                 raise MachineError(f"cannot create docker network {network}: {proc.stderr.strip()}")
         raise MachineError("no free /24 left for a lab machine's network in labgen's pool")
 
+    def settings_from(self, state: InstanceState) -> DockerSettings:
+        return DockerSettings(**state.host)
+
     def ssh_config(self, state: InstanceState, instance_dir: Path) -> str | None:
         # The container's port 22, forwarded to the port labgen chose unless Vagrant had
         # to pick another: Docker says which (one docker call, not a Vagrant one).
-        answer = docker(["port", resources.machine_id(state.instance), "22/tcp"], check=False)
+        container = resources.machine_id(state.made_as_name)
+        answer = docker(["port", container, "22/tcp"], check=False)
         ports = re.findall(r"^127\.0\.0\.1:(\d+)$", answer.stdout, re.M)
         if not ports:
             return None  # ask Vagrant
@@ -279,7 +286,7 @@ class DockerProvider(Provider):
 
     def release(self, state: InstanceState) -> None:
         # Containers first: a network with a container on it cannot go.
-        found = self.leftovers(state.instance)
+        found = self.leftovers(state.made_as_name)
         for leftover in sorted(found, key=lambda x: x.kind != "container"):
             self.remove(leftover)
 

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""The warm pool's figures for this machine: prints them, asserts nothing.
+
+    python bench/pool.py [--rounds N] [--lab LAB] [--verify]
+
+In one run, alternating round by round so that the machine's load falls on all three:
+- `pool fill -n 1`: the time to make one pooled machine;
+- `labgen up LAB` claiming that pooled machine (command to "Machine LAB is up");
+- `labgen up LAB` with the pool empty (a fresh machine);
+- a raw `vagrant up` of the same rendered Vagrantfile;
+then their medians and ratios, and what one pooled machine costs (memory, as Docker's
+stats see the container with its tmpfs, and disk: its writable layer). With --verify:
+`verify --all --engine all -j 2` with the pool filled ahead, against the same with none.
+
+Runs in a labgen home of its own and destroys every machine it makes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench import labgen, raw_vagrant_round  # noqa: E402  (the sibling script's helpers)
+
+
+def median(values: list[float]) -> str:
+    return f"median {statistics.median(values):6.2f} s  of {[round(v, 2) for v in values]}"
+
+
+def pooled_cost(env: dict[str, str]) -> str:
+    """Memory and disk of the one pooled machine there is now."""
+    home_tag = subprocess.run(
+        [sys.executable, "-c", "from labgen.core import resources; print(resources.home_tag())"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    label = ["--filter", f"label=org.labgen.home={home_tag}"]
+    names = subprocess.run(
+        ["docker", "ps", *label, "--format", "{{.Names}}"], capture_output=True, text=True
+    ).stdout.split()
+    if not names:
+        return "no pooled machine to measure"
+    memory = subprocess.run(
+        ["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", names[0]],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    size = subprocess.run(
+        ["docker", "ps", *label, "--size", "--format", "{{.Size}}"], capture_output=True, text=True
+    ).stdout.split("\n")[0]
+    return f"memory {memory}; disk (writable layer) {size}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of each kind of up")
+    parser.add_argument("--lab", default="port-forwarding")
+    parser.add_argument("--verify", action="store_true", help="also time the verify matrix")
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="labgen-bench-pool-"))
+    env = dict(os.environ, LABGEN_HOME=str(home), VAGRANT_CHECKPOINT_DISABLE="1")
+    fills, claims, fresh, raws = [], [], [], []
+    cost = ""
+    try:
+        labgen("box", "build", env=env)  # not timed: built once per recipe
+        print(f"machine: {os.cpu_count()} cores; lab: {args.lab}; rounds: {args.rounds}")
+        for _ in range(args.rounds):
+            fills.append(labgen("pool", "fill", "-n", "1", env=env))
+            cost = cost or pooled_cost(env)
+            claims.append(labgen("up", args.lab, env=env))
+            labgen("destroy", args.lab, env=env)
+            fresh.append(labgen("up", args.lab, env=env))
+            labgen("destroy", args.lab, env=env)
+            raws.append(raw_vagrant_round(env))
+        print(f"pool fill -n 1           {median(fills)}")
+        print(f"up, claimed from pool    {median(claims)}")
+        print(f"up, fresh machine        {median(fresh)}")
+        print(f"raw vagrant up           {median(raws)}")
+        claim_med, fresh_med = statistics.median(claims), statistics.median(fresh)
+        raw_med = statistics.median(raws)
+        print(f"ratio claimed/fresh      {claim_med / fresh_med:6.2f}")
+        print(f"ratio claimed/raw        {claim_med / raw_med:6.2f}")
+        print(f"ratio fresh/raw          {fresh_med / raw_med:6.2f}")
+        print(f"one pooled machine       {cost}")
+        if args.verify:
+            labgen("box", "build", "--engine", "all", env=env)
+            cold = labgen("verify", "--all", "--engine", "all", "-j", "2", env=env)
+            labgen("pool", "fill", "--engine", "all", "-n", "5", "-j", "2", env=env)
+            warm = labgen("verify", "--all", "--engine", "all", "-j", "2", env=env)
+            print(f"verify matrix, no pool   {cold:6.1f} s")
+            print(f"verify matrix, pool full {warm:6.1f} s  (the fill before it not counted)")
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "labgen", "destroy", "--all", "--yes"],
+            env=env,
+            capture_output=True,
+        )
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""The command line of the warm pool: pool fill, status, drain. Parses arguments and calls
+verbs/pool.py; ui/printers.py prints."""
+
+from __future__ import annotations
+
+import click
+
+from labgen.cli.options import JSON, PROVIDER, VERBOSE, context
+from labgen.machine import recipe
+from labgen.ui import printers as ui
+from labgen.verbs import box, pool
+
+
+@click.group("pool")
+def pool_group() -> None:
+    """Machines made ahead of time, so that `labgen up` is ready in about a second.
+
+    A pooled machine has Docker running and every offline image loaded, and no lab yet.
+    `labgen up LAB` (and a workshop's seats, and verify) claims one of the lab's engine
+    when one is ready: the lab's files and settings go in over SSH, and the machine is
+    the lab's from then on (destroyed with it, never returned to the pool). Without one,
+    `up` makes a machine as always. Each pooled machine costs what a lab machine does
+    (see README.md: memory and disk). The docker provider keeps a pool.
+    """
+
+
+@pool_group.command("fill")
+@click.option(
+    "--engine",
+    "-e",
+    "engines",
+    default=recipe.recipe_spec().default_engine,
+    show_default=True,
+    metavar="all|E[,E...]",
+    help="The Docker engines to pool: 'all', or a list such as 20.10,28.5.",
+)
+@click.option(
+    "-n",
+    "count",
+    type=click.IntRange(1, 50),
+    default=1,
+    show_default=True,
+    help="How many ready machines of each engine the pool should hold.",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(1, 8),
+    default=1,
+    show_default=True,
+    help="Machines made at a time.",
+)
+@PROVIDER
+@VERBOSE
+def pool_fill(engines: str, count: int, jobs: int, provider: str | None, verbose: bool) -> None:
+    """Make pooled machines until each engine has N ready (about 9 s each here)."""
+    chosen = box.engines_named(engines)
+    with ui.progress("Filling the pool", verbose) as say:
+        result = pool.fill(context(provider).with_say(say), chosen, count, jobs)
+    ui.print_pool_fill(result)
+
+
+@pool_group.command("status")
+@JSON
+def pool_status(as_json: bool) -> None:
+    """The pooled machines, their engine, and whether each can be claimed."""
+    ui.print_pool_status(pool.status(), as_json)
+
+
+@pool_group.command("drain")
+@VERBOSE
+def pool_drain(verbose: bool) -> None:
+    """Destroy every pooled machine."""
+    with ui.progress("Draining the pool", verbose) as say:
+        gone = pool.drain(context().with_say(say))
+    ui.print_pool_drain(gone)
+
+
+COMMANDS = [pool_group]

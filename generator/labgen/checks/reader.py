@@ -7,7 +7,7 @@ lint and the docs pages only need each check's step, `until` and description.
 from __future__ import annotations
 
 import ast
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +53,17 @@ def scan_checks(path: Path, step_ids: Sequence[str] | None) -> tuple[list[CheckD
     step names are not checked). Raises ChecksSyntaxError when the file does not
     parse, UsageError when it cannot be read.
     """
+    tree = _parse(path)
+    checks: list[CheckDoc] = []
+    problems: list[str] = []
+    for func, inherited in _test_functions(path, tree, problems):
+        doc = _check_doc(path, func, inherited, step_ids, problems)
+        if doc is not None:
+            checks.append(doc)
+    return checks, problems
+
+
+def _parse(path: Path) -> ast.Module:
     try:
         source = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -60,56 +71,66 @@ def scan_checks(path: Path, step_ids: Sequence[str] | None) -> tuple[list[CheckD
     except UnicodeDecodeError as exc:
         raise UsageError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
-        tree = ast.parse(source, filename=str(path))
+        return ast.parse(source, filename=str(path))
     except SyntaxError as exc:
         raise ChecksSyntaxError(f"{path}:{exc.lineno}: not valid Python: {exc.msg}") from None
 
-    checks: list[CheckDoc] = []
-    problems: list[str] = []
 
-    def visit(func: ast.FunctionDef | ast.AsyncFunctionDef, inherited: _Marker | None) -> None:
-        if not func.name.startswith("test"):
-            return
-        marker = _step_marker(path, func.decorator_list, problems) or inherited
-        if marker is None:
-            problems.append(
-                f'{path}:{func.lineno}: check {func.name} has no @pytest.mark.step("STEP") marker'
-            )
-            return
-        if not marker.valid:
-            return  # already reported where the marker is
-        for value, what in ((marker.step, "step"), (marker.until, "until=")):
-            if value is not None and step_ids is not None and value not in step_ids:
-                problems.append(
-                    f"{path}:{marker.line}: check {func.name} names unknown step {value!r} "
-                    f"in {what}; the lab's steps are: {', '.join(step_ids)}"
-                )
-                return
-        doc = ast.get_docstring(func, clean=True) or ""
-        description = (
-            doc.strip().splitlines()[0].strip()
-            if doc.strip()
-            else func.name.removeprefix("test_").replace("_", " ")
-        )
-        checks.append(
-            CheckDoc(
-                name=func.name,
-                description=description,
-                step=marker.step,
-                until=marker.until,
-                line=func.lineno,
-            )
-        )
+_Function = ast.FunctionDef | ast.AsyncFunctionDef
 
+
+def _test_functions(
+    path: Path, tree: ast.Module, problems: list[str]
+) -> Iterator[tuple[_Function, _Marker | None]]:
+    """The module's functions and those of its Test classes, each with the marker of
+    its class (None for a module-level function or an unmarked class), in file order
+    (so that problems are too)."""
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            visit(node, None)
+            yield node, None
         elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
             class_marker = _step_marker(path, node.decorator_list, problems)
             for member in node.body:
                 if isinstance(member, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    visit(member, class_marker)
-    return checks, problems
+                    yield member, class_marker
+
+
+def _check_doc(
+    path: Path,
+    func: _Function,
+    inherited: _Marker | None,
+    step_ids: Sequence[str] | None,
+    problems: list[str],
+) -> CheckDoc | None:
+    """One check read as documentation, or None (not a check, or a problem added)."""
+    if not func.name.startswith("test"):
+        return None
+    marker = _step_marker(path, func.decorator_list, problems) or inherited
+    if marker is None:
+        problems.append(
+            f'{path}:{func.lineno}: check {func.name} has no @pytest.mark.step("STEP") marker'
+        )
+        return None
+    if not marker.valid:
+        return None  # already reported where the marker is
+    for value, what in ((marker.step, "step"), (marker.until, "until=")):
+        if value is not None and step_ids is not None and value not in step_ids:
+            problems.append(
+                f"{path}:{marker.line}: check {func.name} names unknown step {value!r} "
+                f"in {what}; the lab's steps are: {', '.join(step_ids)}"
+            )
+            return None
+    doc = (ast.get_docstring(func, clean=True) or "").strip()
+    description = (
+        doc.splitlines()[0].strip() if doc else func.name.removeprefix("test_").replace("_", " ")
+    )
+    return CheckDoc(
+        name=func.name,
+        description=description,
+        step=marker.step,
+        until=marker.until,
+        line=func.lineno,
+    )
 
 
 @dataclass(frozen=True)

@@ -227,40 +227,49 @@ def parse_listeners(text: str) -> tuple[Listener, ...]:
 
 def parse(raw: str) -> Wiring:
     """A `Wiring` from the output of `GATHER_COMMAND`."""
+    blocks, notes = _blocks(raw)
+    namespaces, published = _namespaces(blocks)
+    ordered = tuple(namespaces.values())
+    return Wiring(ordered, pair_veths(ordered), tuple(published), tuple(notes))
+
+
+def _blocks(raw: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The gathered output cut at its marks: one block per namespace (its kind, name,
+    inode and sections), and the notes on namespaces whose process is gone."""
     blocks: list[dict[str, Any]] = []
     notes: list[str] = []
-    published: list[Published] = []
     section = ""
     lines: list[str] = []
-
-    def flush() -> None:
-        if blocks and section:
-            blocks[-1][section] = "\n".join(lines)
-
     ended = False
     for line in raw.splitlines():
         if not line.startswith(MARK + " "):
             lines.append(line)
             continue
-        flush()
+        if blocks and section:
+            blocks[-1][section] = "\n".join(lines)
         words = line.split()
-        lines = []
+        lines, section = [], ""
         if words[1] == "ns" and len(words) == 5:
             blocks.append({"kind": words[2], "name": words[3], "inode": int(words[4])})
-            section = ""
         elif words[1] == "gone":
             notes.append(f"{words[2]} {words[3]} leads to no namespace (its process is gone)")
-            section = ""
         elif words[1] in ("addr", "listen", "ports"):
             section = words[1]
         elif words[1] == "end":
             ended = True
-            section = ""
         else:
             raise WiringError(f"unexpected line in the gathered wiring: {line!r}")
     if not ended:
         raise WiringError("the gathered wiring is cut short (no end mark)")
+    return blocks, notes
+
+
+def _namespaces(
+    blocks: list[dict[str, Any]],
+) -> tuple[dict[int, Namespace], list[Published]]:
+    """Each namespace once (two processes may share one), and the published ports."""
     namespaces: dict[int, Namespace] = {}
+    published: list[Published] = []
     for block in blocks:
         name = "the machine" if block["kind"] == "machine" else f"{block['kind']} {block['name']}"
         for port_line in block.get("ports", "").splitlines():
@@ -284,8 +293,7 @@ def parse(raw: str) -> Wiring:
             parse_links(data),
             parse_listeners(block.get("listen", "")),
         )
-    ordered = tuple(namespaces.values())
-    return Wiring(ordered, pair_veths(ordered), tuple(published), tuple(notes))
+    return namespaces, published
 
 
 def pair_veths(namespaces: tuple[Namespace, ...]) -> tuple[tuple[End, End], ...]:

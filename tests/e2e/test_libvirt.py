@@ -131,12 +131,26 @@ def test_box_build_up_run_check_destroy_leaves_nothing(
             config = (instance / "ssh-config").read_text()
             host = next(line.split()[1] for line in config.splitlines() if "HostName" in line)
             refused = subprocess.run(
-                ["ssh", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-                 "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                 "-o", "ConnectTimeout=20", "-i", str(insecure), f"vagrant@{host}", "true"],
+                [
+                    "ssh",
+                    "-o",
+                    "BatchMode=yes",
+                    "-o",
+                    "IdentitiesOnly=yes",
+                    "-o",
+                    "StrictHostKeyChecking=no",
+                    "-o",
+                    "UserKnownHostsFile=/dev/null",
+                    "-o",
+                    "ConnectTimeout=20",
+                    "-i",
+                    str(insecure),
+                    f"vagrant@{host}",
+                    "true",
+                ],
                 capture_output=True,
                 text=True,
-            )  # fmt: skip
+            )
             assert refused.returncode == 255, "the VM accepted Vagrant's well-known key"
 
         run = timed(times, "run --all", lambda: labgen("run", LAB, "--all"))

@@ -297,9 +297,15 @@ def record(lab: Lab, report: LabReport) -> int:
     for step in ran:
         output, rules = recordings.normalise(step.output)
         recording = recordings.Recording(
-            lab.name, step.step, report.engine, report.docker, __version__, today,
-            tuple(rules), output,
-        )  # fmt: skip
+            lab.name,
+            step.step,
+            report.engine,
+            report.docker,
+            __version__,
+            today,
+            tuple(rules),
+            output,
+        )
         written += recordings.write(lab.path, recording)
     recordings.remove_stale(lab.path, report.engine, [s.step for s in ran])
     return written

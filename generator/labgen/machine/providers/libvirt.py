@@ -108,9 +108,11 @@ def probe_libvirtd() -> Probe:
         )
     if not virtlogd and not systemd:
         return Probe(
-            "libvirtd", False, "virtlogd is not running; libvirt cannot start a VM without it",
+            "libvirtd",
+            False,
+            "virtlogd is not running; libvirt cannot start a VM without it",
             f"virtlogd --daemon ({SETUP_HINT})",
-        )  # fmt: skip
+        )
     pool = virsh("pool-info", STORAGE_POOL)
     if pool.returncode == 0 and not re.search(r"^State:\s+running", pool.stdout, re.M):
         return Probe(

@@ -226,10 +226,22 @@ def _probe_kvm(kernel: Path, say: Say) -> tuple[str, str]:
         return "qemu", "no usable /dev/kvm"
     say("testing whether KVM runs the box's kernel (up to 20 s)")
     cmd = [
-        "qemu-system-x86_64", "-accel", "kvm", "-m", "256", "-nodefaults", "-display", "none",
-        "-serial", "stdio", "-no-reboot", "-kernel", str(kernel),
-        "-append", "console=ttyS0 panic=-1 root=/dev/labgen-probe",
-    ]  # fmt: skip
+        "qemu-system-x86_64",
+        "-accel",
+        "kvm",
+        "-m",
+        "256",
+        "-nodefaults",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-no-reboot",
+        "-kernel",
+        str(kernel),
+        "-append",
+        "console=ttyS0 panic=-1 root=/dev/labgen-probe",
+    ]
     began = time.monotonic()
     try:
         proc = subprocess.run(cmd, capture_output=True, timeout=20, stdin=subprocess.DEVNULL)
@@ -313,9 +325,15 @@ def _restore_host_side(box: BoxPlace, say: Say) -> None:
     began = time.monotonic()
     size = f"{recipe.recipe_spec().vm.disk_gb}G"
     created = virsh(
-        "vol-create-as", STORAGE_POOL, volume, size,
-        "--allocation", str(image.stat().st_size), "--format", "qcow2",
-    )  # fmt: skip
+        "vol-create-as",
+        STORAGE_POOL,
+        volume,
+        size,
+        "--allocation",
+        str(image.stat().st_size),
+        "--format",
+        "qcow2",
+    )
     if created.returncode != 0:
         raise MachineError(f"virsh vol-create-as failed: {created.stderr.strip()}")
     uploaded = virsh("vol-upload", "--pool", STORAGE_POOL, volume, str(image), timeout=1800)

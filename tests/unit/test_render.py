@@ -631,3 +631,39 @@ def test_every_provider_renders_its_own_block(render_lab: RenderFn) -> None:
     for name in providers.names():
         partial = REPO / "templates" / "providers" / f"{name}.rb.j2"
         assert f'config.vm.provider "{name}"' in partial.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", ["bridge", "port-forwarding"])
+def test_provisioning_keeps_the_labs_images_and_removes_the_others(
+    render_lab: RenderFn, tmp_path: Path, name: str
+) -> None:
+    """Regression: the claim's clean-up compared `busybox` with `docker images`'s
+    `busybox:latest` and removed the bridge lab's own image on every machine. The
+    provisioning's image loop runs here against a docker that lists both substitutes."""
+    lab = load_lab(name)
+    script = (render_lab(lab) / "provision.sh").read_text(encoding="utf-8")
+    loop = script[script.index("keep=") : script.index("done", script.index("keep=")) + 4]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    removed = tmp_path / "removed"
+    docker = bin_dir / "docker"
+    docker.write_text(
+        "#!/bin/sh\n"
+        'case "$1" in\n'
+        "  images) printf 'busybox:latest\\npython:3.7-slim\\n' ;;\n"
+        f'  rmi) echo "$2" >> {shlex.quote(str(removed))} ;;\n'
+        "  *) exit 97 ;;\n"
+        "esac\n"
+    )
+    docker.chmod(0o755)
+    proc = subprocess.run(
+        ["sh", "-c", "set -eu\n" + loop],
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    gone = removed.read_text().split() if removed.exists() else []
+    kept = {render.tagged(image) for image in lab.spec.images}
+    assert set(gone) == {"busybox:latest", "python:3.7-slim"} - kept
+    assert kept  # the control: each of these labs uses an image

@@ -122,6 +122,7 @@ def render_instance(
             lab=lab,
             lab_dir=lab_dir,
             substitutes=[recipe.substitute(name) for name in lab.spec.images],
+            keep_images=[tagged(name) for name in lab.spec.images],
             daemon_json=daemon_json(lab),
             hostname=hostname(lab),
             **_provision_inputs(spec),
@@ -168,6 +169,7 @@ def render_pooled(
             lab=None,
             lab_dir="",
             substitutes=[recipe.substitute(name) for name in sorted(spec.images)],
+            keep_images=[],
             daemon_json="",
             hostname="",
             **_provision_inputs(spec),
@@ -233,6 +235,16 @@ def _write_files(target: Path, files: dict[str, str]) -> str:
     if lab_files:
         _write_lab_tar(target / "lab.tar", lab_files)
     return digest.hexdigest()
+
+
+def tagged(image: str) -> str:
+    """An image's name as `docker images` lists it: with its tag, `latest` when it has
+    none (a registry's port is not a tag).
+
+    >>> tagged("busybox"), tagged("python:3.7-slim"), tagged("localhost:5000/x")
+    ('busybox:latest', 'python:3.7-slim', 'localhost:5000/x:latest')
+    """
+    return image if ":" in image.rsplit("/", 1)[-1] else f"{image}:latest"
 
 
 def hostname(lab: Lab) -> str:

@@ -15,27 +15,10 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 2
 fi
 
-LOG=${LABGEN_SETUP_LOG:-/var/log/labgen-setup.log}
 export DEBIAN_FRONTEND=noninteractive VAGRANT_CHECKPOINT_DISABLE=1
-: >>"$LOG"
+STAGE_PREFIX=setup
+. scripts/setup-stage.sh
 started=$SECONDS
-
-# stage WHAT CMD...: runs CMD with its output in the log, says how long it took, and on
-# failure shows the log's last lines and where the rest is.
-stage() {
-    local what=$1 t0=$SECONDS
-    shift
-    printf 'setup: %s ... ' "$what"
-    echo "== $(date +%T) $what: $*" >>"$LOG"
-    if "$@" >>"$LOG" 2>&1; then
-        echo "done ($((SECONDS - t0)) s)"
-    else
-        echo "FAILED"
-        echo "setup: the last lines of $LOG:" >&2
-        tail -n 25 "$LOG" >&2
-        exit 1
-    fi
-}
 
 install_labgen() {
     [ -x .venv/bin/python ] || python3 -m venv .venv

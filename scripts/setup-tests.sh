@@ -8,23 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-debian.sh
 
-LOG=${LABGEN_SETUP_LOG:-/var/log/labgen-setup.log}
 export DEBIAN_FRONTEND=noninteractive
+STAGE_PREFIX=setup-tests
+. scripts/setup-stage.sh
 started=$SECONDS
-stage() {
-    local what=$1 t0=$SECONDS
-    shift
-    printf 'setup-tests: %s ... ' "$what"
-    echo "== $(date +%T) $what: $*" >>"$LOG"
-    if "$@" >>"$LOG" 2>&1; then
-        echo "done ($((SECONDS - t0)) s)"
-    else
-        echo "FAILED"
-        echo "setup-tests: the last lines of $LOG:" >&2
-        tail -n 25 "$LOG" >&2
-        exit 1
-    fi
-}
 
 need=()
 for pkg in tmux graphviz; do

@@ -3,12 +3,16 @@ built from the command line and the environment a user sets."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from labgen.core.context import Context
 from labgen.machine import providers, recipe
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def context(
@@ -45,6 +49,21 @@ ENGINE = click.option(
     show_envvar=True,
     help="Docker engine of the machine. Default: the lab's default.",
 )
+
+
+def engines_option(what: str) -> Callable[[F], F]:
+    """--engine for verbs that take several engines: 'all' or a list ('what' they are for)."""
+    return click.option(
+        "--engine",
+        "-e",
+        "engines",
+        default=recipe.recipe_spec().default_engine,
+        show_default=True,
+        metavar="all|E[,E...]",
+        help=f"The Docker engines {what}: 'all', or a list such as 20.10,28.5.",
+    )
+
+
 JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for tools.")
 VERBOSE = click.option("--verbose", "-v", is_flag=True, help="Show every line of the work.")
 EVERY = click.option("--all", "every", is_flag=True, help="All of them.")

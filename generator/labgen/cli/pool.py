@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import click
 
-from labgen.cli.options import JSON, PROVIDER, VERBOSE, context
-from labgen.machine import recipe
+from labgen.cli.options import JSON, PROVIDER, VERBOSE, context, engines_option
 from labgen.ui import printers as ui
 from labgen.verbs import box, pool
 
@@ -25,15 +24,7 @@ def pool_group() -> None:
 
 
 @pool_group.command("fill")
-@click.option(
-    "--engine",
-    "-e",
-    "engines",
-    default=recipe.recipe_spec().default_engine,
-    show_default=True,
-    metavar="all|E[,E...]",
-    help="The Docker engines to pool: 'all', or a list such as 20.10,28.5.",
-)
+@engines_option("to pool")
 @click.option(
     "-n",
     "count",
@@ -53,7 +44,7 @@ def pool_group() -> None:
 @PROVIDER
 @VERBOSE
 def pool_fill(engines: str, count: int, jobs: int, provider: str | None, verbose: bool) -> None:
-    """Make pooled machines until each engine has N ready (about 9 s each here)."""
+    """Make pooled machines until each engine has N ready (11-17 s each here)."""
     chosen = box.engines_named(engines)
     with ui.progress("Filling the pool", verbose) as say:
         result = pool.fill(context(provider).with_say(say), chosen, count, jobs)

@@ -8,10 +8,19 @@ from pathlib import Path
 
 import click
 
-from labgen.cli.options import EVERY, JSON, LABS, PROVIDER, VERBOSE, complete_labs, context
+from labgen.cli.options import (
+    EVERY,
+    JSON,
+    LABS,
+    PROVIDER,
+    VERBOSE,
+    complete_labs,
+    context,
+    engines_option,
+)
 from labgen.core.errors import EXIT_FAILED, EXIT_OK
 from labgen.core.lab import iter_labs, load_lab
-from labgen.machine import providers, recipe
+from labgen.machine import providers
 from labgen.ui import printers as ui
 from labgen.verbs import box, verify
 
@@ -30,15 +39,7 @@ def box_group() -> None:
     show_default=True,
     help="Whose box to build.",
 )
-@click.option(
-    "--engine",
-    "-e",
-    "engines",
-    default=recipe.recipe_spec().default_engine,
-    show_default=True,
-    metavar="all|E[,E...]",
-    help="The Docker engines to build it with: 'all', or a list such as 20.10,28.5.",
-)
+@engines_option("to build it with")
 @click.option("--force", is_flag=True, help="Rebuild even if the current box exists.")
 @VERBOSE
 def box_build(provider: str, engines: str, force: bool, verbose: bool) -> None:

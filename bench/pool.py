@@ -9,7 +9,9 @@ In one run, alternating round by round so that the machine's load falls on all t
 - `labgen up LAB` with the pool empty (a fresh machine);
 - a raw `vagrant up` of the same rendered Vagrantfile;
 then their medians and ratios, and what one pooled machine costs (memory, as Docker's
-stats see the container with its tmpfs, and disk: its writable layer). With --verify:
+stats see the container with its tmpfs, and disk: its writable layer); a workshop seat's
+reset with a spare in the pool (to the seat's ready event, and to the old machine gone).
+With --verify:
 `verify --all --engine all -j 2` with the pool filled ahead, against the same with none.
 
 Runs in a labgen home of its own and destroys every machine it makes.
@@ -60,6 +62,32 @@ def pooled_cost(env: dict[str, str]) -> str:
     return f"memory {memory}; disk (writable layer) {size}"
 
 
+def reset_round(env: dict[str, str]) -> tuple[float, float]:
+    """A one-seat workshop with one spare: the reset's time to the seat's ready event
+    (what the grid shows), and to the end (the old machine destroyed behind it)."""
+    import time
+
+    from labgen.core import resources
+    from labgen.core.context import Context
+    from labgen.workshop import seats
+
+    os.environ["LABGEN_HOME"] = env["LABGEN_HOME"]
+    labgen("workshop", "up", "bridge", "--name", "bench", "--seats", "1", "--spares", "1", env=env)
+    started = time.monotonic()
+    ready: list[float] = []
+
+    def report(event: seats.SeatEvent) -> None:
+        if event.state == seats.READY:
+            ready.append(time.monotonic() - started)
+
+    lab_path = str(resources.labs_dir() / "bridge")
+    seats.reset_seat(Context(), lab_path, "bench-01", report)
+    done = time.monotonic() - started
+    labgen("workshop", "down", "bench", env=env)
+    labgen("pool", "drain", env=env)
+    return ready[0], done
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="rounds of each kind of up")
@@ -92,6 +120,9 @@ def main() -> None:
         print(f"ratio claimed/raw        {claim_med / raw_med:6.2f}")
         print(f"ratio fresh/raw          {fresh_med / raw_med:6.2f}")
         print(f"one pooled machine       {cost}")
+        resets = [reset_round(env) for _ in range(args.rounds)]
+        print(f"workshop reset, ready    {median([r[0] for r in resets])}")
+        print(f"workshop reset, all done {median([r[1] for r in resets])}  (old one destroyed)")
         if args.verify:
             labgen("box", "build", "--engine", "all", env=env)
             cold = labgen("verify", "--all", "--engine", "all", "-j", "2", env=env)

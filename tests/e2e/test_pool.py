@@ -150,3 +150,42 @@ def test_pool_commands_refuse_bad_input(labgen_home: Path) -> None:
     proc = labgen("up", "bridge", "--name", "pool-mine")
     assert proc.returncode == 2 and "pool" in proc.stderr, show(proc)
     assert not (labgen_home / "instances" / "pool-mine").exists()
+
+
+def test_a_workshop_reset_hands_the_seat_a_spare(everything_destroyed: None) -> None:
+    """`workshop up --spares 1` leaves one pooled machine ready; the instructor's reset
+    (the function the grid's button runs) gives the seat that spare, destroys the old
+    machine behind it, and the pool is refilled; `workshop down` and `pool drain` leave
+    nothing."""
+    from labgen.core.context import Context
+    from labgen.machine.instance import Instance
+    from labgen.workshop import seats
+
+    up = labgen("workshop", "up", "bridge", "--seats", "1", "--spares", "1")
+    assert up.returncode == 0, show(up)
+    code, pooled = labgen_json("pool", "status")
+    assert [p["ready"] for p in pooled] == [True], pooled
+    spare = pooled[0]["name"]
+    old = Instance("bridge-01").load().made_as_name
+
+    events: list[seats.SeatEvent] = []
+    lab_path = str(Path(resources.labs_dir()) / "bridge")
+    final = seats.reset_seat(Context(), lab_path, "bridge-01", events.append)
+    assert final.state == seats.READY, events
+    assert Instance("bridge-01").load().made_as == spare  # the spare, claimed
+    assert (
+        subprocess.run(  # the old machine is gone, not left beside the new one
+            ["docker", "inspect", resources.machine_id(old)], capture_output=True
+        ).returncode
+        != 0
+    )
+    walked = labgen("run", "bridge-01", "--all")
+    assert walked.returncode == 0, show(walked)
+
+    assert seats.keep_spares(Context(), lab_path, 1) != []  # refilled behind the reset
+    assert len(labgen_json("pool", "status")[1]) == 1
+    down = labgen("workshop", "down", "bridge")
+    assert down.returncode == 0, show(down)
+    drained = labgen("pool", "drain")
+    assert drained.returncode == 0, show(drained)
+    assert pooled_containers() == []

@@ -28,6 +28,14 @@ def workshop_group() -> None:
 @click.option("--seats", "n_seats", type=int, required=True, help="How many machines.")
 @click.option("--name", help="The workshop's name (default: the lab's); seats are NAME-01 ...")
 @click.option("-j", "--jobs", type=int, default=4, show_default=True, help="Seats at a time.")
+@click.option(
+    "--spares",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Pooled machines to keep ready: a reset hands the seat one in about two seconds "
+    "and refills behind it (they stay in `labgen pool` afterwards).",
+)
 @ENGINE
 @PROVIDER
 @LABS
@@ -36,18 +44,22 @@ def up_cmd(
     n_seats: int,
     name: str | None,
     jobs: int,
+    spares: int,
     engine: str | None,
     provider: str | None,
     lab_dirs: tuple[str, ...],
 ) -> None:
     """Bring up N seats of LAB, J at a time; a seat that fails is retried once.
 
+    Seats claim pooled machines where `labgen pool fill` made some; --spares K keeps K
+    more ready for the instructor's resets.
+
     Exit 1 when a seat failed twice (the others stay up).
     """
     began = time.monotonic()
     with display.seat_progress(f"Bringing up {n_seats} seats of {lab}") as report:
         ctx = context(provider, lab_dirs, engine)
-        room, finals = workshop.up(ctx, lab, n_seats, name, jobs, report)
+        room, finals = workshop.up(ctx, lab, n_seats, name, jobs, report, spares)
     display.print_up(room, finals, time.monotonic() - began)
     sys.exit(EXIT_OK if all(e.state == READY for e in finals) else EXIT_FAILED)
 

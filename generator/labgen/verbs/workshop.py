@@ -17,12 +17,21 @@ from labgen.workshop.seats import Report, SeatEvent, SeatStatus
 
 
 def up(
-    ctx: Context, lab_ref: str, n_seats: int, name: str | None, jobs: int, report: Report
+    ctx: Context,
+    lab_ref: str,
+    n_seats: int,
+    name: str | None,
+    jobs: int,
+    report: Report,
+    spares: int = 0,
 ) -> tuple[Room, list[SeatEvent]]:
-    """Bring up the workshop's seats; each seat's final event (ready or failed)."""
+    """Bring up the workshop's seats (claiming pooled machines where there are some),
+    then keep `spares` pooled machines ready for resets; each seat's final event."""
     if jobs < 1:
         raise UsageError(f"-j must be at least 1, not {jobs}")
-    return seats.up_seats(ctx, lab_ref, n_seats, name, jobs, report)
+    if not 0 <= spares <= rooms.MAX_SEATS:
+        raise UsageError(f"--spares must be between 0 and {rooms.MAX_SEATS}, not {spares}")
+    return seats.up_seats(ctx, lab_ref, n_seats, name, jobs, report, spares)
 
 
 def status(name: str | None = None) -> list[tuple[Room, list[SeatStatus]]]:

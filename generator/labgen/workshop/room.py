@@ -66,6 +66,8 @@ class Room:
     instructor_token: str = field(default_factory=new_token)
     # seat name -> that seat's token
     seat_tokens: dict[str, str] = field(default_factory=dict)
+    # Pooled machines kept ready for resets (`workshop up --spares K`): a reset claims one.
+    spares: int = 0
 
     @property
     def path(self) -> Path:
@@ -88,7 +90,7 @@ class Room:
             self.seat_tokens.setdefault(name, new_token())
 
 
-def create(name: str, lab: str, lab_path: str, seats: int) -> Room:
+def create(name: str, lab: str, lab_path: str, seats: int, spares: int | None = None) -> Room:
     """The record of workshop `name` with `seats` seats: loaded if it exists, else new.
 
     An existing workshop keeps its tokens (URLs already handed out stay valid); it may
@@ -113,6 +115,8 @@ def create(name: str, lab: str, lab_path: str, seats: int) -> Room:
         created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         room = Room(name=name, lab=lab, lab_path=lab_path, seats=[], created=created)
     room.grow(seats)
+    if spares is not None:
+        room.spares = spares
     room.save()
     return room
 

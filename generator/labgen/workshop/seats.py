@@ -9,6 +9,8 @@ removes a failed machine whole, so the retry starts clean); the others carry on.
 
 from __future__ import annotations
 
+import os
+import secrets
 import socket
 import threading
 import time
@@ -19,7 +21,7 @@ from dataclasses import dataclass, replace
 from labgen.core.context import Context
 from labgen.core.errors import LabgenError
 from labgen.core.lab import load_lab
-from labgen.machine import providers, recipe, registry
+from labgen.machine import pool, providers, recipe, registry
 from labgen.machine.instance import Instance
 from labgen.verbs.destroy import destroy
 from labgen.verbs.up import up
@@ -55,12 +57,19 @@ class SeatStatus:
 
 
 def up_seats(
-    ctx: Context, lab_ref: str, seats: int, name: str | None, jobs: int, report: Report
+    ctx: Context,
+    lab_ref: str,
+    seats: int,
+    name: str | None,
+    jobs: int,
+    report: Report,
+    spares: int = 0,
 ) -> tuple[rooms.Room, list[SeatEvent]]:
     """Bring up seats 1..`seats` of workshop `name` (default: the lab's name), `jobs` at
-    a time; return the room and each seat's last event (ready or failed)."""
+    a time, claiming pooled machines where the pool has them; then keep `spares` pooled
+    machines ready for resets. Returns the room and each seat's last event."""
     lab = load_lab(lab_ref, ctx.labs_path)
-    room = rooms.create(name or lab.name, lab.name, str(lab.path), seats)
+    room = rooms.create(name or lab.name, lab.name, str(lab.path), seats, spares)
     jobs = max(1, min(jobs, len(room.seats)))
     # The box once, before the pool: J threads must not each find it missing and build it.
     provider = providers.choose(ctx.provider, ctx.say)
@@ -68,9 +77,30 @@ def up_seats(
     pinned = replace(ctx, provider=provider.name)
     for seat in room.seats:
         report(SeatEvent(seat, WAITING))
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="seat") as pool:
-        finals = list(pool.map(lambda s: _bring_up(pinned, str(lab.path), s, report), room.seats))
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="seat") as workers:
+        finals = list(
+            workers.map(lambda s: _bring_up(pinned, str(lab.path), s, report), room.seats)
+        )
+    keep_spares(pinned, str(lab.path), room.spares)
     return room, finals
+
+
+def keep_spares(ctx: Context, lab_path: str, count: int) -> list[str]:
+    """Top the warm pool up to `count` ready machines of the seats' engine, one after
+    another; the names of those made. A reset then claims one instead of waiting for
+    Vagrant. They stay in the pool after the workshop (`labgen pool drain`)."""
+    if count <= 0:
+        return []
+    provider = providers.choose(ctx.provider, ctx.say)
+    if not provider.pools:
+        return []
+    engine = recipe.engine(ctx.engine or load_lab(lab_path).spec.engine)
+    ready = [
+        row
+        for row in pool.status()
+        if row.ready and row.engine == engine and row.provider == provider.name
+    ]
+    return [pool.make(provider, engine, ctx.say) for _ in range(count - len(ready))]
 
 
 def _bring_up(ctx: Context, lab_path: str, seat: str, report: Report) -> SeatEvent:
@@ -157,17 +187,29 @@ def down_seats(name: str, jobs: int, report: Report) -> list[SeatEvent]:
             events.append(event)
 
     if present:
-        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(present)))) as pool:
-            list(pool.map(remove, present))
+        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(present)))) as workers:
+            list(workers.map(remove, present))
     if all(e.state == REMOVED for e in events):
         room.remove()
     return sorted(events, key=lambda e: e.seat)
 
 
 def reset_seat(ctx: Context, lab_path: str, seat: str, report: Report) -> SeatEvent:
-    """Destroy a seat's machine and bring it up again, fresh (the instructor's reset)."""
+    """Give a seat a fresh machine (the instructor's reset): the old one is moved aside
+    and destroyed in the background while the seat claims a spare from the pool (or,
+    without one, is brought up as at first)."""
     instance = registry.instance_named(seat)
+    old: threading.Thread | None = None
     if instance.exists():
         report(SeatEvent(seat, REMOVING))
-        registry.teardown(instance)
-    return _bring_up(ctx, lab_path, seat, report)
+        # A name no verb lists (instance dirs starting with a dot are renders in
+        # progress): the seat's own name is free at once.
+        aside = Instance(f".reset-{seat}-{secrets.token_hex(3)}")
+        os.rename(instance.path, aside.path)
+        old = threading.Thread(target=registry.teardown, args=(aside,), name=f"gone-{seat}")
+        old.start()
+    try:
+        return _bring_up(ctx, lab_path, seat, report)
+    finally:
+        if old is not None:
+            old.join()

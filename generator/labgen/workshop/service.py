@@ -8,6 +8,7 @@ only race each other.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 from labgen.checks import reader as checkdoc
 from labgen.checks.runner import run_checks
 from labgen.core.context import Context
-from labgen.core.errors import UsageError
+from labgen.core.errors import LabgenError, UsageError
 from labgen.core.lab import Lab, load_lab_dir
 from labgen.core.results import CheckRun
 from labgen.machine import registry, ssh
@@ -26,6 +27,8 @@ from labgen.workshop.checker import Checker
 from labgen.workshop.grid import SEAT_FAILED, SEAT_READY, SEAT_RESETTING, Grid
 from labgen.workshop.room import Room
 from labgen.workshop.terminal import Terminals
+
+log = logging.getLogger(__name__)
 
 
 class Busy(Exception):
@@ -96,7 +99,9 @@ class RoomService:
     # --- what the instructor asks ------------------------------------------------------
 
     def reset(self, seat: str) -> None:
-        """Destroy the seat's machine and bring it up fresh, in the background."""
+        """Give the seat a fresh machine, in the background: a spare from the pool when
+        there is one (ready in about two seconds; the old machine is destroyed behind it),
+        then the pool refilled to the workshop's --spares."""
         if seat not in self._locks:
             raise UsageError(f"no seat {seat!r}")
         lock = self._locks[seat]
@@ -105,12 +110,20 @@ class RoomService:
         self.grid.set_machine(seat, SEAT_RESETTING)
         self.terminals.close(seat)
 
+        def ready_at_once(event: seat_ops.SeatEvent) -> None:
+            if event.state == seat_ops.READY:  # before the old machine is gone
+                self.grid.set_machine(seat, SEAT_READY)
+
         def work() -> None:
             try:
-                final = seat_ops.reset_seat(self.ctx, self.room.lab_path, seat, _ignore)
+                final = seat_ops.reset_seat(self.ctx, self.room.lab_path, seat, ready_at_once)
                 self.grid.set_machine(seat, SEAT_READY if final.state == "ready" else SEAT_FAILED)
             finally:
                 lock.release()
+            try:
+                seat_ops.keep_spares(self.ctx, self.room.lab_path, self.room.spares)
+            except LabgenError as exc:  # the seat is fine; the next reset waits for Vagrant
+                log.warning("refilling the spares after resetting %s failed: %s", seat, exc)
 
         threading.Thread(target=work, name=f"reset-{seat}", daemon=True).start()
 
@@ -145,7 +158,3 @@ def run_checks_of(lab: Lab, instance: Instance, step: str) -> CheckRun:
     """The step's own checks on the machine, for the engine it has."""
     engine = engine_of(instance.name, lab)
     return run_checks(lab, instance.ssh_config, target=step, only=True, engine=engine)
-
-
-def _ignore(event: object) -> None:
-    """Reset's progress: the grid's row says resetting until it is done."""

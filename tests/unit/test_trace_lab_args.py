@@ -41,7 +41,7 @@ def test_help_exits_0(tmp_path: Path, args: list[str]) -> None:
     ("args", "says"),
     [
         (["curl", "x"], "the command goes after --"),
-        (["--pack", "--", "true"], "unrecognized arguments: --pack"),
+        (["--pack", "--", "true"], "unknown option --pack"),
         (["--packets"], "which command?"),
     ],
 )

@@ -127,7 +127,7 @@ def parse_args(argv: list[str]) -> tuple[str, bool, bool]:
     split = argv.index("--") if "--" in argv else len(argv)
     args, unknown = options.parse_known_args(argv[:split])
     if unknown:
-        options.error(f"unrecognized arguments: {' '.join(unknown)} (the command goes after --)")
+        options.error(f"unknown option {' '.join(unknown)} (the command goes after --)")
     command = argv[split + 1 :]
     if not command or not "".join(command).strip():
         options.error("which command? `labgen-lab trace -- CMD`")

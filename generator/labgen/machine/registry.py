@@ -103,12 +103,14 @@ UNHEALTHY = {
 
 def health_script(images: Sequence[str] = ()) -> str:
     """A shell line that exits with one of UNHEALTHY's statuses when the machine is not
-    as its provisioning left it: a boot or a dockerd other than the ones it ran against
-    (render.PROVISIONED_MARKER: a restarted container lost its images and containers), a
-    dockerd that does not answer, or one of `images` missing; else it goes on."""
+    as its provisioning left it: a dockerd that does not answer, a boot or a dockerd
+    other than the ones it ran against (render.PROVISIONED_MARKER: a restarted container
+    lost its images and containers), or one of `images` missing; else it goes on."""
+    # A dead dockerd first: it also fails the marker, and is the plainer diagnosis.
     script = (
+        "docker info >/dev/null 2>&1 || exit 74; "
         f'[ "$(cat {render.PROVISIONED_MARKER} 2>/dev/null)" = "$({render.PROVISIONED_NOW})" ]'
-        " || exit 73; docker info >/dev/null 2>&1 || exit 74"
+        " || exit 73"
     )
     if images:
         wanted = " ".join(shlex.quote(image) for image in images)

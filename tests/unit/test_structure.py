@@ -198,7 +198,8 @@ def test_labs_keep_importing_labgen_checklib() -> None:
 
 def readme_code_map() -> dict[str, str]:
     """README.md's code map: each `folder/` entry of the package and the text under it."""
-    readme = (PACKAGE.parent.parent / "README.md").read_text(encoding="utf-8")
+    # The repository's README, beside tests/ (the package may be an installed wheel).
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     block = readme.split("<!-- code map -->", 2)[1]
     entries: dict[str, str] = {}
     current = None

@@ -2,18 +2,22 @@
 left behind.
 
 A look that could not be made fails this check: a Docker daemon (or, where virsh is
-installed, a libvirtd) that does not answer may be hiding exactly what it looks for.
+installed, a running libvirtd) that does not answer may be hiding exactly what it looks for.
+A system libvirtd that is not running at all (installed, never started since the machine
+booted) keeps its domains in files, which are read instead.
 """
 
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 from helpers import HOMES, MACHINE_HOMES
 from labgen.core import resources
-from labgen.machine.providers.libvirt_box import libvirt_uri
+from labgen.machine.providers.libvirt_box import LIBVIRT_URI, libvirt_uri
 
 pytestmark = pytest.mark.leak_check
 
@@ -33,6 +37,24 @@ def listing(command: list[str]) -> list[str]:
         why = proc.stderr.strip() or f"exit status {proc.returncode}"
         pytest.fail(f"the leak check cannot look: `{shown}` failed: {why}")
     return proc.stdout.split()
+
+
+def libvirtd_runs() -> bool:
+    """Someone accepts connections on the system libvirtd's socket."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            sock.connect("/run/libvirt/libvirt-sock")
+        except OSError:
+            return False
+    return True
+
+
+def domain_names() -> list[str]:
+    """libvirt's domains: virsh's listing, or a stopped system libvirtd's files."""
+    if libvirt_uri() != LIBVIRT_URI or libvirtd_runs():
+        return listing(["virsh", "-q", "-c", libvirt_uri(), "list", "--all", "--name"])
+    folders = [Path("/etc/libvirt/qemu"), Path("/run/libvirt/qemu")]
+    return [p.stem for f in folders if f.exists() for p in f.iterdir() if p.suffix == ".xml"]
 
 
 def docker_names(kind: str, label: str) -> list[str]:
@@ -56,6 +78,6 @@ def test_no_machine_network_or_instance_dir_left_behind(monkeypatch: pytest.Monk
     # libvirt domains are named after the machine, which carries its home's tag. Without
     # virsh no labgen machine can have been a libvirt domain.
     if shutil.which("virsh"):
-        domains = listing(["virsh", "-q", "-c", libvirt_uri(), "list", "--all", "--name"])
+        domains = domain_names()
         left += [f"libvirt domain {d}" for d in domains if any(f"-{t}-" in d for t in tags)]
     assert not left, "left behind:\n" + "\n".join(left)

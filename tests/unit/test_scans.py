@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -32,8 +33,20 @@ Tools = Callable[..., Path]
 
 
 @pytest.fixture
-def tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Tools:
-    """tools(docker=BODY, virsh=BODY, ...): each a /bin/sh script first on PATH."""
+def libvirtd_listens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Someone listens on libvirtd's socket: a running daemon, which virsh must ask."""
+    path = tmp_path / "libvirt-sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(path))
+        listener.listen()
+        monkeypatch.setattr(libvirt_mod, "LIBVIRTD_SOCKET", path)
+        yield
+
+
+@pytest.fixture
+def tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, libvirtd_listens: None) -> Tools:
+    """tools(docker=BODY, virsh=BODY, ...): each a /bin/sh script first on PATH; libvirtd
+    "runs" (its socket listens), so a fake virsh is what answers for it."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
@@ -136,7 +149,9 @@ def test_docker_remove_of_what_is_already_gone_is_done(tools: Tools) -> None:
 # --- libvirt -----------------------------------------------------------------------
 
 
-def test_libvirt_leftovers_raise_when_libvirtd_does_not_answer(tools: Tools) -> None:
+def test_libvirt_leftovers_raise_when_libvirtd_does_not_answer(
+    tools: Tools, libvirtd_listens: None
+) -> None:
     tools(virsh='echo "error: failed to connect to the hypervisor" >&2; exit 1')
     with pytest.raises(MachineError) as caught:
         providers.get("libvirt").leftovers()
@@ -145,7 +160,9 @@ def test_libvirt_leftovers_raise_when_libvirtd_does_not_answer(tools: Tools) -> 
     assert "labgen doctor" in (caught.value.hint or "")
 
 
-def test_libvirt_leftovers_raise_when_libvirtd_hangs(tools: Tools, short_timeouts: None) -> None:
+def test_libvirt_leftovers_raise_when_libvirtd_hangs(
+    tools: Tools, short_timeouts: None, libvirtd_listens: None
+) -> None:
     tools(virsh=HANGS)
     with pytest.raises(MachineError, match=r"did not answer in 0.5 s"):
         providers.get("libvirt").leftovers("pf")
@@ -159,6 +176,35 @@ def test_libvirt_leftovers_are_read_from_an_answer(tools: Tools) -> None:
         Leftover("libvirt", "pf", "domain", f"labgen-pf-{tag}-default")
     ]
     assert providers.get("libvirt").leftovers("other") == []
+
+
+def test_a_stopped_libvirtds_domains_are_read_from_its_files(
+    tools: Tools, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Installed, never started: the socket refuses, and virsh is not even asked.
+    tools(virsh='echo "error: failed to connect to the hypervisor" >&2; exit 1')
+    config, running = tmp_path / "qemu", tmp_path / "run-qemu"
+    config.mkdir()
+    tag = resources.home_tag()
+    (config / f"labgen-pf-{tag}-default.xml").write_text("<domain/>", encoding="utf-8")
+    (config / "autostart").mkdir()
+    monkeypatch.setattr(libvirt_mod, "LIBVIRTD_SOCKET", tmp_path / "no-socket")
+    monkeypatch.setattr(libvirt_mod, "DOMAIN_FOLDERS", (config, running))
+    assert providers.get("libvirt").leftovers() == [
+        Leftover("libvirt", "pf", "domain", f"labgen-pf-{tag}-default")
+    ]
+
+
+def test_a_stopped_libvirtds_unreadable_files_are_an_error(
+    tools: Tools, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tools(virsh="exit 1")
+    not_a_folder = tmp_path / "qemu"
+    not_a_folder.write_text("", encoding="utf-8")
+    monkeypatch.setattr(libvirt_mod, "LIBVIRTD_SOCKET", tmp_path / "no-socket")
+    monkeypatch.setattr(libvirt_mod, "DOMAIN_FOLDERS", (not_a_folder,))
+    with pytest.raises(MachineError, match=r"libvirtd is not running and .*qemu cannot be read"):
+        providers.get("libvirt").leftovers()
 
 
 def test_libvirt_leftovers_are_none_without_virsh(monkeypatch: pytest.MonkeyPatch) -> None:

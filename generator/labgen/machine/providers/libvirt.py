@@ -30,6 +30,7 @@ from labgen.machine.instance import InstanceState
 from labgen.machine.providers import libvirt_box
 from labgen.machine.providers.base import BoxInfo, Leftover, Probe, Provider
 from labgen.machine.providers.libvirt_box import (
+    LIBVIRT_URI,
     STORAGE_POOL,
     BoxPlace,
     libvirt_uri,
@@ -39,6 +40,9 @@ from labgen.machine.providers.libvirt_box import (
 
 SETUP_HINT = "or run scripts/setup-libvirt.sh from labgen's source"
 VIRTLOGD_SOCKET = Path("/run/libvirt/virtlogd-sock")
+LIBVIRTD_SOCKET = Path("/run/libvirt/libvirt-sock")
+# Where the system libvirtd keeps its defined domains, and the running ones' state.
+DOMAIN_FOLDERS = (Path("/etc/libvirt/qemu"), Path("/run/libvirt/qemu"))
 # A listing of domains (leftovers) that takes longer has no libvirtd behind it.
 SCAN_TIMEOUT = 20.0
 PLUGIN_FILE = Path("/usr/share/vagrant-plugins/plugins.d/vagrant-libvirt.json")
@@ -161,10 +165,13 @@ def _socket_answers(path: Path) -> bool:
 
 def domain_names() -> list[str]:
     """Every domain libvirt knows of, running or not; none where virsh is not installed
-    (vagrant-libvirt cannot have made one), and a MachineError where libvirtd does not
-    answer: an unanswered look must not pass for "none there"."""
+    (vagrant-libvirt cannot have made one). Where the system's libvirtd is not running
+    (its socket refuses), its files say (domain_files); a libvirtd that runs but does not
+    answer is a MachineError: an unanswered look must not pass for "none there"."""
     if not recipe.which("virsh"):
         return []
+    if libvirt_uri() == LIBVIRT_URI and not _socket_answers(LIBVIRTD_SOCKET):
+        return domain_files(DOMAIN_FOLDERS)
     command = f"virsh -c {libvirt_uri()} list --all --name"
     try:
         answer = virsh("list", "--all", "--name", timeout=SCAN_TIMEOUT)
@@ -184,6 +191,33 @@ def domain_names() -> list[str]:
             hint="libvirtd must answer: `labgen doctor` says what it lacks; then run this again",
         )
     return answer.stdout.split()
+
+
+def domain_files(folders: Sequence[Path]) -> list[str]:
+    """The domains a stopped system libvirtd holds: each defined one is NAME.xml in its
+    configuration folder, each still running (a QEMU outlives its libvirtd) NAME.xml in
+    its run folder (DOMAIN_FOLDERS). Packages installed and no daemon started is a
+    machine's state after a reboot without systemd.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "labgen-bridge-ab12-default.xml").write_text("<domain/>")
+    >>> domain_files([folder, folder / "absent"])
+    ['labgen-bridge-ab12-default']
+    """
+    names: set[str] = set()
+    for folder in folders:
+        if not folder.exists():  # libvirt never defined or ran a domain here
+            continue
+        try:
+            names.update(p.stem for p in folder.iterdir() if p.suffix == ".xml")
+        except OSError as exc:
+            raise MachineError(
+                f"could not look for labgen's libvirt domains: libvirtd is not running and "
+                f"{folder} cannot be read ({exc.strerror})",
+                hint="run labgen as root, or start libvirtd (scripts/setup-libvirt.sh)",
+            ) from None
+    return sorted(names)
 
 
 # --- the provider -----------------------------------------------------------------

@@ -3,5 +3,7 @@ lab's steps and a terminal on their own machine, and a live grid for the instruc
 
 room.py the workshop's record (seats, tokens); seats.py bringing seats up and down;
 grid.py the seats x steps grid; checker.py the background checks; terminal.py the SSH
-pty each seat's browser terminal relays; app.py the web app; server.py serving it.
+pty each seat's browser terminal relays; app.py the web app; server.py serving it;
+db.py the room's database (every check and run, the settings); report.py that
+database as a report; lock.py one server per workshop.
 """

@@ -77,4 +77,5 @@ class Attendee:
 
     async def terminal(self, websocket: WebSocket) -> None:
         seat = self.site.seat_of(websocket.path_params)
+        await run_in_threadpool(self.site.service.grid.opened, seat)
         await relay(websocket, self.site.service.terminals, seat, read_only=False)

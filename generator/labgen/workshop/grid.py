@@ -8,6 +8,10 @@ A cell is done only when the step's own checks ran and passed: a check that did 
 run (no results, or problems) never makes a cell done. Done stays done until the seat
 is reset: later steps may undo a step's state on purpose (stop-server removes the rules
 publish-port made), and the grid says who got where.
+
+With a store (the room's database, db.py) every check, run, machine change and setting
+is written as it happens, and a new Grid replays what was written through the same rule
+(`next_state`): a restarted server shows the room it had, with the times it had.
 """
 
 from __future__ import annotations
@@ -21,11 +25,51 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from labgen.core.results import CheckRun
+from labgen.core.results import CHECKS_PASSED, CheckRun
+from labgen.workshop import db
 
 NOT_YET, DONE, FAILING, NO_CHECKS = "not-yet", "done", "failing", "no-checks"
 # A seat's machine, as the grid's row header shows it.
 SEAT_READY, SEAT_RESETTING, SEAT_FAILED = "ready", "resetting", "failed"
+# A check run whose checks could not run (problems): beside passed, failed, nothing-checked.
+PROBLEM = "problem"
+
+
+def outcome_of(verdict: CheckRun) -> str:
+    """How a check run ended, as the database records it.
+
+    >>> outcome_of(CheckRun("lab", "step", True, [], problems=["no checks.py"]))
+    'problem'
+    """
+    return PROBLEM if verdict.problems else verdict.verdict
+
+
+def messages_of(verdict: CheckRun) -> list[str]:
+    """Why a check run did not pass: its problems, then each failed check's message."""
+    failed = [f"{r.title}: {r.message}" for r in verdict.results if not r.ok]
+    return [*verdict.problems, *failed]
+
+
+def next_state(current: str, outcome: str, attempted: bool) -> str | None:
+    """A cell's state after a check run that ended in `outcome`, or None: unchanged.
+
+    `attempted`: the attendee pressed Check, so a failure shows as failing; a background
+    check that fails leaves an untried step at not yet. Done stays done.
+
+    >>> next_state(NOT_YET, "failed", attempted=False) is None
+    True
+    >>> next_state(FAILING, "passed", attempted=False)
+    'done'
+    """
+    if current == DONE:
+        return None
+    if outcome == CHECKS_PASSED:
+        state = DONE
+    elif outcome == PROBLEM or attempted:
+        state = FAILING
+    else:
+        return None
+    return None if state == current else state
 
 
 @dataclass
@@ -47,13 +91,49 @@ class Row:
 class Grid:
     """Every seat's progress through the lab's steps, safe to change from any thread."""
 
-    def __init__(self, seats: list[str], steps: list[str], checked: set[str]):
+    def __init__(
+        self,
+        seats: list[str],
+        steps: list[str],
+        checked: set[str],
+        store: db.RoomDB | None = None,
+    ):
         self.steps = steps
         self.checked = checked  # the steps that have checks of their own
+        self.store = store
         self._lock = threading.Lock()
         self._rows = {s: self._fresh_row(s) for s in seats}
         self._listeners: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Any], str]] = []
         self.run_for_me = True  # the instructor may turn "Run it for me" off
+        if store is not None:
+            self.replay(store.events())
+            self.run_for_me = bool(store.settings().get("run_for_me", True))
+            # A seat left resetting was being reset by a server that is gone: nothing
+            # finishes that reset now, so its row says failed (the instructor resets again).
+            for row in self._rows.values():
+                if row.machine == SEAT_RESETTING:
+                    row.machine = SEAT_FAILED
+
+    def replay(self, events: list[db.Event]) -> None:
+        """Rebuild the rows from recorded events, in order, by the rules live events follow."""
+        with self._lock:
+            for event in events:
+                row = self._rows.get(event.seat)
+                if row is None:
+                    continue  # a seat this room no longer has
+                if event.kind == db.MACHINE:
+                    self._set_machine(event.seat, event.outcome)
+                elif event.kind == db.CHECK and event.step in row.cells:
+                    attempted = event.source != db.BY_BACKGROUND
+                    self._apply(row.cells[event.step], event, attempted)
+
+    @staticmethod
+    def _apply(cell: Cell, event: db.Event, attempted: bool) -> str | None:
+        state = next_state(cell.state, event.outcome, attempted)
+        if state is not None:
+            cell.state, cell.changed = state, event.at
+            cell.detail = "; ".join(event.messages)[:500]
+        return state
 
     def _fresh_row(self, seat: str) -> Row:
         cells = {s: Cell(NOT_YET if s in self.checked else NO_CHECKS) for s in self.steps}
@@ -77,34 +157,63 @@ class Grid:
         `attempted`: the attendee pressed Check or "Run it for me", so a failure shows
         as failing; a background check that fails leaves an untried step at not yet.
         """
-        ran = bool(verdict.results) and not verdict.problems
-        if ran and verdict.ok:
-            state = DONE
-        elif verdict.problems or attempted:
-            state = FAILING
-        else:
-            state = None  # not yet, or failing still: the background check adds nothing
-        failed = [r for r in verdict.results if not r.ok]
-        detail = "; ".join([*verdict.problems, *(f"{r.title}: {r.message}" for r in failed)])
+        source = db.BY_CHECK if attempted else db.BY_BACKGROUND
         with self._lock:
+            event = self._event(
+                seat, step, db.CHECK, source, outcome_of(verdict), messages_of(verdict)
+            )
             cell = self._rows[seat].cells[step]
-            if cell.state == DONE or state is None or state == cell.state:
+            state = self._apply(cell, event, attempted)
+            if state is None:
                 return cell.state
-            cell.state, cell.changed, cell.detail = state, time.time(), detail[:500]
-            event = self._cell_event(seat, step, cell)
-        self._publish(event)
+            published = self._cell_event(seat, step, cell)
+        self._publish(published)
         return state
+
+    def record_run(self, seat: str, step: str, exit_code: int, seconds: float, output: str) -> None:
+        """Record a "Run it for me" of `step` on `seat` (the checker then says what it did)."""
+        tail = output.rstrip().splitlines()[-3:] if exit_code else []
+        with self._lock:
+            self._event(seat, step, db.RUN, db.BY_RUN, f"exit {exit_code}", tail, seconds)
+
+    def opened(self, seat: str) -> None:
+        """Record that the seat's terminal was opened (the attendee is there)."""
+        with self._lock:
+            self._event(seat, "", db.OPENED, db.BY_PAGE, "opened", [])
+
+    def _event(
+        self,
+        seat: str,
+        step: str,
+        kind: str,
+        source: str,
+        outcome: str,
+        messages: list[str],
+        seconds: float = 0.0,
+    ) -> db.Event:
+        """The event, written to the store first when there is one (under the lock, so
+        that the database has the events in the order the grid applied them)."""
+        if self.store is not None:
+            return self.store.add(seat, step, kind, source, outcome, messages, seconds)
+        return db.Event(0, time.time(), seat, step, kind, source, outcome, messages, seconds)
 
     def set_machine(self, seat: str, machine: str) -> None:
         """The seat's machine is ready, being reset or failed; a reset clears its cells."""
         with self._lock:
-            if machine == SEAT_RESETTING:
-                self._rows[seat] = self._fresh_row(seat)
-            self._rows[seat].machine = machine
+            self._event(seat, "", db.MACHINE, db.BY_INSTRUCTOR, machine, [])
+            self._set_machine(seat, machine)
             event = {"type": "row", "row": self._row_json(self._rows[seat])}
         self._publish(event)
 
+    def _set_machine(self, seat: str, machine: str) -> None:
+        if machine == SEAT_RESETTING:
+            self._rows[seat] = self._fresh_row(seat)
+        self._rows[seat].machine = machine
+
     def set_run_for_me(self, enabled: bool) -> None:
+        """The instructor allows or forbids "Run it for me" (kept across restarts)."""
+        if self.store is not None:
+            self.store.set_setting("run_for_me", enabled)
         self.run_for_me = enabled
         self._publish({"type": "settings", "run_for_me": enabled})
 

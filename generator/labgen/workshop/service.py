@@ -13,7 +13,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from labgen.checks import reader as checkdoc
 from labgen.checks.runner import run_checks
 from labgen.core.context import Context
 from labgen.core.errors import LabgenError, UsageError
@@ -24,6 +23,7 @@ from labgen.machine.instance import Instance
 from labgen.machine.steps import Session, record_done, run_step
 from labgen.workshop import seats as seat_ops
 from labgen.workshop.checker import Checker
+from labgen.workshop.db import RoomDB, lab_steps
 from labgen.workshop.grid import SEAT_FAILED, SEAT_READY, SEAT_RESETTING, Grid
 from labgen.workshop.room import Room
 from labgen.workshop.terminal import Terminals
@@ -50,12 +50,32 @@ def ssh_config_of(seat: str) -> Path:
 class RoomService:
     """One workshop being served."""
 
-    def __init__(self, room: Room, ctx: Context, *, workers: int = 1, min_period: float = 10.0):
+    def __init__(
+        self,
+        room: Room,
+        ctx: Context,
+        *,
+        workers: int = 1,
+        min_period: float = 10.0,
+        store: RoomDB | None = None,
+    ):
+        """`store`: the room's database; the grid is rebuilt from it and writes to it
+        (without one, as in tests of the pages, the room lives in memory only)."""
         self.room = room
         self.ctx = ctx
+        self.store = store
         self.lab: Lab = load_lab_dir(Path(room.lab_path))
-        checked = {c.step for c in checkdoc.read_checks(self.lab)}
-        self.grid = Grid(room.seats, [s.id for s in self.lab.steps], checked)
+        steps = lab_steps(self.lab)
+        if store is not None:
+            store.describe(
+                workshop=room.name,
+                lab=room.lab,
+                created=room.created,
+                steps=steps,
+                seats=room.seats,
+            )
+        checked = {s.id for s in steps if s.checked}
+        self.grid = Grid(room.seats, [s.id for s in steps], checked, store)
         self.checker = Checker(
             self.grid, self.lab, run_checks_of, workers=workers, min_period=min_period
         )
@@ -93,6 +113,7 @@ class RoomService:
             instance, state, lab = registry.running(seat)
             with ssh.connect(instance.ssh_config) as client:
                 outcome = run_step(Session(instance, state, lab, client), step, capture=True)
+        self.grid.record_run(seat, step.id, outcome.exit_code, outcome.seconds, outcome.output)
         self.checker.poke(seat)
         return RunResult(step.id, outcome.exit_code, outcome.output, outcome.seconds)
 

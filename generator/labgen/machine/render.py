@@ -130,6 +130,8 @@ def render_instance(
         "lab/labgen-lab": env.get_template("lab/labgen-lab.sh.j2").render(lab=lab, lab_dir=lab_dir),
         "lab/steps/ORDER": "".join(f"{step.id}\n" for step in lab.steps),
         "lab/ENGINE": f"{engine}\n",
+        # labgen-lab names a missing one when a step fails: the machine never pulls.
+        "lab/IMAGES": "".join(f"{tagged(name)}\n" for name in lab.spec.images),
     }
     step_template = env.get_template("lab/step.sh.j2")
     for index, step in enumerate(lab.steps, start=1):

@@ -11,8 +11,9 @@ In one run, alternating round by round so that the machine's load falls on all t
 then their medians and ratios, and what one pooled machine costs (memory, as Docker's
 stats see the container with its tmpfs, and disk: its writable layer); a workshop seat's
 reset with a spare in the pool (to the seat's ready event, and to the old machine gone).
-With --verify:
-`verify --all --engine all -j 2` with the pool filled ahead, against the same with none.
+With --verify: `verify --all --engine all -j 2`, its runs' machines made ahead in the
+pool (the default) against `--no-ahead`, both from an empty pool. --rounds 0 skips the
+rounds of up.
 
 Runs in a labgen home of its own and destroys every machine it makes.
 """
@@ -88,48 +89,54 @@ def reset_round(env: dict[str, str]) -> tuple[float, float]:
     return ready[0], done
 
 
+def up_rounds(env: dict[str, str], lab: str, rounds: int) -> None:
+    """The fill, claim, fresh and raw rounds, their medians and ratios; resets."""
+    fills, claims, fresh, raws = [], [], [], []
+    cost = ""
+    for _ in range(rounds):
+        fills.append(labgen("pool", "fill", "-n", "1", env=env))
+        cost = cost or pooled_cost(env)
+        claims.append(labgen("up", lab, env=env))
+        labgen("destroy", lab, env=env)
+        fresh.append(labgen("up", lab, env=env))
+        labgen("destroy", lab, env=env)
+        raws.append(raw_vagrant_round(env))
+    print(f"pool fill -n 1           {median(fills)}")
+    print(f"up, claimed from pool    {median(claims)}")
+    print(f"up, fresh machine        {median(fresh)}")
+    print(f"raw vagrant up           {median(raws)}")
+    claim_med, fresh_med = statistics.median(claims), statistics.median(fresh)
+    raw_med = statistics.median(raws)
+    print(f"ratio claimed/fresh      {claim_med / fresh_med:6.2f}")
+    print(f"ratio claimed/raw        {claim_med / raw_med:6.2f}")
+    print(f"ratio fresh/raw          {fresh_med / raw_med:6.2f}")
+    print(f"one pooled machine       {cost}")
+    resets = [reset_round(env) for _ in range(rounds)]
+    print(f"workshop reset, ready    {median([r[0] for r in resets])}")
+    print(f"workshop reset, all done {median([r[1] for r in resets])}  (old one destroyed)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of each kind of up")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of each kind of up (0: none)")
     parser.add_argument("--lab", default="port-forwarding")
     parser.add_argument("--verify", action="store_true", help="also time the verify matrix")
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="labgen-bench-pool-"))
     env = dict(os.environ, LABGEN_HOME=str(home), VAGRANT_CHECKPOINT_DISABLE="1")
-    fills, claims, fresh, raws = [], [], [], []
-    cost = ""
     try:
         labgen("box", "build", env=env)  # not timed: built once per recipe
         print(f"machine: {os.cpu_count()} cores; lab: {args.lab}; rounds: {args.rounds}")
-        for _ in range(args.rounds):
-            fills.append(labgen("pool", "fill", "-n", "1", env=env))
-            cost = cost or pooled_cost(env)
-            claims.append(labgen("up", args.lab, env=env))
-            labgen("destroy", args.lab, env=env)
-            fresh.append(labgen("up", args.lab, env=env))
-            labgen("destroy", args.lab, env=env)
-            raws.append(raw_vagrant_round(env))
-        print(f"pool fill -n 1           {median(fills)}")
-        print(f"up, claimed from pool    {median(claims)}")
-        print(f"up, fresh machine        {median(fresh)}")
-        print(f"raw vagrant up           {median(raws)}")
-        claim_med, fresh_med = statistics.median(claims), statistics.median(fresh)
-        raw_med = statistics.median(raws)
-        print(f"ratio claimed/fresh      {claim_med / fresh_med:6.2f}")
-        print(f"ratio claimed/raw        {claim_med / raw_med:6.2f}")
-        print(f"ratio fresh/raw          {fresh_med / raw_med:6.2f}")
-        print(f"one pooled machine       {cost}")
-        resets = [reset_round(env) for _ in range(args.rounds)]
-        print(f"workshop reset, ready    {median([r[0] for r in resets])}")
-        print(f"workshop reset, all done {median([r[1] for r in resets])}  (old one destroyed)")
+        if args.rounds > 0:
+            up_rounds(env, args.lab, args.rounds)
         if args.verify:
             labgen("box", "build", "--engine", "all", env=env)
-            cold = labgen("verify", "--all", "--engine", "all", "-j", "2", env=env)
-            labgen("pool", "fill", "--engine", "all", "-n", "5", "-j", "2", env=env)
-            warm = labgen("verify", "--all", "--engine", "all", "-j", "2", env=env)
-            print(f"verify matrix, no pool   {cold:6.1f} s")
-            print(f"verify matrix, pool full {warm:6.1f} s  (the fill before it not counted)")
+            matrix = ["verify", "--all", "--engine", "all", "-j", "2"]
+            cold = labgen(*matrix, "--no-ahead", env=env)
+            ahead = labgen(*matrix, env=env)
+            print(f"verify matrix, no pool      {cold:6.1f} s")
+            print(f"verify matrix, filled ahead {ahead:6.1f} s  (ratio {ahead / cold:.2f})")
     finally:
         subprocess.run(
             [sys.executable, "-m", "labgen", "destroy", "--all", "--yes"],

@@ -143,6 +143,51 @@ def test_a_restarted_lab_machine_is_provisioned_again(bring_up: Callable[..., st
     assert walked.returncode == 0, show(walked)
 
 
+def test_a_missing_image_fails_at_once_and_says_how_it_comes_back(
+    bring_up: Callable[..., str],
+) -> None:
+    """Issue 18, item 6: a lab's robot forms never pull. With the lab's image gone from
+    the machine, start-container fails naming the image and `labgen up`, without
+    docker's "Unable to find image ... locally" (the line before a pull); then `labgen
+    up` sees it missing and provisions the machine again."""
+    bring_up("bridge")
+    container = resources.machine_id("bridge")
+    removed = subprocess.run(
+        ["docker", "exec", container, "docker", "rmi", "busybox:latest"],
+        capture_output=True,
+        text=True,
+    )
+    assert removed.returncode == 0, removed.stderr
+    failed = labgen("run", "bridge", "start-container")
+    both = failed.stdout + failed.stderr
+    assert failed.returncode != 0, show(failed)
+    assert "Unable to find image" not in both, show(failed)
+    assert "image busybox:latest is not on this machine" in both, show(failed)
+    assert "`labgen up bridge`" in both, show(failed)
+    again = labgen("up", "bridge")
+    assert again.returncode == 0, show(again)
+    assert "provisioning it again" in again.stdout + again.stderr, show(again)
+    walked = labgen("run", "bridge", "--all")
+    assert walked.returncode == 0, show(walked)
+
+
+def test_verify_makes_the_next_runs_machine_ahead_and_passes_strict_on_it(
+    everything_destroyed: None, labgen_home: Path
+) -> None:
+    """Issue 18, items 3 and 5: while the first run (one job) goes on a fresh machine,
+    verify makes the second run's machine in the pool; the second run claims it and
+    passes --strict against the committed recordings; nothing is left in the pool."""
+    code, reports = labgen_json("verify", "bridge", "netns", "-j", "1", "--strict")
+    assert code == 0, reports
+    assert [(r["lab"], r["ok"], r["claimed"]) for r in reports] == [
+        ("bridge", True, False),
+        ("netns", True, True),
+    ]
+    assert all(r["recordings"] == "compared" and not r["drift"] for r in reports), reports
+    assert pooled_containers() == []
+    assert list((labgen_home / "instances").iterdir()) == []
+
+
 def test_pool_commands_refuse_bad_input(labgen_home: Path) -> None:
     proc = labgen("pool", "fill", "--engine", "19.03")
     assert proc.returncode == 2 and "19.03" in proc.stderr, show(proc)
@@ -153,8 +198,9 @@ def test_pool_commands_refuse_bad_input(labgen_home: Path) -> None:
 
 
 def test_a_workshop_reset_hands_the_seat_a_spare(everything_destroyed: None) -> None:
-    """`workshop up --spares 1` leaves one pooled machine ready; the instructor's reset
-    (the function the grid's button runs) gives the seat that spare, destroys the old
+    """`workshop up --spares 1` leaves one pooled machine ready; a seat whose machine
+    was killed shows as unreachable in `workshop status`; the instructor's reset (the
+    function the grid's button runs) gives the seat that spare, destroys the dead
     machine behind it, and the pool is refilled; `workshop down` and `pool drain` leave
     nothing."""
     from labgen.core.context import Context
@@ -167,6 +213,13 @@ def test_a_workshop_reset_hands_the_seat_a_spare(everything_destroyed: None) -> 
     assert [p["ready"] for p in pooled] == [True], pooled
     spare = pooled[0]["name"]
     old = Instance("bridge-01").load().made_as_name
+    killed = subprocess.run(
+        ["docker", "kill", resources.machine_id(old)], capture_output=True, text=True
+    )
+    assert killed.returncode == 0, killed.stderr
+    code, rooms = labgen_json("workshop", "status", "bridge")
+    seen = [(s["seat"], s["state"]) for s in rooms[0]["seats"]]
+    assert seen == [("bridge-01", "unreachable")], rooms
 
     events: list[seats.SeatEvent] = []
     lab_path = str(Path(resources.labs_dir()) / "bridge")

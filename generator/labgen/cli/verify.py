@@ -97,6 +97,14 @@ def box_list() -> None:
     is_flag=True,
     help="Fail (exit 1) when a step's output drifted from its recording, or has none.",
 )
+@click.option(
+    "--ahead/--no-ahead",
+    default=True,
+    show_default=True,
+    help="While the first JOBS runs go, make machines for the next ones in the warm pool "
+    "(providers that keep one), at most JOBS waiting; each run claims one. Unclaimed ones "
+    "are destroyed at the end.",
+)
 @JSON
 @PROVIDER
 @LABS
@@ -109,6 +117,7 @@ def verify_cmd(
     junitxml: str | None,
     record: bool,
     strict: bool,
+    ahead: bool,
     as_json: bool,
     provider: str | None,
     lab_dirs: tuple[str, ...],
@@ -132,7 +141,9 @@ def verify_cmd(
     with ui.progress("Preparing the provider") as say:
         ctx = verify.prepare(ctx.with_say(say), runs)
     recording = verify.Recording(record=record, strict=strict)
-    reports = verify.verify_labs(ctx, runs, verify.Destroy(when), jobs, ui.verify_event, recording)
+    reports = verify.verify_labs(
+        ctx, runs, verify.Destroy(when), jobs, ui.verify_event, recording, ahead
+    )
     if junitxml:
         from labgen.docs.junit import write_junit
 

@@ -167,6 +167,7 @@ class LabReport:
     docker: str = ""  # the engine's exact version, as the machine's `docker version` says
     recordings: str = ""  # NO_RECORDINGS, COMPARED or RECORDED ("" not reached)
     strict: bool = False  # drift, or a step without recording, fails the run
+    claimed: bool = False  # its machine came from the warm pool (as fresh as a made one)
 
     @property
     def drifted(self) -> list[StepReport]:

@@ -22,11 +22,12 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from labgen.core.context import Say
-from labgen.core.errors import MachineError, UsageError
+from labgen.core.errors import LabgenError, MachineError, UsageError
 from labgen.core.lab import Lab
 from labgen.core.results import Pooled
 from labgen.machine import create, providers, recipe, registry, render, ssh
@@ -72,8 +73,13 @@ def make(provider: Provider, engine: str, say: Say) -> str:
             "lab from their first boot)",
             hint="use the docker provider for a pool",
         )
+    return make_named(provider, engine, new_name(engine), say)
+
+
+def make_named(provider: Provider, engine: str, name: str, say: Say) -> str:
+    """Make pooled machine `name` (from new_name) of Docker `engine`; its name."""
     provider.ensure_box(say, engine=engine)
-    instance = Instance(new_name(engine))
+    instance = Instance(name)
 
     def render_files(target: Path, settings: Mapping[str, object]) -> InstanceState:
         public_key = render.write_keypair(target, comment=f"labgen-{instance.name}")
@@ -148,6 +154,68 @@ def drain(say: Say) -> list[str]:
                 registry.teardown(instance)
                 gone.append(instance.name)
     return gone
+
+
+class Ahead:
+    """Pooled machines made in a thread for work about to start (verify's runs), so
+    that a run claims one instead of waiting for Vagrant. At most `ready` of them wait
+    unclaimed at a time; `stop` destroys those still unclaimed: only its own, never a
+    pool the user filled.
+
+    One engine per machine to make, in the order they will be asked for. Use it as a
+    context manager: leaving it (Ctrl-C included) stops it and cleans up.
+    """
+
+    POLL = 0.5  # seconds between looks at how many of its machines are still unclaimed
+
+    def __init__(self, provider: Provider, engines: Sequence[str], ready: int, say: Say):
+        self.provider, self.engines, self.ready, self.say = provider, list(engines), ready, say
+        self.made: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fill, name="pool-ahead", daemon=True)
+
+    def __enter__(self) -> Ahead:
+        if self.provider.pools and self.engines:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def unclaimed(self) -> list[Instance]:
+        """Its machines still in the pool (a claimed one was renamed away)."""
+        found = []
+        for instance in map(Instance, self.made):
+            with contextlib.suppress(UsageError):  # claimed between the look and the load
+                if instance.exists() and instance.load().pooled:
+                    found.append(instance)
+        return found
+
+    def _fill(self) -> None:
+        for engine in self.engines:
+            while len(self.unclaimed()) >= self.ready:
+                if self._stop.wait(self.POLL):
+                    return
+            if self._stop.is_set():
+                return
+            name = new_name(engine)
+            self.made.append(name)
+            try:
+                make_named(self.provider, engine, name, lambda line: None)
+            except LabgenError as exc:  # the runs make their own machines, as without it
+                self.say(f"making a pooled machine ahead failed ({exc.message}); stopping")
+                return
+            self.say(f"{name} (Docker {engine}) is ready for a run to come")
+
+    def stop(self) -> None:
+        """Make no more; wait for the one being made; destroy its unclaimed machines."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        for instance in self.unclaimed():
+            with registry.locked(instance.name):
+                if instance.exists():
+                    registry.teardown(instance)
 
 
 def _make_lab_machine(

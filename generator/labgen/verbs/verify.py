@@ -8,6 +8,7 @@ any machine starts.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import io
 import threading
@@ -42,7 +43,7 @@ from labgen.core.results import (
     StepReport,
 )
 from labgen.docs import recordings
-from labgen.machine import providers, recipe, registry, ssh
+from labgen.machine import pool, providers, recipe, registry, ssh
 from labgen.machine.steps import Session, run_step
 from labgen.verbs.destroy import destroy as destroy_machines
 from labgen.verbs.lint import lint_lab_dir
@@ -132,10 +133,14 @@ def verify_labs(
     jobs: int,
     on_event: Event,
     recording: Recording = Recording(),
+    ahead: bool = True,
 ) -> list[LabReport]:
     """Verify each run on its own fresh machine, `jobs` at a time; reports in run order.
 
-    Call `prepare` first: it lints and picks the provider.
+    With `ahead` (and a provider that keeps a warm pool), machines for the runs after
+    the first `jobs` are made in the pool while those run, and each run claims one
+    (machine/pool.py: a claimed machine is a fresh one); those left unclaimed are
+    destroyed at the end. Call `prepare` first: it lints and picks the provider.
     """
     lock = threading.Lock()
 
@@ -143,9 +148,17 @@ def verify_labs(
         with lock:
             on_event(label, message)
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(verify_lab, ctx, run, destroy, event, recording) for run in runs]
-        return [f.result() for f in futures]
+    later = [run.engine for run in runs[jobs:]] if ahead else []
+    provider = providers.get(ctx.provider) if ctx.provider else None
+    filler = pool.Ahead(provider, later, jobs, lambda m: event("pool", m)) if provider else None
+    with contextlib.ExitStack() as stack:
+        if filler is not None:
+            stack.enter_context(filler)
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as workers:
+            futures = [
+                workers.submit(verify_lab, ctx, run, destroy, event, recording) for run in runs
+            ]
+            return [f.result() for f in futures]
 
 
 def machine_name(run: Run) -> str:
@@ -169,7 +182,9 @@ def verify_lab(
     quiet = replace(ctx, say=lambda line: None, engine=run.engine)
     try:
         event(run.label, "bringing up a fresh machine")
-        up(quiet, str(lab.path), name)
+        report.claimed = up(quiet, str(lab.path), name).claimed
+        if report.claimed:
+            event(run.label, "claimed a machine from the warm pool")
         _walk_steps(name, report, lambda message: event(run.label, message))
         report.recordings = report.recordings or COMPARED  # _walk_steps says when none
         if recording.record and report.ok:

@@ -16,7 +16,8 @@ import pytest
 from labgen.core.context import Context
 from labgen.core.errors import PrerequisiteError
 from labgen.core.lab import load_lab
-from labgen.workshop import pages, server
+from labgen.core.results import CheckResult, CheckRun
+from labgen.workshop import db, pages, server
 from labgen.workshop import room as rooms
 from labgen.workshop.service import RoomService
 
@@ -37,7 +38,8 @@ class Served:
 def served(labgen_home: Path) -> Iterator[Served]:
     lab = load_lab("port-forwarding")
     room = rooms.create("pf", lab.name, str(lab.path), 2)
-    service = RoomService(room, Context())
+    store = db.open_room(room.name, room.created)  # as `workshop serve` opens it
+    service = RoomService(room, Context(), store=store)
     service.checker.start = lambda: None  # type: ignore[method-assign]  # no machines here
     ready = threading.Event()
     stop = threading.Event()
@@ -92,6 +94,8 @@ def test_a_seats_token_opens_its_seat_only(served: Served) -> None:
         "/i/{bad}/",
         "/i/{seat1}/",  # a seat's token is nobody's on the instructor's page
         "/i/{bad}/grid.csv",
+        "/i/{bad}/report",
+        "/i/{seat1}/report.json",
         "/nowhere",
     ],
 )
@@ -226,3 +230,26 @@ def test_listen_addresses_are_parsed_or_refused() -> None:
     for bad in ("localhost:80", "127.0.0.1", "127.0.0.1:99999"):
         with pytest.raises(Exception, match="--listen"):
             server.parse_listen(bad)
+
+
+def test_the_instructor_page_shows_the_rooms_report_with_a_chart(served: Served) -> None:
+    grid = served.service.grid
+    passed = CheckRun("pf", "publish-port", True, [CheckResult("c", "t", None, "passed", "", 0)])
+    failed = CheckRun("pf", "curl", True, [CheckResult("c", "the page", None, "failed", "no", 0)])
+    grid.record("pf-01", "publish-port", passed, attempted=True)
+    grid.record("pf-01", "curl", failed, attempted=True)
+    status, headers, body = fetch(served.instructor + "report")
+    assert status == 200 and headers["cache-control"] == "no-store"
+    assert '<svg xmlns="http://www.w3.org/2000/svg"' in body and "//" not in body.replace(
+        "http://www.w3.org/2000/svg", ""
+    )
+    assert re.search(r'data-step="publish-port" data-reached="1"', body)
+    assert re.search(r'data-step="curl" data-reached="0"', body)
+    assert "the page: no (×1)" in body
+    status, _, text = fetch(served.instructor + "report.json")
+    data = json.loads(text)
+    assert status == 200 and data["workshop"] == "pf"
+    steps = {s["step"]: s for s in data["steps"]}
+    assert steps["publish-port"]["reached"] == 1 and steps["curl"]["failures"] == 1
+    page = fetch(served.instructor)[2]
+    assert 'id="report"' in page

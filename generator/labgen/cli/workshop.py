@@ -8,8 +8,9 @@ import time
 import click
 
 from labgen.cli.options import ENGINE, JSON, LABS, PROVIDER, context
-from labgen.core.errors import EXIT_FAILED, EXIT_OK
+from labgen.core.errors import EXIT_FAILED, EXIT_OK, UsageError
 from labgen.ui import live as display
+from labgen.ui.report import print_report
 from labgen.verbs import workshop
 from labgen.workshop.seats import READY
 
@@ -19,7 +20,8 @@ def workshop_group() -> None:
     """A room of attendees: N machines of a lab, a browser page per seat, a grid.
 
     `workshop up LAB --seats N` brings the seats up; `workshop serve W` prints each
-    seat's URL and the instructor's; `workshop down W` removes everything.
+    seat's URL and the instructor's; `workshop report W` tells who did what, when;
+    `workshop down W` removes the seats (and, with --purge, the room's database).
     """
 
 
@@ -75,11 +77,23 @@ def status_cmd(name: str | None, as_json: bool) -> None:
 @workshop_group.command("down")
 @click.argument("name")
 @click.option("-j", "--jobs", type=int, default=8, show_default=True, help="Seats at a time.")
-def down_cmd(name: str, jobs: int) -> None:
-    """Remove every seat of workshop NAME (machines, networks, instance dirs) and it."""
+@click.option(
+    "--purge",
+    is_flag=True,
+    help="Remove the room's database too (what `workshop report` reads); also works on a "
+    "workshop already brought down.",
+)
+def down_cmd(name: str, jobs: int, purge: bool) -> None:
+    """Remove every seat of workshop NAME (machines, networks, instance dirs) and it.
+
+    The room's database (every check and run, the settings) stays, so that `workshop
+    report NAME` still reads it, until `down --purge`; a new `workshop up` of NAME is
+    refused while it is there. Refused (exit 2) while `workshop serve NAME` runs: stop
+    the server first, so that no page is left up for machines that are gone.
+    """
     with display.seat_progress(f"Removing workshop {name}") as report:
-        events = workshop.down(name, jobs, report)
-    display.print_down(name, events)
+        events = workshop.down(name, jobs, report, purge)
+    display.print_down(name, events, purge)
     sys.exit(EXIT_OK if all(e.state == "removed" for e in events) else EXIT_FAILED)
 
 
@@ -99,9 +113,29 @@ def serve_cmd(name: str, listen: str, stop_after: float | None, lab_dirs: tuple[
     """Serve workshop NAME: a page per seat (steps and a terminal) and the instructor's grid.
 
     Prints each seat's URL and the instructor's; each carries its own token. Runs
-    until Ctrl-C.
+    until Ctrl-C. Every check and run is written to the room's database as it happens,
+    so a server started again shows the grid it had (states, times, settings). One
+    server per workshop: a second `serve` of NAME is refused (exit 2) naming the
+    first's address; a killed server holds nothing.
     """
     workshop.serve(context(None, lab_dirs), name, listen, display.print_urls, stop_after)
+
+
+@workshop_group.command("report")
+@click.argument("name")
+@JSON
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV: a row per seat and step.")
+def report_cmd(name: str, as_json: bool, as_csv: bool) -> None:
+    """What happened in workshop NAME, from its database: per seat the steps done and
+    when; per step the median and slowest time, attempts, the commonest failure; where
+    each seat is now.
+
+    Works while `serve` runs, without it, and after `workshop down` (the database stays
+    until `workshop down --purge`).
+    """
+    if as_json and as_csv:
+        raise UsageError("--json and --csv: pick one")
+    print_report(workshop.report(name), "json" if as_json else "csv" if as_csv else "text")
 
 
 COMMANDS: list[click.Command] = [workshop_group]

@@ -250,3 +250,63 @@ class GuideResult:
     total: int
     failed_step: str | None = None
     quit: bool = False
+
+
+@dataclass(frozen=True)
+class StepDone:
+    """A step a seat has done: when (epoch seconds), found by whom, and how long it took
+    since the seat's previous step was done (or since its attendee was first seen)."""
+
+    step: str
+    at: float
+    source: str  # check, run-for-me (then a check), background
+    seconds: float | None  # None: nothing before it to measure from
+
+
+@dataclass(frozen=True)
+class SeatProgress:
+    """One seat in `workshop report`: what its attendee did, and where they are now."""
+
+    seat: str
+    attendee: str
+    machine: str  # ready, resetting, failed
+    started: float  # epoch seconds the attendee was first seen (0: never)
+    done: list[StepDone]
+    at_step: str  # the first checked step not done ("" when all are)
+    at_state: str  # that step's cell: not-yet or failing
+    since: float  # when the seat got to that step (epoch seconds; 0: unknown)
+    last_failure: str  # why that step's last Check failed
+    attempts: dict[str, int]  # step -> Check presses and "Run it for me"s
+
+
+@dataclass(frozen=True)
+class StepSummary:
+    """One step over the whole room: how many got there, how long it took, what failed."""
+
+    step: str
+    title: str
+    checked: bool
+    reached: int  # seats that have it done
+    median_seconds: float | None
+    slowest_seconds: float | None
+    slowest_seat: str
+    attempts: int  # Check presses and "Run it for me"s, every seat
+    failures: int  # Check presses that failed
+    commonest_failure: str
+    commonest_count: int
+    here_now: int  # seats whose next step this is
+
+
+@dataclass(frozen=True)
+class WorkshopReport:
+    """`labgen workshop report`: the room's database read as per seat and per step."""
+
+    workshop: str
+    lab: str
+    created: str
+    at: float  # when the report was made (epoch seconds)
+    seats: list[SeatProgress]
+    steps: list[StepSummary]
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)

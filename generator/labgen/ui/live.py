@@ -99,13 +99,22 @@ def print_status(rooms: list[tuple[Room, list[SeatStatus]]], as_json: bool) -> N
         out.print(table)
 
 
-def print_down(name: str, events: list[SeatEvent]) -> None:
-    """`workshop down`: each seat not removed with why, or that all were."""
+def print_down(name: str, events: list[SeatEvent], purged: bool = False) -> None:
+    """`workshop down`: each seat not removed with why, or that all were, and where the
+    room's database is (kept for `workshop report`) or that it went."""
     failed = [e for e in events if e.state != REMOVED]
     for e in failed:
         err.print(f"[red]{escape_text(e.seat)}: not removed:[/] {escape_text(e.line)}")
-    if not failed:
-        out.print(f"workshop {escape_text(name)}: {len(events)} seats removed")
+    if failed:
+        return
+    out.print(f"workshop {escape_text(name)}: {len(events)} seats removed")
+    if purged:
+        out.print("its database is removed")
+    else:
+        out.print(
+            f"its database stays for `labgen workshop report {escape_text(name)}` "
+            f"(`labgen workshop down {escape_text(name)} --purge` removes it)"
+        )
 
 
 def print_urls(room: Room, base: str) -> None:

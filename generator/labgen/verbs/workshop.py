@@ -1,17 +1,25 @@
 """`labgen workshop`: a room of seats (machines of one lab), served to a room of browsers.
 
 up brings the seats up J at a time; status says which answer; down removes them all;
-serve runs the web app of the attendees' pages and the instructor's grid.
+serve runs the web app of the attendees' pages and the instructor's grid; report reads
+the room's database (workshop/db.py), which only `down --purge` removes. serve and down
+hold the workshop's lock (workshop/lock.py): one server per workshop, and no `down`
+under a running server.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 from labgen.core.context import Context
 from labgen.core.errors import PrerequisiteError, UsageError
+from labgen.core.lab import load_lab, load_lab_dir
+from labgen.core.results import WorkshopReport
+from labgen.workshop import db, lock, seats
+from labgen.workshop import report as reports
 from labgen.workshop import room as rooms
-from labgen.workshop import seats
 from labgen.workshop.room import Room
 from labgen.workshop.seats import Report, SeatEvent, SeatStatus
 
@@ -31,7 +39,30 @@ def up(
         raise UsageError(f"-j must be at least 1, not {jobs}")
     if not 0 <= spares <= rooms.MAX_SEATS:
         raise UsageError(f"--spares must be between 0 and {rooms.MAX_SEATS}, not {spares}")
-    return seats.up_seats(ctx, lab_ref, n_seats, name, jobs, report, spares)
+    workshop = rooms.validate_workshop_name(name or load_lab(lab_ref, ctx.labs_path).name)
+    _refuse_an_earlier_rooms_database(workshop)
+    room, finals = seats.up_seats(ctx, lab_ref, n_seats, name, jobs, report, spares)
+    # The database from the start: `report` reads a room that was never served too.
+    with db.open_room(room.name, room.created) as store:
+        lab = load_lab_dir(Path(room.lab_path))
+        store.describe(
+            workshop=room.name,
+            lab=room.lab,
+            created=room.created,
+            steps=db.lab_steps(lab),
+            seats=room.seats,
+        )
+    return room, finals
+
+
+def _refuse_an_earlier_rooms_database(name: str) -> None:
+    """A database without a workshop record is an earlier room's (`down` without
+    --purge): a new room of that name must not take over its progress."""
+    if (rooms.workshops_dir() / f"{name}.json").is_file() or not db.db_path(name).is_file():
+        return
+    with db.RoomDB(db.db_path(name)) as store:
+        created = store.meta().get("created", "?")
+    raise db.stale(name, created)
 
 
 def status(name: str | None = None) -> list[tuple[Room, list[SeatStatus]]]:
@@ -40,9 +71,28 @@ def status(name: str | None = None) -> list[tuple[Room, list[SeatStatus]]]:
     return [(room, seats.seat_status(room)) for room in (rooms.load(n) for n in names)]
 
 
-def down(name: str, jobs: int, report: Report) -> list[SeatEvent]:
-    """Remove every seat of the workshop, in parallel, and then the workshop."""
-    return seats.down_seats(name, jobs, report)
+def down(name: str, jobs: int, report: Report, purge: bool = False) -> list[SeatEvent]:
+    """Remove every seat of the workshop, in parallel, and then the workshop; refused
+    while `serve` runs. The room's database stays for `report` unless `purge`; with it,
+    a workshop already brought down has its database removed."""
+    rooms.validate_workshop_name(name)
+    if not (rooms.workshops_dir() / f"{name}.json").is_file():
+        if not (purge and db.room_dir(name).is_dir()):
+            rooms.load(name)  # the error naming the workshops there are
+        with lock.hold(name, lock.DOWN):
+            shutil.rmtree(db.room_dir(name))
+        return []
+    with lock.hold(name, lock.DOWN):
+        events = seats.down_seats(name, jobs, report)
+        if purge and all(e.state == seats.REMOVED for e in events):
+            shutil.rmtree(db.room_dir(name), ignore_errors=True)
+    return events
+
+
+def report(name: str) -> WorkshopReport:
+    """The report of workshop `name` from its database: served now or not, up or down."""
+    with db.read_room(name) as store:
+        return reports.build(store)
 
 
 def serve(
@@ -69,5 +119,12 @@ def serve(
 
     pages.require_vendor()
     room = rooms.load(name)
-    service = RoomService(room, ctx, workers=workers)
-    server.serve(service, listen, lambda url: on_ready(room, url), stop_after)
+    # The lock first: a second server is refused before it binds or touches the database.
+    with lock.hold(name, lock.SERVE) as held, db.open_room(name, room.created) as store:
+        service = RoomService(room, ctx, workers=workers, store=store)
+
+        def ready(url: str) -> None:
+            held.note(url)
+            on_ready(room, url)
+
+        server.serve(service, listen, ready, stop_after)

@@ -154,6 +154,8 @@ def build_app(service: RoomService, stopping: asyncio.Event | None = None) -> St
         Route("/i/{token}/", teacher.page),
         Route("/i/{token}/events", teacher.events),
         Route("/i/{token}/grid.csv", teacher.grid_csv),
+        Route("/i/{token}/report", teacher.report),
+        Route("/i/{token}/report.json", teacher.report_json),
         Route("/i/{token}/run-for-me", teacher.run_for_me, methods=["POST"]),
         Route("/i/{token}/seats/{seat}/reset", teacher.reset, methods=["POST"]),
         Route("/i/{token}/seats/{seat}/watch", teacher.watch_page),

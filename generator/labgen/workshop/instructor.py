@@ -1,5 +1,5 @@
 """The instructor's handlers: the grid and its events, reset, Run it for me on or off,
-the CSV, and a seat's terminal to watch.
+the CSV, the room's report, and a seat's terminal to watch.
 
 Each handler first asks the app's `Site` whether its path's token is the instructor's
 (and which seat it names); one that is not raises `Denied`, which the app's one
@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 
 from labgen.workshop import pages
+from labgen.workshop import report as reports
 from labgen.workshop.service import Busy, RoomService
 from labgen.workshop.terminal import relay
 
@@ -60,6 +62,22 @@ class Instructor:
             media_type="text/csv",
             headers={"Content-Disposition": disposition},
         )
+
+    async def report(self, request: Request) -> Response:
+        """The room's report, as the fragment the page shows below the grid."""
+        self.site.instructor(request.path_params)
+        if self.site.service.store is None:
+            return JSONResponse({"error": "this room has no database"}, 404)
+        return pages.response(await run_in_threadpool(pages.report, self.site.service))
+
+    async def report_json(self, request: Request) -> Response:
+        """The room's report as `labgen workshop report --json` prints it."""
+        self.site.instructor(request.path_params)
+        store = self.site.service.store
+        if store is None:
+            return JSONResponse({"error": "this room has no database"}, 404)
+        record = await run_in_threadpool(reports.build, store)
+        return JSONResponse(record.to_json(), headers={"Cache-Control": "no-store"})
 
     async def run_for_me(self, request: Request) -> Response:
         self.site.instructor(request.path_params)

@@ -82,6 +82,43 @@ def instructor(service: RoomService) -> str:
     )
 
 
+CHART_WIDTH = 300  # pixels of the longest bar: every seat reached the step
+
+
+def report(service: RoomService) -> str:
+    """The room's report as a fragment of the instructor's page: a chart of how many
+    seats reached each step (inline SVG, drawn here: no script, nothing fetched), and
+    the report's tables."""
+    from labgen.workshop import report as reports
+
+    assert service.store is not None, "the handler answers a room without a database"
+    record = reports.build(service.store)
+    seats = max(1, len(record.seats))
+    checked = [s for s in record.steps if s.checked]
+    chart = [
+        {
+            "step": s.step,
+            "number": number,
+            "reached": s.reached,
+            "width": round(CHART_WIDTH * s.reached / seats),
+        }
+        for number, s in enumerate(record.steps, start=1)
+        if s in checked
+    ]
+    return (
+        _env()
+        .get_template("report.html.j2")
+        .render(
+            report=record,
+            chart=chart,
+            chart_width=CHART_WIDTH,
+            seats=len(record.seats),
+            clock=reports.clock,
+            duration=reports.duration,
+        )
+    )
+
+
 def watch(service: RoomService, seat: str) -> str:
     """A seat's terminal, read-only, for the instructor."""
     return _env().get_template("watch.html.j2").render(seat=seat, lab=service.lab)

@@ -1,5 +1,7 @@
 // The instructor's grid, kept current by server-sent events: every cell's state and
-// the time it last changed; reset a seat; allow or forbid "Run it for me".
+// the time it last changed; reset a seat; allow or forbid "Run it for me". Below it the
+// room's report (a fragment the server renders from its database), fetched again a
+// moment after the grid changes, and every half minute for the "since" times.
 "use strict";
 
 (function () {
@@ -49,6 +51,21 @@
     });
   });
 
+  const report = document.getElementById("report");
+  let reportTimer = null;
+  function refreshReport(delay) {
+    if (reportTimer) return; // one fetch for a burst of cell events
+    reportTimer = setTimeout(() => {
+      reportTimer = null;
+      fetch("report", { cache: "no-store" })
+        .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
+        .then((html) => { report.innerHTML = html; }) // our own server's escaped HTML
+        .catch(() => {});
+    }, delay);
+  }
+  refreshReport(0);
+  setInterval(() => refreshReport(0), 30000);
+
   function connect() {
     const events = new EventSource("events");
     events.onopen = () => { link.textContent = "live"; link.className = "link up"; };
@@ -60,8 +77,10 @@
         event.rows.forEach(paintRow);
       } else if (event.type === "cell") {
         paint(event.seat, event.step, event);
+        refreshReport(1000);
       } else if (event.type === "row") {
         paintRow(event.row);
+        refreshReport(1000);
       } else if (event.type === "settings") {
         toggle.checked = event.run_for_me;
       }

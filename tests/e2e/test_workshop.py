@@ -46,38 +46,60 @@ def seats(labgen_home: Path) -> Iterator[None]:
         assert not (labgen_home / "workshops" / f"{NAME}.json").exists()
 
 
-@pytest.fixture
-def server(seats: None) -> Iterator[dict[str, str]]:
-    """`workshop serve` on a free loopback port: the URLs it printed."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "labgen", "workshop", "serve", NAME, "--listen", "127.0.0.1:0"]
-        + ["--stop-after", str(SERVER_DEADLINE)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "COLUMNS": "300"},
-    )
-    try:
-        urls: dict[str, str] = {}
-        assert proc.stdout is not None
+class Serving:
+    """A `workshop serve` child process on a free loopback port, and the URLs it printed."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "labgen", "workshop", "serve", NAME, "--listen", "127.0.0.1:0"]
+            + ["--stop-after", str(SERVER_DEADLINE)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "COLUMNS": "300"},
+        )
+        self.urls: dict[str, str] = {}
+        try:
+            self._read_urls()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _read_urls(self) -> None:
+        assert self.proc.stdout is not None
         deadline = time.monotonic() + 60
-        while len(urls) < 3 and time.monotonic() < deadline:
-            line = proc.stdout.readline()
+        while len(self.urls) < 3 and time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
             if not line:
                 break
             found = re.match(r"^(\S+): (http://\S+)$", line.strip())
             if found:
-                urls[found[1]] = found[2]
-        assert set(urls) == {"instructor", SEAT1, SEAT2}, f"the server printed {urls}"
-        assert all(u.startswith("http://127.0.0.1:") for u in urls.values()), urls
-        yield urls
-    finally:
-        proc.terminate()
+                self.urls[found[1]] = found[2]
+        assert set(self.urls) == {"instructor", SEAT1, SEAT2}, f"the server printed {self.urls}"
+        assert all(u.startswith("http://127.0.0.1:") for u in self.urls.values()), self.urls
+
+    @property
+    def base(self) -> str:
+        """http://127.0.0.1:PORT, as the server names itself."""
+        return self.urls["instructor"].split("/i/")[0]
+
+    def stop(self) -> None:
+        self.proc.terminate()
         try:
-            proc.wait(timeout=15)
+            self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def server(seats: None) -> Iterator[dict[str, str]]:
+    """`workshop serve` on a free loopback port: the URLs it printed."""
+    serving = Serving()
+    try:
+        yield serving.urls
+    finally:
+        serving.stop()
 
 
 def http(method: str, url: str) -> tuple[int, str]:
@@ -252,3 +274,122 @@ def test_a_workshop_in_a_real_browser(server: dict[str, str], tmp_path: Path) ->
     assert {s["state"] for s in seats_json.values()} == {"ready"}
     assert "publish-port" in seats_json[SEAT1]["steps_run"]
     print(json.dumps({"background_check_seconds": round(background_seconds, 1)}))
+
+
+def first_event(url: str) -> dict[str, object]:
+    """The first server-sent event of a stream: the grid as the server holds it."""
+    with urllib.request.urlopen(url, timeout=30) as stream:
+        line = stream.readline().decode()
+    return dict(json.loads(line.removeprefix("data: ")))
+
+
+def post_json(url: str, body: dict[str, object]) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return response.status, response.read().decode()
+
+
+def cells_of(grid: dict[str, object]) -> dict[tuple[str, str], dict[str, object]]:
+    rows = grid["rows"]
+    assert isinstance(rows, list)
+    return {(r["seat"], step): c for r in rows for step, c in r["cells"].items()}
+
+
+def test_a_restarted_server_keeps_the_room(seats: None, labgen_home: Path, tmp_path: Path) -> None:
+    """Issue 19, items 1 and 7: one server per workshop, no `down` under it, and a
+    server started again shows the grid it had: states, the times they changed, the
+    instructor's settings, a step a later step undid still done."""
+    from playwright.sync_api import sync_playwright
+
+    shots = Path(os.environ.get("LABGEN_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    first = Serving()
+    try:
+        # --- a second server of the room is refused, naming the first; so is down --------
+        second = labgen("workshop", "serve", NAME, "--listen", "127.0.0.1:0", timeout=60)
+        assert second.returncode == 2, show(second)
+        assert f"already served at {first.base}" in second.stderr, show(second)
+        assert "Traceback" not in second.stderr
+        down = labgen("workshop", "down", NAME, timeout=60)
+        assert down.returncode == 2 and f"being served at {first.base}" in down.stderr, show(down)
+        assert (labgen_home / "instances" / SEAT1).is_dir(), "down removed a seat anyway"
+
+        seat1, seat2, instructor = first.urls[SEAT1], first.urls[SEAT2], first.urls["instructor"]
+        # seat 1: publish-port run and checked (done), then stop-server, which undoes
+        # publish-port's rules; seat 2: a Check of publish-port that fails
+        assert http("POST", seat1 + "run/publish-port")[0] == 200
+        status, body = http("POST", seat1 + "check/publish-port")
+        assert status == 200 and json.loads(body)["cell"] == "done", body
+        assert http("POST", seat1 + "run/stop-server")[0] == 200
+        status, body = http("POST", seat1 + "check/stop-server")
+        assert status == 200 and json.loads(body)["cell"] == "done", body
+        status, body = http("POST", seat1 + "check/publish-port")  # its rules are gone now
+        assert status == 200 and json.loads(body)["ok"] is False, body
+        status, body = http("POST", seat2 + "check/publish-port")
+        assert status == 200 and json.loads(body)["cell"] == "failing", body
+        assert post_json(instructor + "run-for-me", {"enabled": False})[0] == 200
+        before = first_event(instructor + "events")
+    finally:
+        first.stop()
+
+    kept = [(SEAT1, "publish-port"), (SEAT1, "stop-server"), (SEAT2, "publish-port")]
+    was = cells_of(before)
+    assert [was[k]["state"] for k in kept] == ["done", "done", "failing"], before
+    time.sleep(1.5)  # a time re-derived after the restart could not equal the recorded one
+
+    again = Serving()
+    try:
+        assert again.urls[SEAT1].split("/w/")[1] == first.urls[SEAT1].split("/w/")[1]
+        after = first_event(again.urls["instructor"] + "events")
+        now = cells_of(after)
+        for key in kept:
+            assert now[key] == was[key], f"{key}: {was[key]} before, {now[key]} after"
+        assert after["run_for_me"] is False
+        status, body = http("POST", again.urls[SEAT1] + "run/curl")
+        assert status == 403, body
+
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch_persistent_context(
+                tempfile.mkdtemp(prefix="chromium-", dir=tmp_path),
+                executable_path=CHROMIUM,
+                args=CHROMIUM_FLAGS,
+                headless=True,
+                viewport={"width": 1400, "height": 1100},
+            )
+            try:
+                room = browser.new_page()
+                room.goto(again.urls["instructor"])
+                room.wait_for_selector("#link.up")
+                cell = f'tr[data-seat="{SEAT1}"] td[data-step="publish-port"]'
+                room.wait_for_selector(f'{cell}[data-state="done"]')
+                # the time shown is the time it was done, not the time of the restart
+                shown = room.inner_text(f"{cell} small")
+                expected = time.strftime("%H:%M:%S", time.localtime(float(was[kept[0]]["changed"])))
+                assert shown == expected, (shown, expected)
+                failing = f'tr[data-seat="{SEAT2}"] td[data-step="publish-port"]'
+                assert room.get_attribute(failing, "data-state") == "failing"
+                assert not room.is_checked("#run-for-me")
+                # the report under the grid: publish-port reached by one seat of two
+                bar = '#report g[data-step="publish-port"]'
+                room.wait_for_selector(bar)
+                assert room.get_attribute(bar, "data-reached") == "1"
+                row = '#report-steps tr[data-step="publish-port"]'
+                assert room.inner_text(f"{row} .reached") == "1/2"
+                room.screenshot(path=str(shots / "instructor-after-restart.png"), full_page=True)
+                page = browser.new_page()
+                page.goto(again.urls[SEAT1])
+                page.wait_for_selector("#link.up")
+                page.wait_for_selector("#step-curl button.run", state="hidden")
+                page.wait_for_selector('#step-publish-port .state[data-state="done"]')
+            finally:
+                browser.close()
+    finally:
+        again.stop()
+
+    # the report reads the database with no server running, and after down
+    code, data = labgen_json("workshop", "report", NAME)
+    assert code == 0
+    steps = {s["step"]: s for s in data["steps"]}
+    assert steps["publish-port"]["reached"] == 1 and steps["publish-port"]["failures"] >= 2
+    assert steps["publish-port"]["attempts"] >= 4  # run, 2 Checks on seat 1; 1 on seat 2

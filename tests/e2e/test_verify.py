@@ -93,10 +93,14 @@ def test_record_twice_gives_the_same_files_and_drift_fails_strict(tmp_path: Path
 
 
 def test_verify_names_the_broken_step_and_check(labgen_home: Path, tmp_path: Path) -> None:
-    """Three broken labs fail, each naming step and check; a fresh `labgen new` lab passes."""
+    """Five broken labs fail, each naming step and check; a fresh `labgen new` lab passes.
+
+    Two of them are issue 21's mutations of until=: a check that stops holding without
+    one, and a check that holds past the step its until names."""
     scaffold = labgen("new", "scaffolded", "--dir", str(tmp_path))
     assert scaffold.returncode == 0, show(scaffold)
-    labs = [str(BROKEN / n) for n in ("wrong-expectation", "vacuous-check", "failing-step")]
+    broken = ("wrong-expectation", "vacuous-check", "failing-step", "missing-until", "wrong-until")
+    labs = [str(BROKEN / n) for n in broken]
     proc = labgen("verify", *labs, str(tmp_path / "scaffolded"), "-j", "4", "--json")
     assert proc.returncode == 1, show(proc)
     reports = {r["lab"]: r for r in json.loads(proc.stdout)}
@@ -117,6 +121,17 @@ def test_verify_names_the_broken_step_and_check(labgen_home: Path, tmp_path: Pat
     assert [s["status"] for s in steps] == ["pass", "fail", "skipped"]
     assert "exited with status 2" in steps[1]["reason"]
     assert "No such file or directory" in steps[1]["output"]
+
+    missing = reports["missing-until"]["steps"]
+    assert [s["status"] for s in missing] == ["pass", "fail"], missing
+    assert (
+        "check test_marker_exists (from step make-marker) no longer holds" in missing[1]["reason"]
+    )
+    assert "until='remove-marker'" in missing[1]["reason"]
+
+    wrong_until = reports["wrong-until"]["steps"]
+    assert [s["status"] for s in wrong_until] == ["pass", "fail"], wrong_until
+    assert "test_marker_exists still holds after step keep-marker" in wrong_until[1]["reason"]
 
     assert all(r["destroyed"] for r in reports.values())
 

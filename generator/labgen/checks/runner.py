@@ -22,8 +22,10 @@ def run_checks(
     target: str | None = None,
     only: bool = False,
     engine: str | None = None,
+    ending: bool = False,
 ) -> CheckRun:
-    """Run the checks that hold after step `target` (default: the lab's last step).
+    """Run the checks that hold after step `target` (default: the lab's last step);
+    `ending` adds those whose `until` is `target` (each result says its until).
 
     pytest runs in a child process: testinfra caches its connections per process,
     and a lab's checks must not share state with labgen itself. A checks module that
@@ -46,6 +48,7 @@ def run_checks(
             f"--labgen-order={','.join(s.id for s in lab.steps)}",
             f"--labgen-target={target}",
             *(["--labgen-only"] if only else []),
+            *(["--labgen-ending"] if ending else []),
             f"--labgen-engine={engine or lab.spec.engine}",
             "--hosts=paramiko://default",
             f"--ssh-config={ssh_config}",
@@ -87,6 +90,7 @@ def _read_report(report: Path) -> tuple[list[CheckResult], list[str]] | str:
                 name=str(r["name"]),
                 title=str(r["title"]),
                 step=None if r["step"] is None else str(r["step"]),
+                until=None if r.get("until") is None else str(r["until"]),
                 outcome=str(r["outcome"]),
                 message=str(r["message"]),
                 duration=float(r["duration"]),

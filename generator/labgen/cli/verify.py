@@ -125,7 +125,9 @@ def verify_cmd(
     """Prove that LABS (or --all) still work, each on a fresh machine per Docker engine.
 
     For every step, in order: its checks must fail before it (a check that already
-    passes proves nothing), its command must succeed, and its checks must then pass.
+    passes proves nothing), its command must succeed, and then every check that should
+    hold must pass (the earlier steps' too) while those whose until= names the step
+    must fail.
     Each step's output is compared with its recording for the engine, if the lab has
     recordings (labgen/recordings.py normalises both): a difference is drift, shown as
     a diff; --strict makes it a failure; --record writes the recordings instead.

@@ -19,6 +19,7 @@ class CheckResult:
     outcome: str  # passed, failed, error, skipped
     message: str
     duration: float
+    until: str | None = None  # the step after which it stops holding (its marker's until=)
 
     @property
     def ok(self) -> bool:

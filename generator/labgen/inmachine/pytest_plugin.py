@@ -28,6 +28,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--labgen-order", default="", help="the lab's step ids, comma-separated")
     group.addoption("--labgen-target", default="", help="check the state after this step")
     group.addoption("--labgen-only", action="store_true", help="only the target step's own checks")
+    group.addoption(
+        "--labgen-ending",
+        action="store_true",
+        help="also the checks whose until= is the target step (they must fail now)",
+    )
     group.addoption("--labgen-engine", default="", help="the machine's Docker engine, e.g. 28.5")
 
 
@@ -115,6 +120,7 @@ def pytest_collection_modifyitems(
         return
     target = config.getoption("labgen_target") or order[-1]
     only = bool(config.getoption("labgen_only"))
+    ending = bool(config.getoption("labgen_ending"))
     keep, drop = [], []
     for item in items:
         marker = marker_of(item)
@@ -131,7 +137,7 @@ def pytest_collection_modifyitems(
                 _result(item, marker, "error", f"check {item.name} {problem}", 0.0)
             )
             drop.append(item)
-        elif marker is not None and is_selected(order, marker, target, only):
+        elif marker is not None and is_selected(order, marker, target, only, ending):
             keep.append(item)
         else:
             drop.append(item)

@@ -1,8 +1,10 @@
 """`labgen verify`: prove that a lab's material still works, step by step, on a fresh machine.
 
 For each step, in order: its own checks must fail (a check that already holds proves
-nothing), the step's command must succeed, and then its checks must pass. Checks
-that could not run fail the step. Everything lint can find is found first, before
+nothing), the step's command must succeed, and then the whole expected state must hold:
+every check whose window contains the step passes (the earlier steps' too), and every
+check whose until= is the step fails, as until promises. Checks that could not run
+fail the step. Everything lint can find is found first, before
 any machine starts.
 """
 
@@ -24,7 +26,7 @@ from labgen import __version__
 from labgen.checks.runner import run_checks
 from labgen.core.context import Context
 from labgen.core.errors import LabgenError, UsageError
-from labgen.core.lab import Lab
+from labgen.core.lab import Lab, Step
 from labgen.core.results import (
     COMPARED,
     DRIFT,
@@ -32,7 +34,6 @@ from labgen.core.results import (
     MISSING,
     NO_RECORDINGS,
     NOT_APPLICABLE,
-    NOTHING_CHECKED,
     PASS,
     RAN,
     RECORDED,
@@ -226,40 +227,7 @@ def _walk_steps(name: str, report: LabReport, event: Callable[[str], None]) -> N
                 step_report.reason = f"not on Docker {state.engine}: {step.not_on[state.engine]}"
                 event(f"step {index}/{len(lab.steps)} {step.id}: {step_report.status}")
                 continue
-            engine = state.engine
-            before = run_checks(lab, instance.ssh_config, target=step.id, only=True, engine=engine)
-            already = [r for r in before.results if r.ok]
-            if before.problems:
-                _fail(step_report, before, "its checks could not run")
-            elif already:
-                step_report.status = VACUOUS
-                step_report.checks = before.results
-                step_report.reason = "checks pass before the step ran, so they prove nothing: " + (
-                    ", ".join(r.name for r in already)
-                )
-            else:
-                outcome = run_step(session, step, capture=True)
-                step_report.output = outcome.output[-OUTPUT_KEPT:]
-                if not outcome.ok:
-                    step_report.status = FAIL
-                    step_report.reason = (
-                        f"the step's command exited with status {outcome.exit_code}"
-                    )
-                elif before.results:
-                    after = run_checks(
-                        lab, instance.ssh_config, target=step.id, only=True, engine=engine
-                    )
-                    step_report.checks = after.results
-                    step_report.status = PASS if after.ok else FAIL
-                    if not after.ok:
-                        why = (
-                            "no check ran after the step"
-                            if after.verdict == NOTHING_CHECKED
-                            else ""
-                        )
-                        _fail(step_report, after, why)
-                else:
-                    step_report.status = RAN
+            _verify_step(session, step, step_report)
             step_report.seconds = round(time.monotonic() - began, 1)
             if recorded and step_report.status in (PASS, RAN):
                 compare(step_report, recorded.get(step.id), f"{lab.name}@{state.engine}")
@@ -267,6 +235,69 @@ def _walk_steps(name: str, report: LabReport, event: Callable[[str], None]) -> N
             event(f"step {index}/{len(lab.steps)} {step.id}: {step_report.status}{note}")
             if step_report.status not in (PASS, RAN):
                 return
+
+
+def _verify_step(session: Session, step: Step, report: StepReport) -> None:
+    """Before the step its own checks must fail; the step must succeed; after it, the
+    whole expected state must hold (_judge_after)."""
+    lab, config, engine = session.lab, session.instance.ssh_config, session.state.engine
+    before = run_checks(lab, config, target=step.id, only=True, engine=engine)
+    already = [r for r in before.results if r.ok]
+    if before.problems:
+        _fail(report, before, "its checks could not run")
+        return
+    if already:
+        report.status = VACUOUS
+        report.checks = before.results
+        report.reason = "checks pass before the step ran, so they prove nothing: " + (
+            ", ".join(r.name for r in already)
+        )
+        return
+    outcome = run_step(session, step, capture=True)
+    report.output = outcome.output[-OUTPUT_KEPT:]
+    if not outcome.ok:
+        report.status = FAIL
+        report.reason = f"the step's command exited with status {outcome.exit_code}"
+        return
+    after = run_checks(lab, config, target=step.id, engine=engine, ending=True)
+    _judge_after(report, step.id, after, has_own=bool(before.results))
+
+
+def _judge_after(report: StepReport, step: str, after: CheckRun, has_own: bool) -> None:
+    """The state after `step`: every check whose window holds it passes (the step's own,
+    and the earlier ones not undone yet), and every check whose until= is `step` fails
+    now, as until promises. PASS when the step has checks of its own, RAN when not."""
+    report.checks = after.results
+    reasons = list(after.problems)
+    holding = [r for r in after.results if r.until != step]
+    if has_own and not any(r.step == step for r in holding):
+        reasons.append("no check of the step ran after it")
+    for r in holding:
+        if r.ok:
+            continue
+        message = r.message.strip()[:500]
+        if r.step == step:
+            reasons.append(f"check {r.name} failed: {message}")
+        else:
+            reasons.append(
+                f"check {r.name} (from step {r.step}) no longer holds after step {step}: "
+                f"{message}; if this step undoes it on purpose, mark it until={step!r}"
+            )
+    for r in after.results:
+        if r.until != step or r.outcome == "failed":
+            continue
+        if r.ok:
+            reasons.append(
+                f"check {r.name} still holds after step {step}, though its until={step!r} "
+                "says this step undoes it"
+            )
+        else:
+            reasons.append(
+                f"check {r.name} did not run ({r.outcome}) to show that step {step} undid "
+                f"it: {r.message.strip()[:500]}"
+            )
+    report.status = FAIL if reasons else PASS if has_own else RAN
+    report.reason = "; ".join(reasons)
 
 
 def _fail(report: StepReport, run: CheckRun, why: str) -> None:

@@ -12,14 +12,17 @@ from labgen.core.lab import iter_labs, load_lab
 from labgen.core.results import (
     COMPARED,
     DRIFT,
+    FAIL,
     MISSING,
     NO_RECORDINGS,
     PASS,
     RAN,
     SAME,
+    CheckResult,
     LabReport,
     StepReport,
 )
+from labgen.checks.reader import read_checks
 from labgen.docs import junit, recordings
 from labgen.verbs import verify
 
@@ -257,3 +260,26 @@ def test_committed_recordings_parse_and_name_their_lab_step_and_engine() -> None
                 assert (rec.lab, rec.step, rec.engine) == (lab.name, step, engine)
                 assert rec.docker.startswith(engine + "."), rec.docker
                 assert recordings.normalise(rec.output)[0] == rec.output  # already normal
+
+
+def test_junit_fails_a_step_whose_own_checks_passed_but_whose_state_did_not_hold(
+    tmp_path: Path,
+) -> None:
+    """Issue 21's stronger rule: an earlier check that stopped holding fails the step
+    though its own checks passed; the JUnit suite must not read green."""
+    lab = load_lab("port-forwarding")
+    step = lab.steps[1].id
+    own = [
+        CheckResult(c.name, c.name, step, "passed", "", 0.1)
+        for c in read_checks(lab)
+        if c.step == step
+    ]
+    steps = [StepReport(s.id, s.title, status=PASS) for s in lab.steps]
+    steps[1].status, steps[1].checks = FAIL, own
+    steps[1].reason = "check test_x (from step nat-baseline) no longer holds after step b"
+    report = LabReport(lab.name, "m", steps, "20.10")
+    out = tmp_path / "out.xml"
+    junit.write_junit(out, [lab], [report])
+    xml = out.read_text(encoding="utf-8")
+    assert xml.count("<failure") == 1
+    assert 'name="expected-state"' in xml and "no longer holds after step b" in xml

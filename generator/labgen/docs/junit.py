@@ -68,6 +68,14 @@ def _cases(lab: str, step: StepReport, checks: list[str]) -> list[jp.TestCase]:
         if step.output:
             case.system_out = step.output
         cases.append(case)
+    failed = any(isinstance(r, jp.Failure) for case in cases for r in case.result)
+    if step.status == FAIL and not failed:
+        # Its own checks passed, but the state after it did not hold (an earlier step's
+        # check stopped holding, or one its until= names still holds): never green.
+        case = jp.TestCase("expected-state", classname=classname, time=0.0)
+        case.result = [jp.Failure(step.reason.splitlines()[0][:500] if step.reason else "")]
+        case.result[0].text = step.reason
+        cases.append(case)
     return cases
 
 

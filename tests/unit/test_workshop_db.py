@@ -120,7 +120,8 @@ def test_the_database_is_in_wal_mode_and_read_while_written(store: db.RoomDB) ->
     grid = Grid(SEATS, STEPS, CHECKED, store)
     grid.record("s-01", "c", verdict("passed"), attempted=True)
     assert [e.step for e in reader.events()] == ["c"]  # committed at once, no close needed
-    assert store.path == db.db_path("room")  # in the workshop's folder
+    assert store.path == db.db_path("room")  # in the workshop's folder, the owner's only
+    assert store.path.parent.stat().st_mode & 0o777 == 0o700
 
 
 def test_a_newer_schema_and_a_foreign_file_are_refused(labgen_home: Path) -> None:

@@ -117,7 +117,9 @@ class RoomDB:
     def __init__(self, path: Path, *, create: bool = False):
         if not create and not path.is_file():
             raise UsageError(f"{path}: no such database")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # The owner's only, as the workshop's record is: attendees' names and what
+        # they typed wrong are nobody else's business on a shared host.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
         # One connection for every thread, behind the lock: writes are a few rows, and

@@ -246,6 +246,9 @@ def test_the_instructor_page_shows_the_rooms_report_with_a_chart(served: Served)
     assert re.search(r'data-step="publish-port" data-reached="1"', body)
     assert re.search(r'data-step="curl" data-reached="0"', body)
     assert "the page: no (×1)" in body
+    assert re.search(
+        r'<polyline points="[^"]+" class="line line-0" data-step="publish-port">', body
+    )
     status, _, text = fetch(served.instructor + "report.json")
     data = json.loads(text)
     assert status == 200 and data["workshop"] == "pf"

@@ -181,3 +181,19 @@ def test_down_while_served_is_refused_and_a_second_serve_too(labgen_home: Path) 
             r"already served at http://127\.0\.0\.1:8765",
         )
     assert invoke_labgen("workshop", "down", "pf").returncode == 0
+
+
+def test_the_timeline_steps_up_when_each_seat_gets_a_step_done(store: db.RoomDB) -> None:
+    from labgen.workshop import pages
+
+    drawn = pages.timeline(reports.build(store, now=T0 + 400), 400, 100)
+    lines = {line["step"]: line for line in drawn["lines"]}  # type: ignore[attr-defined]
+    # from the first attendee's first sign (T0) to the report (T0 + 400): 1 px a second;
+    # three seats: each seat done is a third of the height
+    assert lines["publish"]["points"] == (
+        "0.0,100.0 100.0,100.0 100.0,66.7 310.0,66.7 310.0,33.3 400.0,33.3"
+    )
+    assert lines["curl"]["reached"] == 1
+    assert set(lines) == {"publish", "curl"}  # a step without checks has no line
+    empty = room_db("other")
+    assert pages.timeline(reports.build(empty), 400, 100)["lines"] == []

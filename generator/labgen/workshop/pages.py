@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse
 
 from labgen.checks.reader import read_checks
 from labgen.core.errors import PrerequisiteError
+from labgen.core.results import WorkshopReport
 from labgen.workshop.service import RoomService, engine_of
 
 HERE = Path(__file__).resolve().parent
@@ -83,6 +84,41 @@ def instructor(service: RoomService) -> str:
 
 
 CHART_WIDTH = 300  # pixels of the longest bar: every seat reached the step
+TIMELINE = (520, 160)  # pixels of the timeline's plot: width, height
+
+
+def timeline(record: WorkshopReport, width: int, height: int) -> dict[str, object]:
+    """How many seats had each checked step done, over time, as SVG polylines: a step
+    line per step from the room's first sign of an attendee until the report's time.
+    Empty when nobody did anything yet."""
+    from labgen.workshop.report import clock
+
+    starts = [s.started for s in record.seats if s.started]
+    dones = [d.at for s in record.seats for d in s.done]
+    if not dones:
+        return {"lines": [], "start": "", "end": ""}
+    first = min([*starts, *dones])
+    span = max(record.at - first, 1.0)
+    seats = max(1, len(record.seats))
+
+    def x(at: float) -> float:
+        return round((at - first) / span * width, 1)
+
+    def y(count: int) -> float:
+        return round(height - count / seats * height, 1)
+
+    lines = []
+    for number, step in enumerate(record.steps, start=1):
+        times = sorted(d.at for s in record.seats for d in s.done if d.step == step.step)
+        if not step.checked or not times:
+            continue
+        points = [(0.0, y(0))]
+        for count, at in enumerate(times, start=1):
+            points += [(x(at), y(count - 1)), (x(at), y(count))]
+        points.append((float(width), y(len(times))))
+        drawn = " ".join(f"{px},{py}" for px, py in points)
+        lines.append({"step": step.step, "number": number, "points": drawn, "reached": len(times)})
+    return {"lines": lines, "start": clock(first), "end": clock(record.at)}
 
 
 def report(service: RoomService) -> str:
@@ -112,6 +148,8 @@ def report(service: RoomService) -> str:
             report=record,
             chart=chart,
             chart_width=CHART_WIDTH,
+            timeline=timeline(record, *TIMELINE),
+            plot=TIMELINE,
             seats=len(record.seats),
             clock=reports.clock,
             duration=reports.duration,

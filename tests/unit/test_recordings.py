@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import doctest
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from labgen.checks.reader import read_checks
 from labgen.core.lab import iter_labs, load_lab
 from labgen.core.results import (
     COMPARED,
@@ -22,9 +27,9 @@ from labgen.core.results import (
     LabReport,
     StepReport,
 )
-from labgen.checks.reader import read_checks
 from labgen.docs import junit, recordings
 from labgen.verbs import verify
+from unit_helpers import REPO
 
 # What port-forwarding's count-eth0 printed on a 20.10 machine, as captured by verify
 # (2026-11-25): the machine's own eth0 (host indexes, the provider's subnet), the
@@ -226,7 +231,7 @@ def test_record_writes_only_steps_that_ran_and_removes_stale(tmp_path: Path) -> 
     report.steps[1].status = RAN
     report.steps.append(StepReport("c", "c", status="n/a"))
     report.docker = "20.10.24+dfsg1"
-    lab = type("L", (), {"name": "pf", "path": lab_dir})()
+    lab = SimpleNamespace(name="pf", path=lab_dir, spec=SimpleNamespace(normalise=[]))
     assert verify.record(lab, report) == 2  # type: ignore[arg-type]
     assert sorted(p.name for p in (lab_dir / "recorded" / "20.10").iterdir()) == ["a.txt", "b.txt"]
     assert verify.record(lab, report) == 0  # type: ignore[arg-type]
@@ -283,3 +288,57 @@ def test_junit_fails_a_step_whose_own_checks_passed_but_whose_state_did_not_hold
     xml = out.read_text(encoding="utf-8")
     assert xml.count("<failure") == 1
     assert 'name="expected-state"' in xml and "no longer holds after step b" in xml
+
+
+@pytest.mark.parametrize(
+    "printed, normal",
+    [
+        ("3: br-e03521cde528: <BROADCAST>", "N: br-xxxxxxxxxxxx: <BROADCAST>"),
+        ("64 bytes from 172.18.0.3: seq=0 ttl=64 time=0.071 ms", "time=<t> ms"),
+        (
+            "round-trip min/avg/max = 0.071/0.085/0.100 ms",
+            "round-trip min/avg/max = <min/avg/max> ms",
+        ),
+        ("rtt min/avg/max/mdev = 0.041/0.052/0.063/0.011 ms", "= <min/avg/max> ms"),
+        ("2 packets transmitted, 2 received, 0% packet loss, time 1001ms", "time <t>ms"),
+        ("# ExtServers: [host(10.0.2.3)]", "# ExtServers: [<host resolvers>]"),
+        ("index.html 100% |****| 639 0:00:00 ETA", "639 <eta> ETA"),
+    ],
+)
+def test_the_names_and_times_a_network_lab_prints_are_normalised(printed: str, normal: str) -> None:
+    """Issue 21, item 2: a lab that makes its own network prints these differently each run."""
+    assert normal in recordings.normalise(printed)[0]
+
+
+def test_a_labs_own_rules_apply_first_and_are_named_in_the_header(tmp_path: Path) -> None:
+    from labgen.core.lab import load_lab_dir
+
+    lab_dir = tmp_path / "user-bridge"
+    shutil.copytree(REPO / "labs" / "bridge", lab_dir, ignore=shutil.ignore_patterns("recorded"))
+    text = (
+        (lab_dir / "lab.yaml")
+        .read_text(encoding="utf-8")
+        .replace("name: bridge", "name: user-bridge")
+    )
+    rule = '  - {pattern: "labnet-(?P<v>[0-9]+)", replacement: N, reason: a counter of ours}\n'
+    (lab_dir / "lab.yaml").write_text(text + "normalise:\n" + rule, encoding="utf-8")
+    lab = load_lab_dir(lab_dir)
+    output, applied = recordings.normalise("made labnet-42\n", recordings.lab_rules(lab))
+    assert (output, applied) == ("made labnet-N\n", ["user-bridge/1"])
+
+
+def test_a_labs_rule_that_is_not_a_regular_expression_is_bad_input(tmp_path: Path) -> None:
+    lab_dir = tmp_path / "bad-rule"
+    shutil.copytree(REPO / "labs" / "bridge", lab_dir, ignore=shutil.ignore_patterns("recorded"))
+    text = (
+        (lab_dir / "lab.yaml").read_text(encoding="utf-8").replace("name: bridge", "name: bad-rule")
+    )
+    rule = '  - {pattern: "(unclosed", replacement: X, reason: broken}\n'
+    (lab_dir / "lab.yaml").write_text(text + "normalise:\n" + rule, encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "labgen", "lint", str(lab_dir)], capture_output=True, text=True
+    )
+    assert proc.returncode == 2, proc.stderr + proc.stdout
+    assert "normalise" in proc.stdout + proc.stderr
+    assert "not a regular expression" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -101,6 +101,32 @@ class Daemon(BaseModel):
     )
 
 
+class Normalise(BaseModel):
+    """One of the lab's own normalisation rules for its recordings (`normalise:`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pattern: str = Field(
+        min_length=1,
+        description="A Python regular expression, matched against what a step printed; what "
+        "it matches (its group `v`, where it has one) becomes `replacement`.",
+    )
+    replacement: str = Field(description="The placeholder, e.g. '<network-id>'.")
+    reason: str = Field(
+        min_length=1,
+        description="Why this changes from run to run; the lab's page shows it.",
+    )
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression ({exc})") from None
+        return value
+
+
 def _legacy_engine(value: Any) -> Any:
     # Labs written before engines were a dimension said `engine: {version: "20.10"}`.
     if isinstance(value, dict) and set(value) <= {"package", "version"} and "version" in value:
@@ -132,6 +158,11 @@ class LabSpec(BaseModel):
         description="Ports the lab's servers listen on; a VM forwards them to the host.",
     )
     steps: list[Step] = Field(min_length=1)
+    normalise: list[Normalise] = Field(
+        default_factory=list,
+        description="The lab's own rules for what its steps print that changes from run to "
+        "run, applied before labgen's built-in ones (docs: recordings.md).",
+    )
 
 
 @dataclass(frozen=True)

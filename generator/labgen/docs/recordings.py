@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from labgen.core.errors import UsageError
+from labgen.core.lab import Lab
 
 RECORDED_DIR = "recorded"
 SEPARATOR = "-" * 64
@@ -132,6 +133,50 @@ RULES: tuple[Rule, ...] = (
         width=True,
     ),
     Rule(
+        "bridge-name",
+        r"\bbr-[0-9a-f]{12}\b",
+        "br-xxxxxxxxxxxx",
+        "Docker names a user-defined network's bridge br- and the first 12 digits of the "
+        "network's random id",
+    ),
+    Rule(
+        "ping-time",
+        r"\btime[=<](?P<v>[\d.]+) ?ms\b",
+        "<t>",
+        "ping's round-trip time of each reply",
+    ),
+    Rule(
+        "ping-summary",
+        r"(?m)^(?:rtt|round-trip) min/avg/max(?:/mdev)? = (?P<v>[\d./]+) ms$",
+        "<min/avg/max>",
+        "ping's round-trip summary (iputils' rtt line, busybox's round-trip line)",
+    ),
+    Rule(
+        "ping-total-time",
+        r"packet loss, time (?P<v>\d+)ms",
+        "<t>",
+        "how long iputils' ping ran, in its summary",
+    ),
+    Rule(
+        "resolver-servers",
+        r"(?m)^# ExtServers: \[(?P<v>.*)\]$",
+        "<host resolvers>",
+        "the host's resolvers, which Docker 26 and later note in a container's resolv.conf "
+        "(the embedded DNS forwards to them)",
+    ),
+    Rule(
+        "wget-progress",
+        r"(?P<v>\d+:\d\d:\d\d|--:--:--) ETA\b",
+        "<eta>",
+        "busybox wget's progress line: its time left",
+    ),
+    Rule(
+        "wget-speed",
+        r"\((?P<v>[\d.]+ [KMG]?B/s)\)",
+        "<speed>",
+        "GNU wget's transfer speed",
+    ),
+    Rule(
         "interface-index",
         r"(?m)^(?P<v>\d+)(?=: [\w.-]+(?:@[\w-]+)?: <)",
         "N",
@@ -241,6 +286,14 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+def lab_rules(lab: Lab) -> tuple[Rule, ...]:
+    """The lab's own rules (lab.yaml `normalise:`), named LAB/1, LAB/2, ... in headers."""
+    return tuple(
+        Rule(f"{lab.name}/{i}", r.pattern, r.replacement, r.reason)
+        for i, r in enumerate(lab.spec.normalise, start=1)
+    )
+
+
 def _apply(rule: Rule, text: str) -> str:
     if rule.block is not None:
         return rule.block(text)
@@ -261,8 +314,9 @@ def _apply(rule: Rule, text: str) -> str:
     return re.sub(rule.pattern, replace, text)
 
 
-def normalise(text: str) -> tuple[str, list[str]]:
-    """`text` with every rule applied, and the names of the rules that changed it.
+def normalise(text: str, lab_rules: Sequence[Rule] = ()) -> tuple[str, list[str]]:
+    """`text` with every rule applied, and the names of the rules that changed it: the
+    lab's own (lab.yaml's `normalise:`, on what the step printed) first, then RULES.
 
     Line ends become `\\n` and the text ends with one newline (or is empty).
 
@@ -276,7 +330,7 @@ def normalise(text: str) -> tuple[str, list[str]]:
     """
     text = text.replace("\r\n", "\n")
     applied = []
-    for rule in RULES:
+    for rule in (*lab_rules, *RULES):
         if re.search(rule.pattern, text):
             applied.append(rule.name)
             text = _apply(rule, text)

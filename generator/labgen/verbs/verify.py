@@ -230,7 +230,8 @@ def _walk_steps(name: str, report: LabReport, event: Callable[[str], None]) -> N
             _verify_step(session, step, step_report)
             step_report.seconds = round(time.monotonic() - began, 1)
             if recorded and step_report.status in (PASS, RAN):
-                compare(step_report, recorded.get(step.id), f"{lab.name}@{state.engine}")
+                label = f"{lab.name}@{state.engine}"
+                compare(step_report, recorded.get(step.id), label, recordings.lab_rules(lab))
             note = _RECORDING_NOTES.get(step_report.recording, "")
             event(f"step {index}/{len(lab.steps)} {step.id}: {step_report.status}{note}")
             if step_report.status not in (PASS, RAN):
@@ -321,12 +322,17 @@ def docker_version(client: paramiko.SSHClient) -> str:
     return version if code == 0 and version else "unknown"
 
 
-def compare(step: StepReport, recorded: recordings.Recording | None, label: str) -> None:
+def compare(
+    step: StepReport,
+    recorded: recordings.Recording | None,
+    label: str,
+    lab_rules: Sequence[recordings.Rule] = (),
+) -> None:
     """Set the step's recording verdict: SAME, DRIFT (with the diff) or MISSING."""
     if recorded is None:
         step.recording = MISSING
         return
-    now, _ = recordings.normalise(step.output)
+    now, _ = recordings.normalise(step.output, lab_rules)
     step.drift = recordings.diff(recorded.output, now, f"{label} step {step.step}")
     step.recording = DRIFT if step.drift else SAME
 
@@ -341,7 +347,7 @@ def record(lab: Lab, report: LabReport) -> int:
     written = 0
     ran = [s for s in report.steps if s.status in (PASS, RAN)]
     for step in ran:
-        output, rules = recordings.normalise(step.output)
+        output, rules = recordings.normalise(step.output, recordings.lab_rules(lab))
         recording = recordings.Recording(
             lab.name,
             step.step,

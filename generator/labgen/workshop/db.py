@@ -78,6 +78,7 @@ def room_dir(name: str) -> Path:
 
 
 def db_path(name: str) -> Path:
+    """The file of workshop `name`'s database (which may not exist yet)."""
     return room_dir(name) / FILE
 
 
@@ -149,6 +150,7 @@ class RoomDB:
             )
 
     def close(self) -> None:
+        """Close the connection; what was written is already committed."""
         with self._lock:
             self._conn.close()
 
@@ -194,9 +196,11 @@ class RoomDB:
             )
 
     def meta(self) -> dict[str, str]:
+        """The room's workshop name, lab and when its record was made ('created')."""
         return dict(self._read("SELECT key, value FROM meta"))
 
     def steps(self) -> list[StepRow]:
+        """The lab's steps, in lab order, as the last `describe` recorded them."""
         rows = self._read("SELECT id, title, checked FROM steps ORDER BY position")
         return [StepRow(i, t, bool(c)) for i, t, c in rows]
 
@@ -241,10 +245,12 @@ class RoomDB:
     # --- the instructor's settings ----------------------------------------------------------
 
     def set_setting(self, key: str, value: object) -> None:
+        """Record one of the instructor's settings (a JSON value), replacing the last."""
         sql = "INSERT OR REPLACE INTO settings VALUES (?, ?, ?)"
         self._write(sql, (key, json.dumps(value), time.time()))
 
     def settings(self) -> dict[str, Any]:
+        """The instructor's settings as last recorded (none: the defaults hold)."""
         return {k: json.loads(v) for k, v in self._read("SELECT key, value FROM settings")}
 
 

@@ -44,6 +44,7 @@ class Held:
         self._handle.flush()
 
     def release(self) -> None:
+        """Let the lock go (closing the file does); done twice is done once."""
         if not self._handle.closed:
             # Emptied first: a stale address must never be read as a live server's.
             self._handle.seek(0)
@@ -58,6 +59,7 @@ class Held:
 
 
 def lock_path(name: str) -> Path:
+    """The file whose lock the workshop's server (or its `down`) holds."""
     return room_dir(name) / FILE
 
 

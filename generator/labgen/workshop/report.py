@@ -96,6 +96,7 @@ class _Cursor:
     done: list[StepDone] = field(default_factory=list)
 
     def add(self, step: str, at: float, source: str) -> None:
+        """The next step done, in time order, timed from the one before."""
         seconds = round(at - self.previous, 1) if self.previous and at >= self.previous else None
         self.done.append(StepDone(step, at, source, seconds))
         self.previous = max(self.previous, at)

@@ -256,3 +256,14 @@ def test_the_instructor_page_shows_the_rooms_report_with_a_chart(served: Served)
     assert steps["publish-port"]["reached"] == 1 and steps["curl"]["failures"] == 1
     page = fetch(served.instructor)[2]
     assert 'id="report"' in page
+
+
+@pytest.mark.parametrize(
+    "body", [b"not json", b"\xff\xfe", b"[]", b'"on"', b'{"enabled": 1}', b"{}"]
+)
+def test_a_malformed_run_for_me_body_is_a_400_and_changes_nothing(
+    served: Served, body: bytes
+) -> None:
+    status, _, text = fetch(served.instructor + "run-for-me", "POST", body)
+    assert status == 400 and "enabled" in json.loads(text)["error"]
+    assert served.service.grid.run_for_me

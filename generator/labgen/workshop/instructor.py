@@ -81,9 +81,14 @@ class Instructor:
 
     async def run_for_me(self, request: Request) -> Response:
         self.site.instructor(request.path_params)
-        body = await request.json()
+        try:
+            body = await request.json()
+        except ValueError:  # not JSON (json's and UnicodeDecodeError are ValueErrors)
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("enabled"), bool):
+            return JSONResponse({"error": 'expected {"enabled": true|false}'}, 400)
         grid = self.site.service.grid
-        grid.set_run_for_me(bool(body.get("enabled")))
+        grid.set_run_for_me(body["enabled"])
         return JSONResponse({"run_for_me": grid.run_for_me})
 
     async def reset(self, request: Request) -> Response:

@@ -19,6 +19,7 @@ import yaml
 from labgen.core import resources
 from labgen.core.errors import EXIT_USAGE, UsageError
 from labgen.core.lab import load_lab, load_lab_dir
+from labgen.verbs.lint import lint_lab_dir
 from unit_helpers import BROKEN_LABS, REPO, bundled_lab_names, run_labgen
 
 MARKER = "# <- error"
@@ -353,3 +354,17 @@ def test_an_unwritable_labgen_home_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert "labgen cannot write to" in result.stderr and "LABGEN_HOME" in result.stderr
+
+
+def test_lint_refuses_a_lab_network_inside_the_machines_own(tmp_path: Path) -> None:
+    """A lab's network in 172.30.0.0/16, where the docker provider's machines live, took
+    the machine's way back to the host: its SSH hung mid-step. Lint names line and field."""
+    lab = tmp_path / "user-bridge"
+    shutil.copytree(REPO / "tests" / "e2e" / "labs" / "user-bridge", lab)
+    text = (lab / "lab.yaml").read_text(encoding="utf-8")
+    (lab / "lab.yaml").write_text(text.replace("10.30.0.", "172.30.0."), encoding="utf-8")
+    problems = lint_lab_dir(lab).problems
+    assert any(
+        ":27: field 'steps[0].run': 172.30.0.0/24 is in 172.30.0.0/16" in p for p in problems
+    ), problems
+    assert lint_lab_dir(REPO / "tests" / "e2e" / "labs" / "user-bridge").problems == []

@@ -8,6 +8,7 @@ line of lab.yaml.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import subprocess
@@ -74,7 +75,7 @@ def lint_lab_dir(folder: Path) -> LintReport:
         problems += _checks_problems(checks_file, step_ids)
 
     shell = _command_problems(folder / LAB_FILE, raw or [])
-    problems += shell
+    problems += shell + _network_problems(folder / LAB_FILE, raw or [])
     if lab is not None:
         problems += _render_problems(lab, skip_steps=bool(shell))
     return LintReport(folder, _in_file_order(problems))
@@ -231,6 +232,32 @@ def _command_problems(lab_file: Path, steps: list[_RawStep]) -> list[str]:
             f"{lab_file}:{line}: field 'steps[{step.index}].{step.field}': "
             f"not valid bash: {'; '.join(messages)}"
         )
+    return problems
+
+
+_IPV4 = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(/\d{1,2})?(?![\d.])")
+
+
+def _network_problems(lab_file: Path, steps: list[_RawStep]) -> list[str]:
+    """Addresses in a step's command inside a provider's machine networks: a lab's own
+    network there takes the machine's way back to the host (its SSH hangs)."""
+    reserved = [(p.name, n) for p in providers.all_providers() for n in p.machine_networks()]
+    problems = []
+    for step in steps:
+        for number, text in enumerate(step.text.splitlines(), start=1):
+            for match in _IPV4.finditer(text):
+                try:
+                    net = ipaddress.ip_network("".join(filter(None, match.groups())), strict=False)
+                except ValueError:
+                    continue  # not an address (a version number, say)
+                for provider, pool in reserved:
+                    if net.overlaps(pool):
+                        problems.append(
+                            f"{lab_file}:{_yaml_line(step.node, number)}: field "
+                            f"'steps[{step.index}].{step.field}': {match.group(0)} is in "
+                            f"{pool}, where the {provider} provider's machines have their "
+                            "own addresses: pick another range (10.x.0.0/24, say)"
+                        )
     return problems
 
 

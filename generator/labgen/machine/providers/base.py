@@ -8,6 +8,7 @@ when a machine goes. Everything else in labgen is provider-neutral.
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -130,6 +131,12 @@ class Provider:
     def partial(self) -> str:
         """The provider's block of the Vagrantfile, a template."""
         return f"providers/{self.name}.rb.j2"
+
+    def machine_networks(self) -> list[ipaddress.IPv4Network]:
+        """Where this provider's machines' own addresses come from: a lab's networks
+        inside a machine must stay out of them (lint says so), or the machine's
+        replies to the host go to the lab's bridge and its SSH hangs."""
+        return []
 
     def examine(self, cache: dict[str, Probe] | None = None) -> ProviderHealth:
         """Run the provider's probes (each probe name once per `cache`)."""

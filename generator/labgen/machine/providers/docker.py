@@ -28,7 +28,7 @@ from labgen.machine.signals import uninterrupted
 
 LABEL_BOX = "org.labgen.box"
 # The machine networks labgen carves /24s from; far from Docker's default 172.17-172.29.
-SUBNET_POOL = ipaddress.ip_network("172.30.0.0/16")
+SUBNET_POOL = ipaddress.IPv4Network("172.30.0.0/16")
 # A listing of what labgen left (leftovers) that takes longer has no daemon behind it.
 SCAN_TIMEOUT = 30.0
 # What `docker rm` / `docker network rm` say of a container or network already gone.
@@ -103,6 +103,9 @@ class DockerSettings:
 class DockerProvider(Provider):
     probes = {**Provider.probes, "docker": probe_docker}
     builds_box = True
+
+    def machine_networks(self) -> list[ipaddress.IPv4Network]:
+        return [SUBNET_POOL]
 
     # --- the box: a base image ------------------------------------------------------
 

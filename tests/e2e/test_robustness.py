@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -170,3 +171,38 @@ def test_an_orphan_is_shown_and_destroyed(labgen_home: Path, bring_up: Callable[
     again = labgen("up", lab)
     assert again.returncode == 0, show(again)
     assert "left by an earlier bridge" in again.stderr
+
+
+def test_ctrl_c_during_a_verify_step_ends_it_and_leaves_nothing(labgen_home: Path) -> None:
+    """SIGINT while a step runs on the machine: the worker thread waiting on SSH gives up,
+    the machine is destroyed, exit 130. Before, the main thread got KeyboardInterrupt
+    and then waited for the worker, which waited for the ten-minute step."""
+    lab = Path(__file__).parent / "labs" / "hanging-step"
+    machine = "verify-20-10-hanging-step"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labgen", "verify", str(lab)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(600):  # the step is running once its sleep is on the machine
+            found = subprocess.run(
+                ["docker", "exec", resources.machine_id(machine), "pgrep", "-f", "sleep 600"],
+                capture_output=True,
+            )
+            if found.returncode == 0 or proc.poll() is not None:
+                break
+            time.sleep(0.5)
+        assert found.returncode == 0, "the step never started"
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=180)  # a guard against the old hang, not a timing
+        err = proc.stderr.read() if proc.stderr else ""
+        assert code == 130, err
+        assert "Traceback" not in err and "interrupted" in err
+        assert nothing_left(labgen_home, machine) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        labgen("destroy", "--all")
+    assert nothing_left(labgen_home, machine) == []

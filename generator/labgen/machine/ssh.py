@@ -9,6 +9,7 @@ import shutil
 import signal
 import sys
 import termios
+import threading
 import tty
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,6 +20,29 @@ import paramiko
 from labgen.core.errors import MachineError
 
 HOST_ALIAS = "default"  # the host name `vagrant ssh-config` writes for a single machine
+# Set on Ctrl-C by a verb that runs commands in threads (verify): every command waiting
+# on a machine gives up, so the threads can destroy their machines and end. Only the
+# main thread sees KeyboardInterrupt; a worker waiting on a dead machine never would.
+_INTERRUPTED = threading.Event()
+KEEPALIVE = 5  # seconds between keepalives, so a dead connection is noticed
+
+
+def interrupt_all() -> None:
+    """Make every command still running on a machine, in any thread, stop waiting."""
+    _INTERRUPTED.set()
+
+
+def _wait(channel: paramiko.Channel, transport: paramiko.Transport) -> None:
+    """One short wait for the channel; a MachineError once interrupted or disconnected."""
+    if _INTERRUPTED.is_set():
+        channel.close()
+        raise MachineError("interrupted: the command on the machine was abandoned")
+    if not transport.is_active():
+        raise MachineError(
+            "the SSH connection to the machine dropped while a command ran",
+            hint="is it still running? `labgen status` tells",
+        )
+    channel.status_event.wait(0.05)
 
 
 @contextlib.contextmanager
@@ -44,6 +68,9 @@ def connect(ssh_config: Path, timeout: float = 15) -> Iterator[paramiko.SSHClien
             f"cannot reach the machine over SSH ({config['hostname']}:{config.get('port')}): {exc}",
             hint="is it running? `labgen status` tells; `labgen up LAB` starts it again",
         ) from None
+    transport = client.get_transport()
+    if transport is not None:
+        transport.set_keepalive(KEEPALIVE)
     try:
         yield client
     finally:
@@ -76,7 +103,7 @@ def run(
             and not channel.recv_stderr_ready()
         ):
             break
-        channel.status_event.wait(0.05)
+        _wait(channel, transport)
     return channel.recv_exit_status()
 
 
@@ -95,7 +122,7 @@ def run_script(client: paramiko.SSHClient, script: str, stdout: BinaryIO, stderr
         elif channel.recv_stderr_ready():
             stderr.write(channel.recv_stderr(32768))
         else:
-            channel.status_event.wait(0.05)
+            _wait(channel, transport)
     return channel.recv_exit_status()
 
 

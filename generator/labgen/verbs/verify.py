@@ -159,7 +159,14 @@ def verify_labs(
             futures = [
                 workers.submit(verify_lab, ctx, run, destroy, event, recording) for run in runs
             ]
-            return [f.result() for f in futures]
+            try:
+                return [f.result() for f in futures]
+            except KeyboardInterrupt:
+                # Runs not started never start; those running stop waiting on their
+                # machines and destroy them before the pool's exit returns.
+                workers.shutdown(wait=False, cancel_futures=True)
+                ssh.interrupt_all()
+                raise
 
 
 def machine_name(run: Run) -> str:

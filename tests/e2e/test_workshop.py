@@ -47,40 +47,49 @@ def seats(labgen_home: Path) -> Iterator[None]:
 
 
 class Serving:
-    """A `workshop serve` child process on a free loopback port, and the URLs it printed."""
+    """A `workshop serve` child process on a free loopback port, and the URLs it printed
+    (and, over TLS, the certificate's fingerprint)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, name: str = NAME, seats: tuple[str, ...] = (SEAT1, SEAT2), *extra: str
+    ) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "labgen", "workshop", "serve", NAME, "--listen", "127.0.0.1:0"]
-            + ["--stop-after", str(SERVER_DEADLINE)],
+            [sys.executable, "-m", "labgen", "workshop", "serve", name, "--listen", "127.0.0.1:0"]
+            + ["--stop-after", str(SERVER_DEADLINE), *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, "COLUMNS": "300"},
         )
         self.urls: dict[str, str] = {}
+        self.fingerprint = ""
+        self.scheme = "https" if extra else "http"
         try:
-            self._read_urls()
+            self._read_urls({"instructor", *seats})
         except BaseException:
             self.stop()
             raise
 
-    def _read_urls(self) -> None:
+    def _read_urls(self, expected: set[str]) -> None:
         assert self.proc.stdout is not None
         deadline = time.monotonic() + 60
-        while len(self.urls) < 3 and time.monotonic() < deadline:
+        while len(self.urls) < len(expected) and time.monotonic() < deadline:
             line = self.proc.stdout.readline()
             if not line:
                 break
-            found = re.match(r"^(\S+): (http://\S+)$", line.strip())
+            found = re.match(r"^(\S+): (https?://\S+)$", line.strip())
             if found:
                 self.urls[found[1]] = found[2]
-        assert set(self.urls) == {"instructor", SEAT1, SEAT2}, f"the server printed {self.urls}"
-        assert all(u.startswith("http://127.0.0.1:") for u in self.urls.values()), self.urls
+            printed = re.match(r"^certificate SHA-256: (\S+)$", line.strip())
+            if printed:
+                self.fingerprint = printed[1]
+        assert set(self.urls) == expected, f"the server printed {self.urls}"
+        prefix = f"{self.scheme}://127.0.0.1:"
+        assert all(u.startswith(prefix) for u in self.urls.values()), self.urls
 
     @property
     def base(self) -> str:
-        """http://127.0.0.1:PORT, as the server names itself."""
+        """http(s)://127.0.0.1:PORT, as the server names itself."""
         return self.urls["instructor"].split("/i/")[0]
 
     def stop(self) -> None:
@@ -393,3 +402,105 @@ def test_a_restarted_server_keeps_the_room(seats: None, labgen_home: Path, tmp_p
     steps = {s["step"]: s for s in data["steps"]}
     assert steps["publish-port"]["reached"] == 1 and steps["publish-port"]["failures"] >= 2
     assert steps["publish-port"]["attempts"] >= 4  # run, 2 Checks on seat 1; 1 on seat 2
+
+
+def test_tls_in_a_real_browser(labgen_home: Path, tmp_path: Path) -> None:
+    """Issue 19, item 3, without machines (the pages need none): `workshop serve --tls`
+    makes a certificate and prints its fingerprint, the one the port presents, the same
+    after a restart; Chromium (taking the self-signed certificate) opens the printed
+    links, is sent on to URLs without the token (the history holds none either), and
+    holds HttpOnly, Secure, SameSite=Strict cookies that script cannot read; plain HTTP
+    on the port gets no answer."""
+    import hashlib
+    import ssl
+
+    from labgen.core.lab import load_lab
+    from labgen.workshop import room as rooms
+    from playwright.sync_api import sync_playwright
+
+    lab = load_lab("port-forwarding")
+    room = rooms.create("tls", lab.name, str(lab.path), 1)
+    seat = room.seats[0]
+    shots = Path(os.environ.get("LABGEN_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    serving = Serving("tls", (seat,), "--tls")
+    try:
+        base = serving.base
+        port = int(base.rsplit(":", 1)[1])
+        der = ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate(("127.0.0.1", port)))
+        presented = hashlib.sha256(der).digest().hex(":").upper()
+        assert serving.fingerprint == presented, (serving.fingerprint, presented)
+        key = labgen_home / "workshops" / "tls" / "key.pem"
+        assert key.stat().st_mode & 0o777 == 0o600
+
+        # plain HTTP on the TLS port: no page, no redirect carrying the token in clear
+        plain = serving.urls[seat].replace("https://", "http://")
+        with pytest.raises((urllib.error.URLError, ConnectionError, http_errors())):
+            urllib.request.urlopen(plain, timeout=10)
+
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch_persistent_context(
+                tempfile.mkdtemp(prefix="chromium-", dir=tmp_path),
+                executable_path=CHROMIUM,
+                args=[*CHROMIUM_FLAGS, "--ignore-certificate-errors"],
+                headless=True,
+                ignore_https_errors=True,
+                viewport={"width": 1400, "height": 900},
+            )
+            outside: list[str] = []
+            browser.on(
+                "request",
+                lambda r: (
+                    outside.append(r.url)
+                    if not r.url.startswith((base, base.replace("https", "wss"), "data:"))
+                    else None
+                ),
+            )
+            try:
+                room_page = browser.new_page()
+                room_page.goto(serving.urls["instructor"])
+                room_page.wait_for_url(f"{base}/i/")
+                room_page.wait_for_selector("#link.up")  # the event stream, by cookie
+                assert room.instructor_token not in room_page.url
+                assert room_page.evaluate("document.cookie") == ""  # HttpOnly
+                room_page.screenshot(path=str(shots / "instructor-tls.png"))
+                # Back skips the token URL: the redirect replaced its history entry
+                room_page.go_back()
+                assert room_page.url == "about:blank", room_page.url
+
+                page = browser.new_page()
+                page.goto(serving.urls[seat])
+                page.wait_for_url(f"{base}/w/{seat}/")
+                page.wait_for_selector("#step-publish-port")
+                assert room.seat_tokens[seat] not in page.url
+                page.reload()  # the cookie, not the URL, opens the page from now on
+                page.wait_for_selector("#step-publish-port")
+                assert page.evaluate("window.isSecureContext") is True
+
+                cookies = {c["name"]: c for c in browser.cookies()}
+                assert set(cookies) == {"labgen-instructor", "labgen-seat"}, cookies
+                for name, path, token in [
+                    ("labgen-instructor", "/i/", room.instructor_token),
+                    ("labgen-seat", f"/w/{seat}/", room.seat_tokens[seat]),
+                ]:
+                    cookie = cookies[name]
+                    assert cookie["value"] == token and cookie["path"] == path, cookie
+                    assert cookie["httpOnly"] and cookie["secure"], cookie
+                    assert cookie["sameSite"] == "Strict", cookie
+            finally:
+                browser.close()
+        assert not outside, f"the pages asked for something outside the server: {outside}"
+    finally:
+        serving.stop()
+
+    again = Serving("tls", (seat,), "--tls")  # a restart: the same certificate
+    try:
+        assert again.fingerprint == serving.fingerprint
+    finally:
+        again.stop()
+
+
+def http_errors() -> type[Exception]:
+    import http.client
+
+    return http.client.HTTPException

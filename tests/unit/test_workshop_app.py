@@ -75,8 +75,23 @@ def fetch(
         return exc.code, dict(exc.headers), exc.read().decode()
 
 
+def opened(url: str) -> tuple[int, dict[str, str], str]:
+    """A printed link as a browser opens it: the cookie it sets, sent to the page it
+    redirects to (fetch alone gets the redirecting page)."""
+    status, headers, body = fetch(url)
+    if status != 200 or "set-cookie" not in {k.lower() for k in headers}:
+        return status, headers, body
+    target = re.search(r'http-equiv="refresh" content="0; url=([^"]+)"', body)
+    assert target, body
+    cookie = next(v for k, v in headers.items() if k.lower() == "set-cookie").split(";")[0]
+    base = url.split("/w/")[0] if "/w/" in url else url.split("/i/")[0]
+    request = urllib.request.Request(base + target[1], headers={"Cookie": cookie})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, dict(response.headers), response.read().decode()
+
+
 def test_a_seats_token_opens_its_seat_only(served: Served) -> None:
-    status, headers, body = fetch(served.seat_url("pf-01"))
+    status, headers, body = opened(served.seat_url("pf-01"))
     assert status == 200 and "pf-01" in body and "Publish port 5000" in body
     other = served.room.seat_tokens["pf-02"]
     assert fetch(served.seat_url("pf-01", other))[0] == 403
@@ -182,7 +197,7 @@ def test_a_denied_terminal_is_refused_at_the_handshake(
 
 def test_pages_load_nothing_from_elsewhere(served: Served) -> None:
     for url in (served.seat_url("pf-01"), served.instructor):
-        status, headers, body = fetch(url)
+        status, headers, body = opened(url)
         assert status == 200
         assert headers["content-security-policy"].startswith("default-src 'self'")
         assert headers["referrer-policy"] == "no-referrer"
@@ -254,7 +269,7 @@ def test_the_instructor_page_shows_the_rooms_report_with_a_chart(served: Served)
     assert status == 200 and data["workshop"] == "pf"
     steps = {s["step"]: s for s in data["steps"]}
     assert steps["publish-port"]["reached"] == 1 and steps["curl"]["failures"] == 1
-    page = fetch(served.instructor)[2]
+    page = opened(served.instructor)[2]
     assert 'id="report"' in page
 
 

@@ -108,8 +108,31 @@ def down_cmd(name: str, jobs: int, purge: bool) -> None:
 @click.option(
     "--stop-after", type=float, help="Stop by itself after this many seconds (tests, timed rooms)."
 )
+@click.option(
+    "--tls",
+    is_flag=True,
+    help="HTTPS with a self-signed certificate made for the room (kept in its folder, "
+    "reused); its SHA-256 fingerprint is printed for attendees to compare.",
+)
+@click.option("--cert", metavar="FILE", help="HTTPS with this PEM certificate (with --key).")
+@click.option("--key", metavar="FILE", help="The unencrypted PEM private key of --cert.")
+@click.option(
+    "--public-url",
+    metavar="URL",
+    help="What the printed links say, e.g. https://room.example:8443 (a name the room "
+    "reaches, or a proxy in front); default: the listen address.",
+)
 @LABS
-def serve_cmd(name: str, listen: str, stop_after: float | None, lab_dirs: tuple[str, ...]) -> None:
+def serve_cmd(
+    name: str,
+    listen: str,
+    stop_after: float | None,
+    tls: bool,
+    cert: str | None,
+    key: str | None,
+    public_url: str | None,
+    lab_dirs: tuple[str, ...],
+) -> None:
     """Serve workshop NAME: a page per seat (steps and a terminal) and the instructor's grid.
 
     Prints each seat's URL and the instructor's; each carries its own token. Runs
@@ -117,8 +140,15 @@ def serve_cmd(name: str, listen: str, stop_after: float | None, lab_dirs: tuple[
     so a server started again shows the grid it had (states, times, settings). One
     server per workshop: a second `serve` of NAME is refused (exit 2) naming the
     first's address; a killed server holds nothing.
+
+    A printed link's token becomes an HttpOnly, SameSite=Strict cookie at the first
+    visit, and the browser goes on to the page without it. With --tls (or --cert and
+    --key) the port speaks HTTPS only and the cookies are Secure.
     """
-    workshop.serve(context(None, lab_dirs), name, listen, display.print_urls, stop_after)
+    security = workshop.Security(tls, cert, key, public_url)
+    workshop.serve(
+        context(None, lab_dirs), name, listen, display.print_urls, stop_after, security=security
+    )
 
 
 @workshop_group.command("report")

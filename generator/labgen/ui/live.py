@@ -117,13 +117,16 @@ def print_down(name: str, events: list[SeatEvent], purged: bool = False) -> None
         )
 
 
-def print_urls(room: Room, base: str) -> None:
-    """The pages to hand out: one URL per seat, and the instructor's (keep that one)."""
+def print_urls(room: Room, base: str, fingerprint: str | None = None) -> None:
+    """The pages to hand out: one URL per seat, and the instructor's (keep that one);
+    over TLS the certificate's fingerprint, for attendees to compare with their browser's."""
     at = escape_text(base)
     out.print(
         f"workshop [bold]{escape_text(room.name)}[/] (lab {escape_text(room.lab)}) at {at}"
         "  (Ctrl-C stops)"
     )
+    if fingerprint:
+        out.print(f"certificate SHA-256: {escape_text(fingerprint)}", soft_wrap=True)
     out.print(f"instructor: {at}/i/{escape_text(room.instructor_token)}/")
     for seat in room.seats:
         out.print(

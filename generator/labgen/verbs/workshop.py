@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from labgen.core.context import Context
 from labgen.core.errors import PrerequisiteError, UsageError
@@ -95,19 +97,43 @@ def report(name: str) -> WorkshopReport:
         return reports.build(store)
 
 
+@dataclass(frozen=True)
+class Security:
+    """How `serve` is reached: TLS (made for the room, or the instructor's own
+    certificate), and the URL the printed links name."""
+
+    tls: bool = False
+    cert: str | None = None
+    key: str | None = None
+    public_url: str | None = None
+
+    def check(self) -> str | None:
+        """The parsed public URL; a UsageError for options that do not go together."""
+        if (self.cert is None) != (self.key is None):
+            raise UsageError("--cert and --key go together: give both, or --tls for a made one")
+        if self.tls and self.cert is not None:
+            raise UsageError("--tls makes a certificate, --cert/--key give one: pick one")
+        from labgen.workshop.server import parse_public_url
+
+        on = self.tls or self.cert is not None
+        return None if self.public_url is None else parse_public_url(self.public_url, on)
+
+
 def serve(
     ctx: Context,
     name: str,
     listen: str,
-    on_ready: Callable[[Room, str], None],
+    on_ready: Callable[[Room, str, str | None], None],
     stop_after: float | None = None,
     workers: int = 1,
+    security: Security | None = None,
 ) -> None:
-    """Serve the workshop's pages until Ctrl-C (or `stop_after` seconds)."""
+    """Serve the workshop's pages until Ctrl-C (or `stop_after` seconds); `on_ready`
+    gets the room, the links' base URL and the certificate's fingerprint (None: http)."""
     # The web stack loads only for serve: the other verbs start faster without it. It is
     # among labgen's own dependencies, so an ImportError here is a broken installation.
     try:
-        from labgen.workshop import pages, server
+        from labgen.workshop import pages, server, tls
         from labgen.workshop.service import RoomService
     except ImportError as exc:
         raise PrerequisiteError(
@@ -117,14 +143,24 @@ def serve(
             "xterm.js comes from scripts/setup-workshop.sh",
         ) from None
 
+    security = security or Security()
+    public_url = security.check()
+    host = server.parse_listen(listen)[0]
+    certificate = None
+    if security.cert is not None and security.key is not None:
+        certificate = tls.given(security.cert, security.key)
     pages.require_vendor()
     room = rooms.load(name)
     # The lock first: a second server is refused before it binds or touches the database.
     with lock.hold(name, lock.SERVE) as held, db.open_room(name, room.created) as store:
+        if security.tls:
+            hosts = [host] + ([urlsplit(public_url).hostname or ""] if public_url else [])
+            certificate = tls.self_signed(db.room_dir(name), name, hosts)
         service = RoomService(room, ctx, workers=workers, store=store)
+        fingerprint = certificate.fingerprint if certificate else None
 
         def ready(url: str) -> None:
             held.note(url)
-            on_ready(room, url)
+            on_ready(room, url, fingerprint)
 
-        server.serve(service, listen, ready, stop_after)
+        server.serve(service, listen, ready, stop_after, None, certificate, public_url)

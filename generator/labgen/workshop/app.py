@@ -1,9 +1,13 @@
 """The web app (Starlette): an attendee page per seat, the instructor's page, their data.
 
-Every page and action sits under a path with a token: /w/SEAT/TOKEN/ for a seat,
-/i/TOKEN/ for the instructor. A seat's token opens that seat only: another seat's
-(or the instructor's) token on it is 403, and a token that is nobody's is a bare
-404 that tells nothing, not even whether the seat exists. Scripts, styles and fonts
+The printed links carry a token: /w/SEAT/TOKEN/ for a seat, /i/TOKEN/ for the
+instructor. A browser that opens one is given the token as an HttpOnly, SameSite=Strict
+cookie (Secure over https) and sent on to the same page without it (/w/SEAT/, /i/), so
+that no token stays in the address bar, the history, a projector or a screenshot. Every
+route answers both ways: with the token in its path (scripts, the links printed before)
+or with the cookie. A seat's token opens that seat only: another seat's (or the
+instructor's) token on it is 403, and a token that is nobody's, or none, is a bare 404
+that tells nothing, not even whether the seat exists. Scripts, styles and fonts
 come from /static/ (this package's files and the vendored xterm.js); the pages' CSP
 lets them load nothing from anywhere else.
 
@@ -16,9 +20,10 @@ answers it, for HTTP and websockets alike.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -27,13 +32,14 @@ from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from labgen.workshop.attendee import Attendee
+from labgen.workshop.guard import Guard, origin_of
 from labgen.workshop.instructor import Instructor
 from labgen.workshop.room import Room
 from labgen.workshop.service import RoomService
@@ -44,6 +50,8 @@ CSP = (
     "style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 KEEPALIVE = 15.0  # seconds between SSE comments, so proxies and browsers keep the stream
+SEAT_COOKIE = "labgen-seat"  # one per seat: its Path is /w/SEAT/, so seats never collide
+INSTRUCTOR_COOKIE = "labgen-instructor"  # Path /i/
 
 
 class Denied(Exception):
@@ -74,23 +82,36 @@ async def on_denied(conn: HTTPConnection, exc: Exception) -> Response | None:
 
 
 def _is_token(given: str, expected: str) -> bool:
-    return secrets.compare_digest(given.encode(), expected.encode())
+    return bool(given) and secrets.compare_digest(given.encode(), expected.encode())
+
+
+def _token(conn: HTTPConnection, cookie: str) -> str:
+    """The token a request carries: in its path (a printed link), or else its cookie."""
+    return str(conn.path_params.get("token") or conn.cookies.get(cookie, ""))
 
 
 @dataclass(frozen=True)
 class Site:
-    """What every handler shares: the room's service and the event that ends streams."""
+    """What every handler shares: the room's service, the event that ends streams, and
+    the URL the printed links name (whose scheme says whether cookies are Secure)."""
 
     service: RoomService
     stopping: asyncio.Event
+    base: str = "http://127.0.0.1"
 
     @property
     def room(self) -> Room:
         return self.service.room
 
-    def seat_of(self, params: Mapping[str, Any]) -> str:
-        """The seat a seat path names, when its token is that seat's."""
-        seat, token = str(params["seat"]), str(params["token"])
+    @property
+    def secure(self) -> bool:
+        return self.base.startswith("https:")
+
+    def seat_of(self, conn: HTTPConnection) -> str:
+        """The seat a seat path names, when its token (the path's, or else the seat's
+        cookie) is that seat's."""
+        seat = str(conn.path_params["seat"])
+        token = _token(conn, SEAT_COOKIE)
         tokens = self.room.seat_tokens
         owner = next((s for s, t in tokens.items() if _is_token(token, t)), None)
         if owner is None and not _is_token(token, self.room.instructor_token):
@@ -101,18 +122,50 @@ class Site:
             raise Denied(403)
         return seat
 
-    def instructor(self, params: Mapping[str, Any]) -> None:
-        """Nothing, when the path's token is the instructor's."""
-        if not _is_token(str(params["token"]), self.room.instructor_token):
+    def instructor(self, conn: HTTPConnection) -> None:
+        """Nothing, when the token (the path's, or else the cookie) is the instructor's."""
+        if not _is_token(_token(conn, INSTRUCTOR_COOKIE), self.room.instructor_token):
             raise Denied(404)
 
-    def watched_seat(self, params: Mapping[str, Any]) -> str:
+    def watched_seat(self, conn: HTTPConnection) -> str:
         """The seat an instructor's path names, when the token is the instructor's."""
-        self.instructor(params)
-        seat = str(params["seat"])
+        self.instructor(conn)
+        seat = str(conn.path_params["seat"])
         if seat not in self.room.seat_tokens:
             raise Denied(404)
         return seat
+
+    def enter(self, conn: HTTPConnection) -> Response | None:
+        """None for a page asked for without a token in its path; with one (a printed
+        link, already checked), the token as a cookie and a redirect to the same page
+        without it.
+
+        The redirect is a page that refreshes at once rather than a 303: a link opened
+        from another site (a mail, a chat) makes the whole redirect chain cross-site,
+        and a SameSite=Strict cookie would not be sent to the page it ends at; this
+        page's own refresh is same-site. Chromium replaces the history entry of a page
+        that refreshes within a second, so the token URL is not left in Back either.
+        """
+        token = conn.path_params.get("token")
+        if token is None:
+            return None
+        seat = conn.path_params.get("seat")
+        if str(conn.url.path).startswith("/w/"):
+            name, scope, target = SEAT_COOKIE, f"/w/{seat}/", f"/w/{seat}/"
+        else:
+            name, scope = INSTRUCTOR_COOKIE, "/i/"
+            target = f"/i/seats/{seat}/watch" if seat is not None else "/i/"
+        where = html.escape(target)
+        body = (
+            '<!doctype html>\n<meta charset="utf-8">\n'
+            f'<meta http-equiv="refresh" content="0; url={where}">\n'
+            f'<title>Opening…</title>\n<p><a href="{where}">Open the page</a></p>\n'
+        )
+        response = HTMLResponse(body, headers={"Cache-Control": "no-store"})
+        response.set_cookie(
+            name, str(token), path=scope, httponly=True, samesite="strict", secure=self.secure
+        )
+        return response
 
     def event_stream(self, request: Request, seat: str | None) -> Response:
         """Server-sent events: the grid (one seat's row, or the room's), then its changes."""
@@ -141,32 +194,50 @@ class Site:
             grid.unlisten(queue)
 
 
-def build_app(service: RoomService, stopping: asyncio.Event | None = None) -> Starlette:
-    """The app serving `service`'s room; `stopping` ends the event streams on shutdown."""
-    site = Site(service, stopping or asyncio.Event())
+def build_app(
+    service: RoomService, stopping: asyncio.Event | None = None, base: str = "http://127.0.0.1"
+) -> Starlette:
+    """The app serving `service`'s room; `stopping` ends the event streams on shutdown;
+    `base` is the URL the printed links name: its origin is the server's own (websockets
+    and POSTs from any other are refused) and https makes the cookies Secure."""
+    site = Site(service, stopping or asyncio.Event(), base)
     seat, teacher = Attendee(site), Instructor(site)
-    routes = [
-        Route("/w/{seat}/{token}/", seat.page),
-        Route("/w/{seat}/{token}/events", seat.events),
-        Route("/w/{seat}/{token}/check/{step}", seat.check, methods=["POST"]),
-        Route("/w/{seat}/{token}/run/{step}", seat.run, methods=["POST"]),
-        WebSocketRoute("/w/{seat}/{token}/terminal", seat.terminal),
-        Route("/i/{token}/", teacher.page),
-        Route("/i/{token}/events", teacher.events),
-        Route("/i/{token}/grid.csv", teacher.grid_csv),
-        Route("/i/{token}/report", teacher.report),
-        Route("/i/{token}/report.json", teacher.report_json),
-        Route("/i/{token}/run-for-me", teacher.run_for_me, methods=["POST"]),
-        Route("/i/{token}/seats/{seat}/reset", teacher.reset, methods=["POST"]),
-        Route("/i/{token}/seats/{seat}/watch", teacher.watch_page),
-        WebSocketRoute("/i/{token}/seats/{seat}/terminal", teacher.watch),
-        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
+    # Each route twice: with the cookie (what a browser uses after its first visit) and
+    # with the token in the path (the printed links, scripts). The cookie's routes come
+    # first: their literal segments (events, check, seats) are never a token.
+    seat_routes = [
+        ("/", seat.page, ["GET"]),
+        ("/events", seat.events, ["GET"]),
+        ("/check/{step}", seat.check, ["POST"]),
+        ("/run/{step}", seat.run, ["POST"]),
     ]
+    teacher_routes = [
+        ("/", teacher.page, ["GET"]),
+        ("/events", teacher.events, ["GET"]),
+        ("/grid.csv", teacher.grid_csv, ["GET"]),
+        ("/report", teacher.report, ["GET"]),
+        ("/report.json", teacher.report_json, ["GET"]),
+        ("/run-for-me", teacher.run_for_me, ["POST"]),
+        ("/seats/{seat}/reset", teacher.reset, ["POST"]),
+        ("/seats/{seat}/watch", teacher.watch_page, ["GET"]),
+    ]
+    routes: list[Route | WebSocketRoute | Mount] = []
+    for prefix, table, terminal in (
+        ("/w/{seat}", seat_routes, ("/terminal", seat.terminal)),
+        ("/i", teacher_routes, ("/seats/{seat}/terminal", teacher.watch)),
+    ):
+        for base_path in (prefix, prefix + "/{token}"):
+            routes += [Route(base_path + p, h, methods=m) for p, h, m in table]
+            routes.append(WebSocketRoute(base_path + terminal[0], terminal[1]))
+    routes.append(Mount("/static", app=StaticFiles(directory=STATIC), name="static"))
     # One handler for both kinds of connection, which Starlette's types keep apart.
     denied = cast(ExceptionHandler, on_denied)
     return Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(Guard, own=frozenset({origin_of(base)})),
+        ],
         exception_handlers={404: lambda request, exc: not_found(), Denied: denied},
     )
 

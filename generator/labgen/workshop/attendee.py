@@ -8,11 +8,10 @@ app.py (which imports this module).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 
@@ -30,11 +29,15 @@ class SeatAccess(Protocol):
     @property
     def service(self) -> RoomService: ...
 
-    def seat_of(self, params: Mapping[str, Any]) -> str:
+    def seat_of(self, conn: HTTPConnection) -> str:
         """The seat the path names, or Denied unless its token is that seat's."""
         ...
 
     def event_stream(self, request: Request, seat: str | None) -> Response: ...
+
+    def enter(self, conn: HTTPConnection) -> Response | None:
+        """None, or (for a printed link) the token as a cookie and a redirect."""
+        ...
 
 
 class Attendee:
@@ -44,15 +47,15 @@ class Attendee:
         self.site = site
 
     async def page(self, request: Request) -> Response:
-        seat = self.site.seat_of(request.path_params)
-        return pages.response(pages.attendee(self.site.service, seat))
+        seat = self.site.seat_of(request)
+        return self.site.enter(request) or pages.response(pages.attendee(self.site.service, seat))
 
     async def events(self, request: Request) -> Response:
-        seat = self.site.seat_of(request.path_params)
+        seat = self.site.seat_of(request)
         return self.site.event_stream(request, seat)
 
     async def check(self, request: Request) -> Response:
-        seat = self.site.seat_of(request.path_params)
+        seat = self.site.seat_of(request)
         step = str(request.path_params["step"])
         try:
             verdict, cell = await run_in_threadpool(self.site.service.check, seat, step)
@@ -63,7 +66,7 @@ class Attendee:
         return JSONResponse({**verdict.to_json(), "cell": cell})
 
     async def run(self, request: Request) -> Response:
-        seat = self.site.seat_of(request.path_params)
+        seat = self.site.seat_of(request)
         step = str(request.path_params["step"])
         try:
             result = await run_in_threadpool(self.site.service.run, seat, step)
@@ -76,6 +79,6 @@ class Attendee:
         return JSONResponse(result.__dict__)
 
     async def terminal(self, websocket: WebSocket) -> None:
-        seat = self.site.seat_of(websocket.path_params)
+        seat = self.site.seat_of(websocket)
         await run_in_threadpool(self.site.service.grid.opened, seat)
         await relay(websocket, self.site.service.terminals, seat, read_only=False)

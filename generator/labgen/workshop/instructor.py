@@ -9,11 +9,10 @@ it needs, so it never imports app.py (which imports this module).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 
@@ -29,15 +28,19 @@ class InstructorAccess(Protocol):
     @property
     def service(self) -> RoomService: ...
 
-    def instructor(self, params: Mapping[str, Any]) -> None:
+    def instructor(self, conn: HTTPConnection) -> None:
         """Nothing, or Denied unless the path's token is the instructor's."""
         ...
 
-    def watched_seat(self, params: Mapping[str, Any]) -> str:
+    def watched_seat(self, conn: HTTPConnection) -> str:
         """The seat the path names, or Denied unless the token is the instructor's."""
         ...
 
     def event_stream(self, request: Request, seat: str | None) -> Response: ...
+
+    def enter(self, conn: HTTPConnection) -> Response | None:
+        """None, or (for a printed link) the token as a cookie and a redirect."""
+        ...
 
 
 class Instructor:
@@ -47,15 +50,15 @@ class Instructor:
         self.site = site
 
     async def page(self, request: Request) -> Response:
-        self.site.instructor(request.path_params)
-        return pages.response(pages.instructor(self.site.service))
+        self.site.instructor(request)
+        return self.site.enter(request) or pages.response(pages.instructor(self.site.service))
 
     async def events(self, request: Request) -> Response:
-        self.site.instructor(request.path_params)
+        self.site.instructor(request)
         return self.site.event_stream(request, None)
 
     async def grid_csv(self, request: Request) -> Response:
-        self.site.instructor(request.path_params)
+        self.site.instructor(request)
         disposition = f'attachment; filename="{self.site.service.room.name}-grid.csv"'
         return Response(
             self.site.service.grid.csv(),
@@ -65,14 +68,14 @@ class Instructor:
 
     async def report(self, request: Request) -> Response:
         """The room's report, as the fragment the page shows below the grid."""
-        self.site.instructor(request.path_params)
+        self.site.instructor(request)
         if self.site.service.store is None:
             return JSONResponse({"error": "this room has no database"}, 404)
         return pages.response(await run_in_threadpool(pages.report, self.site.service))
 
     async def report_json(self, request: Request) -> Response:
         """The room's report as `labgen workshop report --json` prints it."""
-        self.site.instructor(request.path_params)
+        self.site.instructor(request)
         store = self.site.service.store
         if store is None:
             return JSONResponse({"error": "this room has no database"}, 404)
@@ -80,7 +83,7 @@ class Instructor:
         return JSONResponse(record.to_json(), headers={"Cache-Control": "no-store"})
 
     async def run_for_me(self, request: Request) -> Response:
-        self.site.instructor(request.path_params)
+        self.site.instructor(request)
         try:
             body = await request.json()
         except ValueError:  # not JSON (json's and UnicodeDecodeError are ValueErrors)
@@ -92,7 +95,7 @@ class Instructor:
         return JSONResponse({"run_for_me": grid.run_for_me})
 
     async def reset(self, request: Request) -> Response:
-        seat = self.site.watched_seat(request.path_params)
+        seat = self.site.watched_seat(request)
         try:
             self.site.service.reset(seat)
         except Busy:
@@ -100,9 +103,9 @@ class Instructor:
         return JSONResponse({"resetting": seat}, 202)
 
     async def watch_page(self, request: Request) -> Response:
-        seat = self.site.watched_seat(request.path_params)
-        return pages.response(pages.watch(self.site.service, seat))
+        seat = self.site.watched_seat(request)
+        return self.site.enter(request) or pages.response(pages.watch(self.site.service, seat))
 
     async def watch(self, websocket: WebSocket) -> None:
-        seat = self.site.watched_seat(websocket.path_params)
+        seat = self.site.watched_seat(websocket)
         await relay(websocket, self.site.service.terminals, seat, read_only=True)

@@ -7,7 +7,10 @@ seat, shared by the attendee's tabs (a reload finds the same shell and its last 
 and by the instructor, who only watches: a watcher's keys are never sent.
 
 `relay` is the websocket's side: the shell's output as binary frames; the page's keys
-and size as JSON text frames ({"input": ...} or {"cols": C, "rows": R}).
+and size as JSON text frames ({"input": ...} or {"cols": C, "rows": R}). Any other
+frame (binary, not JSON, not an object, numbers that are not integers) closes the
+socket with one log line: the page reconnects by itself, and the log carries no
+traceback. Frames over MAX_FRAME are closed by uvicorn (1009) before they get here.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,38 @@ from labgen.machine import ssh
 
 BACKLOG = 64 * 1024  # what a page that joins late sees of the screen so far
 TERM = "xterm-256color"
+MAX_FRAME = 256 * 1024  # a page's frame: a paste of a few thousand lines at most
+
+log = logging.getLogger(__name__)
+
+
+class BadFrame(Exception):
+    """A frame from the page that is none of the two kinds it sends."""
+
+
+def parse_frame(message: Mapping[str, Any]) -> tuple[str, str] | tuple[int, int]:
+    """A websocket message from the page: ("input", keys) or (cols, rows); BadFrame
+    (saying what was wrong, without echoing the frame) for anything else."""
+    text = message.get("text")
+    if text is None:
+        raise BadFrame("a binary frame")
+    try:
+        data = json.loads(text)
+    except ValueError:  # json's own errors
+        raise BadFrame("a frame that is not JSON") from None
+    except RecursionError:
+        raise BadFrame("a frame nested too deep") from None
+    if not isinstance(data, dict):
+        raise BadFrame(f"a JSON {type(data).__name__}, not an object")
+    if "input" in data:
+        if not isinstance(data["input"], str):
+            raise BadFrame("an input that is not a string")
+        return ("input", data["input"])
+    cols, rows = data.get("cols"), data.get("rows")
+    # bool is an int to Python, not to the page; 1e999 is a float (inf) and refused here
+    if type(cols) is int and type(rows) is int:
+        return (cols, rows)
+    raise BadFrame("neither input nor a size in whole numbers")
 
 
 class Terminal:
@@ -150,15 +186,20 @@ async def relay(websocket: WebSocket, terminals: Terminals, seat: str, read_only
     await websocket.accept()
     try:
         term = await run_in_threadpool(terminals.get, seat)
-    except LabgenError as exc:
-        await websocket.send_text(json.dumps({"error": exc.message}))
+    except (LabgenError, OSError) as exc:  # OSError: the seat's instance dir is gone
+        message = exc.message if isinstance(exc, LabgenError) else "the seat has no machine now"
+        await websocket.send_text(json.dumps({"error": message}))
         await websocket.close(code=1011)
         return
     queue, backlog = term.join()
     sender = asyncio.create_task(_pump(websocket, queue, backlog))
     try:
         await _take_keys(websocket, term, read_only)
-    except (WebSocketDisconnect, RuntimeError, ValueError):
+    except BadFrame as exc:
+        log.warning("%s: closed a terminal socket that sent %s", seat, exc)
+        with contextlib.suppress(Exception):  # the page may be gone already
+            await websocket.close(code=1003 if str(exc) == "a binary frame" else 1007)
+    except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
         term.leave(queue)
@@ -182,10 +223,13 @@ async def _pump(websocket: WebSocket, queue: asyncio.Queue[bytes | None], backlo
 async def _take_keys(websocket: WebSocket, term: Terminal, read_only: bool) -> None:
     """The page's frames to the shell, until the page goes (WebSocketDisconnect)."""
     while True:
-        message = json.loads(await websocket.receive_text())
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(int(message.get("code", 1000)))
+        frame = parse_frame(message)
         if read_only:
             continue  # a watcher's keys never reach the shell
-        if "input" in message:
-            await run_in_threadpool(term.write, str(message["input"]))
-        elif "cols" in message and "rows" in message:
-            term.resize(int(message["cols"]), int(message["rows"]))
+        if frame[0] == "input":
+            await run_in_threadpool(term.write, str(frame[1]))
+        else:
+            term.resize(int(frame[0]), int(frame[1]))

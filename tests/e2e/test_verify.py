@@ -152,3 +152,21 @@ def test_verify_bad_input_starts_nothing(labgen_home: Path, tmp_path: Path) -> N
     assert "unknown lab 'no-such-lab'" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (labgen_home / "instances").exists()
+
+
+def test_a_lab_that_makes_its_own_network_stays_strict_on_every_engine(
+    labgen_home: Path,
+) -> None:
+    """Issue 21, item 2: user-bridge (a test lab, not the seed's) creates a network whose
+    id and bridge name change at every run; its recordings, made in another run, hold
+    under --strict twice in a row on every engine: the built-in rules (br-<id>, ping's
+    times) and the lab's own (the network id) make its outputs comparable."""
+    lab = BROKEN / "user-bridge"
+    assert set(recordings.engines_recorded(lab)) == {"20.10", "26.1", "28.5"}
+    for _ in range(2):
+        code, reports = labgen_json("verify", str(lab), "--engine", "all", "-j", "2", "--strict")
+        assert code == 0, json.dumps(reports, indent=1)[:3000]
+        assert [(r["engine"], r["ok"], r["drift"]) for r in reports] == [
+            (e, True, False) for e in ("20.10", "26.1", "28.5")
+        ]
+        assert all(r["recordings"] == "compared" for r in reports)

@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -487,8 +488,20 @@ def test_tls_in_a_real_browser(labgen_home: Path, tmp_path: Path) -> None:
                     assert cookie["value"] == token and cookie["path"] == path, cookie
                     assert cookie["httpOnly"] and cookie["secure"], cookie
                     assert cookie["sameSite"] == "Strict", cookie
+
+                # another site's page opening the instructor's watch terminal, even with
+                # the token in hand: refused at the handshake (its Origin is not ours)
+                with evil_site(
+                    f"{base.replace('https', 'wss')}/i/{room.instructor_token}"
+                    f"/seats/{seat}/terminal"
+                ) as evil:
+                    attack = browser.new_page()
+                    attack.goto(evil)
+                    attack.wait_for_function("() => document.title !== 'waiting'")
+                    assert attack.title() == "refused", attack.title()
             finally:
                 browser.close()
+        outside = [u for u in outside if not u.startswith(EVIL)]
         assert not outside, f"the pages asked for something outside the server: {outside}"
     finally:
         serving.stop()
@@ -504,3 +517,42 @@ def http_errors() -> type[Exception]:
     import http.client
 
     return http.client.HTTPException
+
+
+EVIL = "http://127.0.0.1:"  # the attacker's page, on another port: another origin
+
+
+@contextmanager
+def evil_site(target: str) -> Iterator[str]:
+    """A page on another origin that opens a websocket to `target`; its title says
+    "opened" or "refused". Served on loopback for the test's length."""
+    import http.server
+    import threading
+
+    page = (
+        "<!doctype html><title>waiting</title><script>"
+        f"const ws = new WebSocket({json.dumps(target)});"
+        "ws.onopen = () => { document.title = 'opened'; };"
+        "ws.onclose = () => { if (document.title === 'waiting') document.title = 'refused'; };"
+        "</script>"
+    ).encode()
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802  # the name http.server calls
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=site.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"{EVIL}{site.server_address[1]}/"
+    finally:
+        site.shutdown()
+        site.server_close()
+        thread.join(5)

@@ -124,14 +124,17 @@ def test_verify_names_the_broken_step_and_check(labgen_home: Path, tmp_path: Pat
 
     missing = reports["missing-until"]["steps"]
     assert [s["status"] for s in missing] == ["pass", "fail"], missing
-    assert (
-        "check test_marker_exists (from step make-marker) no longer holds" in missing[1]["reason"]
-    )
+    # Check names carry testinfra's host id: test_marker_exists[paramiko://default].
+    stopped = "(from step make-marker) no longer holds after step remove-marker"
+    assert "check test_marker_exists[" in missing[1]["reason"]
+    assert stopped in missing[1]["reason"]
     assert "until='remove-marker'" in missing[1]["reason"]
 
     wrong_until = reports["wrong-until"]["steps"]
     assert [s["status"] for s in wrong_until] == ["pass", "fail"], wrong_until
-    assert "test_marker_exists still holds after step keep-marker" in wrong_until[1]["reason"]
+    holds = "] still holds after step keep-marker, though its until='keep-marker'"
+    assert "check test_marker_exists[" in wrong_until[1]["reason"]
+    assert holds in wrong_until[1]["reason"]
 
     assert all(r["destroyed"] for r in reports.values())
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sets up what `labgen up` needs on a Debian 12 machine, as root; safe to run again:
-#   - Debian packages: Docker, Vagrant, debootstrap, an SSH client, Python's venv, iptables;
+#   - Debian packages: Docker, Vagrant, debootstrap, an SSH client, Python's venv, iptables,
+#     and npm where there is none (building labgen's package installs its terminal
+#     front-end, xterm.js, with `npm ci`: hatch_build.py);
 #   - a running Docker daemon (systemd's, or a dockerd started here where there is no systemd);
 #   - labgen itself, in .venv (pip install ., not editable);
 #   - the docker provider's base image, built from Debian packages (about a minute, once).
@@ -27,18 +29,26 @@ install_labgen() {
 }
 # pip needs nothing apt installs here (python3 and its venv come with Debian), so labgen is
 # installed while apt works: the two were a third of the setup's time one after the other.
-echo "== $(date +%T) labgen into .venv (in the background)" >>"$LOG"
-install_labgen >>"$LOG.pip" 2>&1 &
-pip_pid=$!
+# Where npm is missing the build needs apt's first, so labgen waits for it.
+pip_pid=""
+start_pip() {
+    echo "== $(date +%T) labgen into .venv (in the background)" >>"$LOG"
+    install_labgen >>"$LOG.pip" 2>&1 &
+    pip_pid=$!
+}
+command -v npm >/dev/null 2>&1 && start_pip
 
 need=()
 for pkg in docker.io vagrant debootstrap openssh-client python3 python3-venv iptables ca-certificates; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
 done
+# A host with NodeSource's nodejs already has npm (and Debian's npm conflicts with it).
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
     stage "apt-get update" apt-get update -q
     stage "installing ${need[*]}" apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
+[ -n "$pip_pid" ] || start_pip
 
 start_dockerd() {
     if [ -d /run/systemd/system ]; then

@@ -21,7 +21,8 @@ if [ ${#need[@]} -gt 0 ]; then
     stage "apt-get update" apt-get update -q
     stage "installing ${need[*]}" apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
-# xterm.js lands in the package's vendor folder before the reinstall, whose wheel carries it.
+# xterm.js lands in the package's vendor folder before the reinstall, whose build
+# (hatch_build.py) then takes it from there, as it matches package-lock.json, without npm.
 stage "Chromium, npm and xterm.js" scripts/setup-workshop.sh .venv/bin/python
 stage "labgen with its docs and dev extras" .venv/bin/python -m pip install -q '.[docs,dev]'
 echo "setup-tests: done in $((SECONDS - started)) s"

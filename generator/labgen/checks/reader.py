@@ -13,6 +13,7 @@ from pathlib import Path
 
 from labgen.core.errors import UsageError
 from labgen.core.lab import Lab
+from labgen.inmachine.pytest_plugin import check_title
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,9 @@ def read_checks(lab: Lab) -> list[CheckDoc]:
 
     A check is a `test_*` function (module level, or a method of a `Test*` class)
     with `@pytest.mark.step("id", until=...)` on itself or its class. Its
-    description is the first line of its docstring, else its name without
-    `test_` and with spaces for underscores (what `labgen check` prints).
+    description is its docstring's summary (the first paragraph, on one line), else
+    its name without `test_` and with spaces for underscores (what `labgen check`
+    prints: `labgen.inmachine.pytest_plugin.check_title`).
     Marker arguments must be string literals and name steps of the lab.
     A UsageError names every problem found.
     """
@@ -120,13 +122,10 @@ def _check_doc(
                 f"in {what}; the lab's steps are: {', '.join(step_ids)}"
             )
             return None
-    doc = (ast.get_docstring(func, clean=True) or "").strip()
-    description = (
-        doc.splitlines()[0].strip() if doc else func.name.removeprefix("test_").replace("_", " ")
-    )
     return CheckDoc(
         name=func.name,
-        description=description,
+        # What `labgen check` prints for it too: one function, so they never disagree.
+        description=check_title(func.name, ast.get_docstring(func, clean=True)),
         step=marker.step,
         until=marker.until,
         line=func.lineno,

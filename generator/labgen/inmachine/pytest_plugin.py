@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -146,14 +147,32 @@ def pytest_collection_modifyitems(
         items[:] = keep
 
 
+def check_title(name: str, doc: str | None) -> str:
+    """What a check is called in `labgen check` and on the lab's page: its docstring's
+    summary (the first paragraph, however many lines it wraps over, as one line), else
+    its name without `test_`, with spaces for underscores.
+
+    >>> check_title("test_dnat_rule", '''the nat table sends port 5000
+    ...     to the container
+    ...
+    ...     Details the reader does not need.''')
+    'the nat table sends port 5000 to the container'
+    >>> check_title("test_dnat_rule", None)
+    'dnat rule'
+    """
+    summary = re.split(r"\n\s*\n", inspect.cleandoc(doc or "").strip(), maxsplit=1)[0]
+    if summary.strip():
+        return " ".join(summary.split())
+    return name.removeprefix("test_").replace("_", " ")
+
+
 def _result(
     item: pytest.Item, marker: StepMarker | None, outcome: str, message: str, duration: float
 ) -> dict[str, Any]:
-    doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
-    title = doc.strip().splitlines()[0] if doc.strip() else item.name.removeprefix("test_")
+    doc = getattr(getattr(item, "function", None), "__doc__", None)
     return {
         "name": item.name,
-        "title": title.replace("_", " ") if not doc.strip() else title,
+        "title": check_title(item.name, doc),
         "step": marker.step if marker else None,
         "until": marker.until if marker else None,
         "outcome": outcome,

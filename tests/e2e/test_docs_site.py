@@ -6,6 +6,11 @@ through its executable path, with every request to anything but the local server
 refused, must show on the port-forwarding page what a reader comes for: a step's
 command, its recorded DNAT listing on the default engine, and 28.5's output once the
 reader picks that engine's tab.
+
+Docs for a lab of one's own: `labgen docs FOLDER` writes its page into a copy of the
+site, which builds --strict with the page in the nav though no list names it; and the
+page's "Run it" commands, given as they are from the site's folder, bring up, run,
+check and destroy a real machine.
 """
 
 from __future__ import annotations
@@ -13,15 +18,17 @@ from __future__ import annotations
 import functools
 import http.server
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from helpers import CHROMIUM, CHROMIUM_FLAGS
+from helpers import CHROMIUM, CHROMIUM_FLAGS, labgen, show
 from labgen.core.lab import load_lab
 from labgen.docs import recordings
 from playwright.sync_api import Route, sync_playwright
@@ -33,13 +40,11 @@ STEP = "publish-port"
 DNAT = "tcp dpt:5000 to:172.17.0.2:5000"
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The site, built from the repository's mkdocs.yml with --strict (a warning fails)."""
-    out = tmp_path_factory.mktemp("site")
+def build(root: Path, out: Path) -> None:
+    """`mkdocs build --strict` of the site whose mkdocs.yml is in `root` (a warning fails)."""
     proc = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "--site-dir", str(out)],
-        cwd=REPO,
+        cwd=root,
         capture_output=True,
         text=True,
         timeout=300,
@@ -47,6 +52,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "WARNING" not in proc.stderr, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site, built from the repository's mkdocs.yml with --strict."""
+    out = tmp_path_factory.mktemp("site")
+    build(REPO, out)
     return out
 
 
@@ -153,3 +165,94 @@ def test_port_forwarding_page_in_chromium(server: str, tmp_path: Path) -> None:
         finally:
             browser.close()
     assert refused == []  # the page asked no other host for anything
+
+
+def run_it(page: str) -> list[list[str]]:
+    """The commands of a lab page's "Run it" block, each as its words after `labgen`."""
+    block = page[page.index("## Run it") :]
+    block = block[block.index("```bash\n") + len("```bash\n") :]
+    lines = block[: block.index("```")].splitlines()
+    return [shlex.split(line, comments=True)[1:] for line in lines]
+
+
+def site_of_ones_own(root: Path) -> Path:
+    """A copy of the repository's site in `root`, with a lab folder of its own beside it."""
+    shutil.copytree(REPO / "docs", root / "docs")
+    for name in ("mkdocs.yml", "mkdocs_hooks.py"):
+        shutil.copy(REPO / name, root / name)
+    shutil.copytree(
+        REPO / "tests" / "e2e" / "labs" / "user-bridge",
+        root / "my-labs" / "user-bridge",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    return root
+
+
+def read_user_bridge_page(built: Path, tmp_path: Path) -> list[str]:
+    """In Chromium, from another lab's page, the nav to user-bridge's; its "Run it" and
+    its table of what differs. Returns the requests refused (to anything but the site)."""
+    refused: list[str] = []
+    handler = functools.partial(_QuietHandler, directory=str(built))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    server = f"http://127.0.0.1:{httpd.server_address[1]}/"
+
+    def only_local(route: Route) -> None:
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            refused.append(route.request.url)
+            route.abort()
+
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch_persistent_context(
+                tempfile.mkdtemp(prefix="chromium-", dir=tmp_path),
+                executable_path=CHROMIUM,
+                args=CHROMIUM_FLAGS,
+                headless=True,
+                viewport={"width": 1280, "height": 1000},
+            )
+            try:
+                browser.route("**/*", only_local)
+                tab = browser.new_page()
+                tab.goto(server + "labs/netns.html", wait_until="networkidle")
+                # The nav of another lab's page leads to it, though no list names it.
+                nav = tab.locator(".md-nav a.md-nav__link", has_text="A user-defined bridge")
+                nav.first.click()
+                tab.wait_for_url("**/labs/user-bridge.html")
+                shown = tab.locator("pre", has_text="labgen up --labs my-labs user-bridge")
+                assert shown.first.is_visible()
+                table = tab.locator("table", has_text="Docker 26.1").first
+                row = table.locator("tr", has_text="ping-by-name").inner_text().split()
+                assert row[-2:] == ["same", "same"]  # the recordings are equal there
+                tab.screenshot(path=str(tmp_path / "user-bridge.png"))
+            finally:
+                browser.close()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    return refused
+
+
+def test_a_lab_of_ones_own_is_in_the_nav_and_its_commands_work(
+    tmp_path: Path, bring_up: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = site_of_ones_own(tmp_path / "site")
+    monkeypatch.chdir(root)
+    made = labgen("docs", "my-labs/user-bridge")
+    assert made.returncode == 0, show(made)
+    assert made.stdout.strip() == "wrote docs/labs/user-bridge.md"
+    assert "user-bridge" not in (root / "mkdocs.yml").read_text(encoding="utf-8")
+    build(root, root / "built")
+    assert read_user_bridge_page(root / "built", tmp_path) == []
+
+    # The page's commands, as they are, from the site's folder (ssh is interactive).
+    commands = run_it((root / "docs" / "labs" / "user-bridge.md").read_text(encoding="utf-8"))
+    assert commands[0] == ["up", "--labs", "my-labs", "user-bridge"]
+    bring_up(*commands[0][1:])
+    for words in commands[1:]:
+        if words[0] == "ssh":
+            continue
+        proc = labgen(*words)
+        assert proc.returncode == 0, f"labgen {shlex.join(words)}\n{show(proc)}"

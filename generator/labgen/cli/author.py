@@ -53,12 +53,21 @@ def new_cmd(name: str, parent: str) -> None:
 
 
 @click.command("docs")
+@click.argument("labs", nargs=-1)
 @click.option("-o", "--output", default="docs", show_default=True, help="The docs folder.")
 @click.option("--check", "check_only", is_flag=True, help="Write nothing; exit 1 if stale.")
 @LABS
-def docs_cmd(output: str, check_only: bool, lab_dirs: tuple[str, ...]) -> None:
-    """Generate the docs pages (one per lab, an index, the seed map) from the lab files."""
-    paths = docs.docs(context(labs=lab_dirs), Path(output), check_only)
+def docs_cmd(
+    labs: tuple[str, ...], output: str, check_only: bool, lab_dirs: tuple[str, ...]
+) -> None:
+    """Generate the docs pages from the lab files: with LABS (names, or lab folders
+    anywhere), those labs' pages alone; without, every page (one per lab, an index,
+    the seed map), the pages already made for labs elsewhere included.
+
+    The site's navigation lists every page under OUTPUT/labs by itself (mkdocs.yml's
+    hook): `mkdocs build --strict` takes a new lab's page as it is.
+    """
+    paths = docs.docs(context(labs=lab_dirs), Path(output), check_only, labs)
     ui.print_docs(paths, check_only)
     sys.exit(EXIT_FAILED if check_only and paths else EXIT_OK)
 

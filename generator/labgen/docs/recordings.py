@@ -444,6 +444,66 @@ def diff(recorded: str, now: str, label: str) -> str:
     return "".join(line + "\n" for line in lines)
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """How one step's recording on an engine compares with the default engine's.
+
+    `state` is "same" (the two normalised outputs are equal, and only then), "differs"
+    (then `diff` is a unified diff from the default's output to this engine's, and
+    `added`/`removed` count its lines), or "not recorded" (one of the two is missing,
+    so nothing was compared: never "same").
+    """
+
+    engine: str
+    state: str
+    diff: str = ""
+    added: int = 0
+    removed: int = 0
+
+
+def compare(
+    default: Recording | None, other: Recording | None, default_engine: str, engine: str
+) -> Comparison:
+    r"""`other` (a step's recording on `engine`) against the default engine's recording.
+
+    >>> def rec(engine, output):
+    ...     return Recording("l", "s", engine, engine, "0.2.0", "2026-12-02", (), output)
+    >>> compare(rec("20.10", "a\n"), rec("28.5", "a\n"), "20.10", "28.5").state
+    'same'
+    >>> found = compare(rec("20.10", "a\nb\n"), rec("28.5", "a\nc\nd\n"), "20.10", "28.5")
+    >>> (found.state, found.added, found.removed)
+    ('differs', 2, 1)
+    >>> print(found.diff, end="")
+    --- Docker 20.10
+    +++ Docker 28.5
+    @@ -1,2 +1,3 @@
+     a
+    -b
+    +c
+    +d
+    >>> compare(rec("20.10", "a\n"), None, "20.10", "28.5").state
+    'not recorded'
+    """
+    if default is None or other is None:
+        return Comparison(engine, "not recorded")
+    if default.output == other.output:
+        return Comparison(engine, "same")
+    lines = list(
+        difflib.unified_diff(
+            default.output.splitlines(),
+            other.output.splitlines(),
+            f"Docker {default_engine}",
+            f"Docker {engine}",
+            n=1,
+            lineterm="",
+        )
+    )
+    body = lines[2:]  # the two file-name lines start with --- and +++ too
+    added = sum(1 for line in body if line.startswith("+"))
+    removed = sum(1 for line in body if line.startswith("-"))
+    return Comparison(engine, "differs", "".join(f"{line}\n" for line in lines), added, removed)
+
+
 def write(lab_dir: Path, recording: Recording) -> bool:
     """Write a recording; returns False (and writes nothing) when the file already holds
     the same output from the same Docker version, so re-recording gives no diff."""

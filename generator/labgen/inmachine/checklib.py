@@ -393,11 +393,12 @@ def resolve(
     """The addresses a DNS server gives for `name` (record type A or AAAA), sorted.
 
     One question, asked from the network namespace `pid` or `netns` choose (as for
-    `links`) to the first nameserver of that namespace's resolv.conf (a container's
-    own, whatever its image holds: 127.0.0.11, Docker's embedded DNS, on a user-defined
-    network), or to `server`. The name is asked as given: no search domains, no
-    /etc/hosts. A name the server does not know (NXDOMAIN) gives []; no answer, or an
-    answer such as SERVFAIL or REFUSED, fails the check saying which server said what.
+    `links`) to the first nameserver of that namespace's resolv.conf (with `pid`, the
+    container's own: 127.0.0.11, Docker's embedded DNS, on a user-defined network), or
+    to `server`. The machine's python3 sends it, so the container's image needs no
+    resolver tool. The name is asked as given: no search domains, no /etc/hosts. A name
+    the server does not know (NXDOMAIN) gives []; no answer, or an answer such as
+    SERVFAIL or REFUSED, fails the check saying which server said what.
 
     The question is a packet: it moves the counters of the rules it crosses (a
     container's DOCKER_OUTPUT DNAT to the embedded DNS), as the learner's nslookup does.
@@ -406,7 +407,7 @@ def resolve(
 
         assert resolve(host, "alpha", pid=container_pid(host, "beta")) == ["10.30.0.2"]
 
-    `dns_query` and `dns_answers` are the two halves it runs here.
+    `dns_query` builds the question and `dns_answers` reads the reply, on this side.
     """
     if rtype not in _DNS_TYPES:
         raise ValueError(f"rtype must be one of {', '.join(_DNS_TYPES)}, not {rtype!r}")

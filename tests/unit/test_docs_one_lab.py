@@ -308,3 +308,12 @@ def test_the_nav_lists_every_lab_page_it_finds(tmp_path: Path) -> None:
         "labs/untitled.md",
         {"The zeta lab": "labs/zeta.md"},
     ]
+
+
+def test_a_check_description_is_text_on_the_page_not_html(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path / "labs")
+    checks = lab.checks_file.read_text(encoding="utf-8")
+    checks = checks.replace("the summary of this check", "the bridge br-<id> & `br-<id>`")
+    lab.checks_file.write_text(checks, encoding="utf-8")
+    page = docpages.render_lab_page(lab, tmp_path)
+    assert "- the bridge br-&lt;id&gt; &amp; `br-<id>` starts here" in page

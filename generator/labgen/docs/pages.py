@@ -72,6 +72,7 @@ def _env() -> jinja2.Environment:
     env.filters["code"] = md_code
     env.filters["fence"] = md_fence
     env.filters["cell"] = md_cell
+    env.filters["text"] = md_text
     env.filters["indent4"] = indent4
     return env
 
@@ -100,6 +101,22 @@ def md_fence(text: str) -> str:
     """A fence longer than any run of backticks in `text` (at least three)."""
     run = max((len(m) for m in re.findall(r"`+", str(text))), default=0)
     return "`" * max(3, run + 1)
+
+
+def md_text(text: str) -> str:
+    """Plain text (a check's docstring summary) safe in Markdown: `<`, `>` and `&` outside
+    code spans become entities, or `br-<id>` would reach the browser as a tag and vanish.
+
+    >>> md_text("bridge br-<id> & `br-<id>`")
+    'bridge br-&lt;id&gt; &amp; `br-<id>`'
+    """
+    parts = re.split(r"(`+[^`]*?`+)", str(text))
+    return "".join(
+        part
+        if part.startswith("`")
+        else part.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        for part in parts
+    )
 
 
 def md_cell(text: str) -> str:

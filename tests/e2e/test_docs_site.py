@@ -85,7 +85,7 @@ def test_the_site_has_every_page_and_loads_nothing_from_another_host(site: Path)
     pages = {p.relative_to(site).as_posix() for p in site.rglob("*.html")}
     labs = {f"labs/{p.name}.html" for p in (REPO / "labs").iterdir() if (p / "lab.yaml").is_file()}
     wanted = {"index.html", "seed-map.html", "engines.html", "recordings.html"}
-    wanted |= {"writing-labs.html", "providers.html", "security.html"}
+    wanted |= {"writing-labs.html", "checklib.html", "providers.html", "security.html"}
     assert wanted | labs <= pages
     outside = []
     for page in sorted(site.rglob("*.html")):

@@ -308,6 +308,7 @@ def test_write_docs_then_check_docs_detects_drift(tmp_path: Path, pair: list[Lab
     out = tmp_path / "docs"
     written = docpages.write_docs(out, pair, seed)
     assert sorted(p.relative_to(out).as_posix() for p in written) == [
+        "checklib.md",
         "index.md",
         "labs/ns.md",
         "labs/web.md",

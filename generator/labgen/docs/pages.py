@@ -10,6 +10,7 @@
 - `render_seed_map`: every seed command and its steps, then each of the seed's listings
   beside labgen's recordings on 20.10 and 28.5, with the differences marked and explained;
 - `render_recording_rules`: the normalisation rules recordings are made with;
+- the check helpers' reference (docs/checklib.md), by `labgen.docs.checkref`;
 - `render_docs`: every page at once, `render_lab_pages` some labs' pages alone
   (verbs/docs.py writes or compares them).
 
@@ -32,7 +33,7 @@ from labgen.checks.reader import CheckDoc, read_checks
 from labgen.core import resources
 from labgen.core.errors import UsageError
 from labgen.core.lab import Lab, Step
-from labgen.docs import recordings
+from labgen.docs import checkref, recordings
 from labgen.docs.listings import (
     ListingSource,
     SeedListing,
@@ -454,6 +455,7 @@ def render_docs(labs: Iterable[Lab], seed_text: str, root: Path | None = None) -
     pages[INDEX_PAGE] = render_index(ordered)
     pages[SEED_MAP_PAGE] = render_seed_map(seed_command_map(seed_text, ordered), seed_text, ordered)
     pages[RULES_PAGE] = render_recording_rules()
+    pages[checkref.PAGE] = checkref.render_reference()
     return dict(sorted(pages.items()))
 
 
@@ -543,7 +545,8 @@ def _stale_pages(out_dir: Path, pages: dict[str, str]) -> list[Path]:
 
 
 def write_docs(out_dir: Path, labs: Iterable[Lab], seed_text: str) -> list[Path]:
-    """Write docs/labs/<lab>.md, docs/index.md and docs/seed-map.md under `out_dir`.
+    """Write docs/labs/<lab>.md, docs/index.md, docs/seed-map.md, docs/recordings.md and
+    docs/checklib.md under `out_dir`.
 
     Returns the files written (sorted). Generated lab pages of labs that no
     longer exist are removed; files without the generated mark are never touched

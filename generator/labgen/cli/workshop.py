@@ -10,6 +10,7 @@ import click
 from labgen.cli.options import ENGINE, JSON, LABS, PROVIDER, context
 from labgen.core.errors import EXIT_FAILED, EXIT_OK, UsageError
 from labgen.ui import live as display
+from labgen.ui import room as seating_display
 from labgen.ui.report import print_report
 from labgen.verbs import workshop
 from labgen.workshop.seats import READY
@@ -20,8 +21,10 @@ def workshop_group() -> None:
     """A room of attendees: N machines of a lab, a browser page per seat, a grid.
 
     `workshop up LAB --seats N` brings the seats up; `workshop serve W` prints each
-    seat's URL and the instructor's; `workshop report W` tells who did what, when;
-    `workshop down W` removes the seats (and, with --purge, the room's database).
+    seat's URL, the instructor's and the join page's; `workshop seats W` lists who sits
+    where (`assign`, `free`, `reissue` change it); `workshop report W` tells who did
+    what, when; `workshop down W` removes the seats (and, with --purge, the room's
+    database).
     """
 
 
@@ -135,9 +138,11 @@ def serve_cmd(
 ) -> None:
     """Serve workshop NAME: a page per seat (steps and a terminal) and the instructor's grid.
 
-    Prints each seat's URL and the instructor's; each carries its own token. Runs
-    until Ctrl-C. Every check and run is written to the room's database as it happens,
-    so a server started again shows the grid it had (states, times, settings). One
+    Prints each seat's URL and the instructor's, each with its own token, and the join
+    page's short URL (/j/CODE) to show the room: an attendee types a name there and is
+    given a free seat, and the same browser comes back to it. Runs until Ctrl-C.
+    Every check and run is written to the room's database as it happens, so a server
+    started again shows the grid it had (states, times, settings, who sits where). One
     server per workshop: a second `serve` of NAME is refused (exit 2) naming the
     first's address; a killed server holds nothing.
 
@@ -147,7 +152,12 @@ def serve_cmd(
     """
     security = workshop.Security(tls, cert, key, public_url)
     workshop.serve(
-        context(None, lab_dirs), name, listen, display.print_urls, stop_after, security=security
+        context(None, lab_dirs),
+        name,
+        listen,
+        seating_display.print_serving,
+        stop_after,
+        security=security,
     )
 
 
@@ -166,6 +176,59 @@ def report_cmd(name: str, as_json: bool, as_csv: bool) -> None:
     if as_json and as_csv:
         raise UsageError("--json and --csv: pick one")
     print_report(workshop.report(name), "json" if as_json else "csv" if as_csv else "text")
+
+
+@workshop_group.command("seats")
+@click.argument("name")
+@JSON
+@click.option("--links", is_flag=True, help="Print each seat's link too (it carries its token).")
+def seats_cmd(name: str, as_json: bool, links: bool) -> None:
+    """Who sits where in workshop NAME: each seat's attendee, whether the instructor
+    assigned it or the attendee joined, since when, and its link's generation (a
+    re-issue makes the next); and the join page's URL, open or closed.
+
+    Reads the room's database, with or without a server running.
+    """
+    seating_display.print_seats(workshop.seating(name), as_json, links)
+
+
+@workshop_group.command("assign")
+@click.argument("name")
+@click.argument("seat")
+@click.argument("attendee")
+def assign_cmd(name: str, seat: str, attendee: str) -> None:
+    """Keep SEAT (pf-03, or 3) of workshop NAME for ATTENDEE, and print its link.
+
+    The join page never gives an assigned seat away: hand ATTENDEE the link (or the
+    seat's card on the instructor's sheet). Refused (exit 2) when the seat is someone's:
+    `free` it first. A running server sees the change at once.
+    """
+    seats, state = workshop.assign(name, seat, attendee)
+    seating_display.print_seat_change(seats, state, "assign")
+
+
+@workshop_group.command("free")
+@click.argument("name")
+@click.argument("seat")
+def free_cmd(name: str, seat: str) -> None:
+    """Take SEAT of workshop NAME from its attendee: the join page may give it to the
+    next, and its link is re-issued, so the old link and the old browser's cookie open
+    nothing. The machine stays as it is (reset it from the grid for a clean one).
+    """
+    seats, state = workshop.free(name, seat)
+    seating_display.print_seat_change(seats, state, "free")
+
+
+@workshop_group.command("reissue")
+@click.argument("name")
+@click.argument("seat")
+def reissue_cmd(name: str, seat: str) -> None:
+    """A new link for SEAT of workshop NAME (a leaked one): the old link and every
+    cookie made from it get the same 404 as a wrong token, at once, and its open pages
+    and terminals are closed. The attendee keeps the seat; prints the new link.
+    """
+    seats, state = workshop.reissue(name, seat)
+    seating_display.print_seat_change(seats, state, "reissue")
 
 
 COMMANDS: list[click.Command] = [workshop_group]

@@ -4,7 +4,9 @@ up brings the seats up J at a time; status says which answer; down removes them 
 serve runs the web app of the attendees' pages and the instructor's grid; report reads
 the room's database (workshop/db.py), which only `down --purge` removes. serve and down
 hold the workshop's lock (workshop/lock.py): one server per workshop, and no `down`
-under a running server.
+under a running server. seats, assign, free and reissue read and change who sits where
+(workshop/join.py) in that database, with or without a server running: a running one
+sees the change at its next request.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from labgen.core.context import Context
 from labgen.core.errors import PrerequisiteError, UsageError
 from labgen.core.lab import load_lab, load_lab_dir
 from labgen.core.results import WorkshopReport
-from labgen.workshop import db, lock, seats
+from labgen.workshop import db, join, lock, seats
 from labgen.workshop import report as reports
 from labgen.workshop import room as rooms
 from labgen.workshop.room import Room
@@ -123,13 +125,14 @@ def serve(
     ctx: Context,
     name: str,
     listen: str,
-    on_ready: Callable[[Room, str, str | None], None],
+    on_ready: Callable[[Room, str, str | None, str], None],
     stop_after: float | None = None,
     workers: int = 1,
     security: Security | None = None,
 ) -> None:
     """Serve the workshop's pages until Ctrl-C (or `stop_after` seconds); `on_ready`
-    gets the room, the links' base URL and the certificate's fingerprint (None: http)."""
+    gets the room, the links' base URL, the certificate's fingerprint (None: http) and
+    the join page's URL."""
     # The web stack loads only for serve: the other verbs start faster without it. It is
     # among labgen's own dependencies, so an ImportError here is a broken installation.
     try:
@@ -161,6 +164,54 @@ def serve(
 
         def ready(url: str) -> None:
             held.note(url)
-            on_ready(room, url, fingerprint)
+            # `workshop seats` and `reissue` print full links with it, server or not.
+            store.set_setting(join.BASE_SETTING, url)
+            code = str(store.settings().get(join.CODE_SETTING, ""))
+            on_ready(room, url, fingerprint, f"{url}/j/{code}")
 
         server.serve(service, listen, ready, stop_after, None, certificate, public_url)
+
+
+# --- who sits where ---------------------------------------------------------------------
+
+
+def _seating(name: str) -> tuple[join.Seating, db.RoomDB]:
+    room = rooms.load(name)
+    store = db.open_room(name, room.created)
+    try:
+        return join.Seating(room, store), store
+    except BaseException:
+        store.close()
+        raise
+
+
+def seating(name: str) -> join.RoomSeats:
+    """Who sits where in workshop `name`: each seat's attendee, how it is held, its
+    token's generation, and the join page."""
+    places, store = _seating(name)
+    with store:
+        return places.describe()
+
+
+def assign(name: str, seat: str, attendee: str) -> tuple[join.RoomSeats, join.SeatState]:
+    """Keep seat `seat` (a name or a number) of workshop `name` for `attendee`."""
+    places, store = _seating(name)
+    with store:
+        state = places.assign(join.seat_named(places.room, seat), attendee, join.BY_COMMAND_LINE)
+        return places.describe(), state
+
+
+def free(name: str, seat: str) -> tuple[join.RoomSeats, join.SeatState]:
+    """Take seat `seat` from its attendee; its link is re-issued (the old one revoked)."""
+    places, store = _seating(name)
+    with store:
+        state = places.free(join.seat_named(places.room, seat), join.BY_COMMAND_LINE)
+        return places.describe(), state
+
+
+def reissue(name: str, seat: str) -> tuple[join.RoomSeats, join.SeatState]:
+    """A new link for seat `seat`; the old one opens nothing from now on."""
+    places, store = _seating(name)
+    with store:
+        state = places.reissue(join.seat_named(places.room, seat), join.BY_COMMAND_LINE)
+        return places.describe(), state

@@ -11,8 +11,14 @@ that tells nothing, not even whether the seat exists. Scripts, styles and fonts
 come from /static/ (this package's files and the vendored xterm.js); the pages' CSP
 lets them load nothing from anywhere else.
 
-This module holds what both audiences share (the `Site`: the room, its tokens, the
-event stream) and the route table; attendee.py and instructor.py hold the handlers.
+A seat's token is the seating's (join.py): the room's database holds every seat's
+current token, and one the instructor re-issued (or freed) opens nothing, with the
+same bare 404; the pages and streams it had opened are closed. /j/CODE is the join page
+(the room code, not a token: it hands out free seats only).
+
+This module holds what every audience shares (the `Site`: the room, its seating, the
+event stream) and the route table; attendee.py, instructor.py and join.py hold the
+handlers.
 A handler that a token does not open raises `Denied`, and one exception handler
 answers it, for HTTP and websockets alike.
 """
@@ -38,9 +44,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from labgen.workshop import db, pages
 from labgen.workshop.attendee import Attendee
 from labgen.workshop.guard import Guard, origin_of
 from labgen.workshop.instructor import Instructor
+from labgen.workshop.join import JoinPage, Seating
 from labgen.workshop.room import Room
 from labgen.workshop.service import RoomService
 
@@ -92,11 +100,13 @@ def _token(conn: HTTPConnection, cookie: str) -> str:
 
 @dataclass(frozen=True)
 class Site:
-    """What every handler shares: the room's service, the event that ends streams, and
-    the URL the printed links name (whose scheme says whether cookies are Secure)."""
+    """What every handler shares: the room's service, the event that ends streams, who
+    sits where, and the URL the printed links name (whose scheme says whether cookies
+    are Secure)."""
 
     service: RoomService
     stopping: asyncio.Event
+    seating: Seating
     base: str = "http://127.0.0.1"
 
     @property
@@ -112,11 +122,10 @@ class Site:
         cookie) is that seat's."""
         seat = str(conn.path_params["seat"])
         token = _token(conn, SEAT_COOKIE)
-        tokens = self.room.seat_tokens
-        owner = next((s for s, t in tokens.items() if _is_token(token, t)), None)
+        owner = self.seating.owner(token)
         if owner is None and not _is_token(token, self.room.instructor_token):
             raise Denied(404)
-        if seat not in tokens:
+        if seat not in self.room.seats:
             raise Denied(404)
         if owner != seat:
             raise Denied(403)
@@ -131,9 +140,24 @@ class Site:
         """The seat an instructor's path names, when the token is the instructor's."""
         self.instructor(conn)
         seat = str(conn.path_params["seat"])
-        if seat not in self.room.seat_tokens:
+        if seat not in self.room.seats:
             raise Denied(404)
         return seat
+
+    def not_found(self) -> Response:
+        return not_found()
+
+    def seated(self, seat: str, token: str, also: tuple[str, str] | None = None) -> Response:
+        """The page that hands a browser its seat (the join page's answer): the seat's
+        token as its cookie (and as the `also` cookie, name and path: the join page's
+        memory of this browser), then on to the seat's page."""
+        response = _redirecting(f"/w/{seat}/")
+        cookies = [(SEAT_COOKIE, f"/w/{seat}/"), *([also] if also else [])]
+        for name, scope in cookies:
+            response.set_cookie(
+                name, token, path=scope, httponly=True, samesite="strict", secure=self.secure
+            )
+        return response
 
     def enter(self, conn: HTTPConnection) -> Response | None:
         """None for a page asked for without a token in its path; with one (a printed
@@ -150,18 +174,15 @@ class Site:
         if token is None:
             return None
         seat = conn.path_params.get("seat")
-        if str(conn.url.path).startswith("/w/"):
+        path = str(conn.url.path)
+        if path.startswith("/w/"):
             name, scope, target = SEAT_COOKIE, f"/w/{seat}/", f"/w/{seat}/"
         else:
             name, scope = INSTRUCTOR_COOKIE, "/i/"
             target = f"/i/seats/{seat}/watch" if seat is not None else "/i/"
-        where = html.escape(target)
-        body = (
-            '<!doctype html>\n<meta charset="utf-8">\n'
-            f'<meta http-equiv="refresh" content="0; url={where}">\n'
-            f'<title>Opening…</title>\n<p><a href="{where}">Open the page</a></p>\n'
-        )
-        response = HTMLResponse(body, headers={"Cache-Control": "no-store"})
+            if path.rstrip("/").endswith("/sheet"):
+                target = "/i/sheet"
+        response = _redirecting(target)
         response.set_cookie(
             name, str(token), path=scope, httponly=True, samesite="strict", secure=self.secure
         )
@@ -175,8 +196,14 @@ class Site:
         )
 
     async def _events(self, request: Request, seat: str | None) -> AsyncIterator[str]:
+        """A seat's stream counts as its browser being there, and ends when the token
+        that opened it is revoked; the instructor's reads the seating again each second
+        (a change from the command line reaches the grid so)."""
         grid = self.service.grid
+        token = _token(request, SEAT_COOKIE) if seat is not None else ""
         queue = grid.listen(seat)
+        if seat is not None:
+            grid.connect(seat)
         try:
             yield sse(grid.snapshot(seat))
             waited = 0.0
@@ -185,6 +212,8 @@ class Site:
                     event = await asyncio.wait_for(queue.get(), timeout=1.0)
                 except asyncio.TimeoutError:
                     waited += 1.0
+                    if not self._still_open(seat, token):
+                        return
                     if waited >= KEEPALIVE:
                         waited = 0.0
                         yield ": keepalive\n\n"
@@ -192,6 +221,16 @@ class Site:
                 yield sse(event)
         finally:
             grid.unlisten(queue)
+            if seat is not None:
+                grid.disconnect(seat)
+
+    def _still_open(self, seat: str | None, token: str) -> bool:
+        """Whether a stream may go on: the seating read again (the command line may have
+        changed it), and a seat's stream's token still that seat's (or the instructor's)."""
+        self.seating.refresh()
+        if seat is None or _is_token(token, self.room.instructor_token):
+            return True
+        return self.seating.owner(token) == seat
 
 
 def build_app(
@@ -200,8 +239,20 @@ def build_app(
     """The app serving `service`'s room; `stopping` ends the event streams on shutdown;
     `base` is the URL the printed links name: its origin is the server's own (websockets
     and POSTs from any other are refused) and https makes the cookies Secure."""
-    site = Site(service, stopping or asyncio.Event(), base)
+    store = service.store
+    if store is None:  # a room served without its database (tests of pages): in memory
+        store = db.RoomDB(Path(":memory:"), create=True)
+        store.describe(
+            workshop=service.room.name,
+            lab=service.room.lab,
+            created=service.room.created,
+            steps=[],
+            seats=service.room.seats,
+        )
+    seating = Seating(service.room, store, service.grid, service.terminals.close)
+    site = Site(service, stopping or asyncio.Event(), seating, base)
     seat, teacher = Attendee(site), Instructor(site)
+    joining = JoinPage(site, pages.join_page)
     # Each route twice: with the cookie (what a browser uses after its first visit) and
     # with the token in the path (the printed links, scripts). The cookie's routes come
     # first: their literal segments (events, check, seats) are never a token.
@@ -220,6 +271,11 @@ def build_app(
         ("/run-for-me", teacher.run_for_me, ["POST"]),
         ("/seats/{seat}/reset", teacher.reset, ["POST"]),
         ("/seats/{seat}/watch", teacher.watch_page, ["GET"]),
+        ("/sheet", teacher.sheet, ["GET"]),
+        ("/join", teacher.join_open, ["POST"]),
+        ("/seats/{seat}/assign", teacher.assign, ["POST"]),
+        ("/seats/{seat}/free", teacher.free, ["POST"]),
+        ("/seats/{seat}/reissue", teacher.reissue, ["POST"]),
     ]
     routes: list[Route | WebSocketRoute | Mount] = []
     for prefix, table, terminal in (
@@ -229,6 +285,10 @@ def build_app(
         for base_path in (prefix, prefix + "/{token}"):
             routes += [Route(base_path + p, h, methods=m) for p, h, m in table]
             routes.append(WebSocketRoute(base_path + terminal[0], terminal[1]))
+    routes += [
+        Route("/j/{code}", joining.page, methods=["GET"]),
+        Route("/j/{code}", joining.post, methods=["POST"]),
+    ]
     routes.append(Mount("/static", app=StaticFiles(directory=STATIC), name="static"))
     # One handler for both kinds of connection, which Starlette's types keep apart.
     denied = cast(ExceptionHandler, on_denied)
@@ -243,7 +303,8 @@ def build_app(
 
 
 class SecurityHeaders:
-    """Headers on every HTTP response: the CSP, no referrer (tokens stay in this tab).
+    """Headers on every HTTP response: the CSP, no referrer (tokens stay in this tab)
+    unless the handler chose same-origin.
 
     Plain ASGI rather than BaseHTTPMiddleware, which would buffer the event streams.
     """
@@ -260,11 +321,24 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 headers["Content-Security-Policy"] = CSP
-                headers["Referrer-Policy"] = "no-referrer"
+                # A handler may say same-origin (the join page, whose form a browser
+                # posts with Origin: null under no-referrer, which the Guard refuses).
+                headers.setdefault("Referrer-Policy", "no-referrer")
                 headers["X-Content-Type-Options"] = "nosniff"
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _redirecting(target: str) -> HTMLResponse:
+    """A page that refreshes at once to `target` (see `Site.enter` for why not a 303)."""
+    where = html.escape(target)
+    body = (
+        '<!doctype html>\n<meta charset="utf-8">\n'
+        f'<meta http-equiv="refresh" content="0; url={where}">\n'
+        f'<title>Opening…</title>\n<p><a href="{where}">Open the page</a></p>\n'
+    )
+    return HTMLResponse(body, headers={"Cache-Control": "no-store"})
 
 
 def sse(event: dict[str, Any]) -> str:

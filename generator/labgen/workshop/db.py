@@ -2,7 +2,10 @@
 
 workshops/NAME/room.db under the labgen home holds the room (its lab, steps and seats),
 every check and run as it happened (seat, step, outcome, messages, source, time), the
-seats' machine changes (ready, resetting, failed) and the instructor's settings. The
+seats' machine changes (ready, resetting, failed), the instructor's settings, and who
+sits where: each seat's attendee and how they got it (assigned by the instructor, or
+joined from the join page), every generation of each seat's token (a re-issued token
+revokes the one before), and a log of those changes. The
 grid is rebuilt from it when `serve` starts again, and `workshop report` reads it with
 or without a server running and after `workshop down` (only `down --purge` removes it).
 
@@ -27,7 +30,7 @@ from labgen.core.errors import UsageError
 from labgen.core.lab import Lab
 from labgen.workshop.room import validate_workshop_name, workshops_dir
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FILE = "room.db"
 
 # What an event is: a step's checks ran, a step was run for the attendee, a seat's
@@ -71,6 +74,34 @@ CREATE INDEX events_by_seat ON events (seat, id);
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, changed REAL NOT NULL);
 """
 
+# Schema 2: who sits where. `how` is how the seat's attendee got it: '' (free), the
+# instructor assigned it, or the attendee took it on the join page. A seat's token is
+# its current (highest, unrevoked) generation; older ones open nothing.
+_SEATING = """
+ALTER TABLE seats ADD COLUMN how TEXT NOT NULL DEFAULT '';
+ALTER TABLE seats ADD COLUMN since REAL NOT NULL DEFAULT 0;
+CREATE TABLE tokens (
+    seat TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    token TEXT NOT NULL UNIQUE,
+    issued REAL NOT NULL,
+    revoked REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (seat, generation)
+);
+CREATE TABLE seating (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    seat TEXT NOT NULL,
+    action TEXT NOT NULL,
+    attendee TEXT NOT NULL DEFAULT '',
+    generation INTEGER NOT NULL,
+    source TEXT NOT NULL
+);
+"""
+# How a seat is held (seats.how), and what was done to it (seating.action).
+FREE, ASSIGNED, JOINED = "", "assigned", "joined"
+ASSIGN, JOIN, RELEASE, REISSUE = "assign", "join", "free", "reissue"
+
 
 def room_dir(name: str) -> Path:
     """The workshop's folder: its database and the lock of the server that serves it."""
@@ -95,6 +126,30 @@ def lab_steps(lab: Lab) -> list[StepRow]:
     """The lab's steps as the room's database keeps them: id, title, has checks."""
     checked = {c.step for c in read_checks(lab)}
     return [StepRow(s.id, s.title, s.id in checked) for s in lab.steps]
+
+
+@dataclass(frozen=True)
+class SeatRow:
+    """A seat as the database holds it: who sits there, how, since when, its token."""
+
+    seat: str
+    attendee: str
+    how: str  # FREE, ASSIGNED, JOINED
+    since: float  # epoch seconds of the last change of attendee (0: never)
+    generation: int  # of the current token (0: none recorded yet)
+    token: str
+
+
+@dataclass(frozen=True)
+class SeatingChange:
+    """One change of who sits where, as the seating log keeps it."""
+
+    at: float
+    seat: str
+    action: str  # ASSIGN, JOIN, RELEASE, REISSUE
+    attendee: str
+    generation: int  # the seat's token generation after the change
+    source: str  # who did it: the instructor's page, the command line, the join page
 
 
 @dataclass(frozen=True)
@@ -138,7 +193,15 @@ class RoomDB:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 0 and create:
             # One transaction: a half-made schema would read as a database to migrate.
-            script = f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            script = (
+                f"BEGIN IMMEDIATE; {_SCHEMA} {_SEATING} "
+                f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            )
+            self._conn.executescript(script)
+        elif version == 1:
+            # A room served by the labgen before seating: its seats gain the columns,
+            # its tokens are imported from the record at the next serve (join.Seating).
+            script = f"BEGIN IMMEDIATE; {_SEATING} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             self._conn.executescript(script)
         elif version == 0:
             raise UsageError(f"{self.path}: an empty database, not a workshop's")
@@ -168,6 +231,12 @@ class RoomDB:
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._conn.execute(sql, args).fetchall()
+
+    def data_version(self) -> int:
+        """A number that changes when another connection (a `labgen workshop assign`
+        beside the server) committed a change: the server then reads the seating again."""
+        with self._lock:
+            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
     # --- the room ------------------------------------------------------------------------
 
@@ -241,6 +310,96 @@ class RoomDB:
         return [
             Event(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), r[8]) for r in rows
         ]
+
+    # --- who sits where -------------------------------------------------------------------
+
+    def seating(self) -> list[SeatRow]:
+        """Every seat: its attendee, how the seat is held, since when, its current token."""
+        rows = self._read(
+            "SELECT s.seat, s.attendee, s.how, s.since, t.generation, t.token FROM seats s"
+            " LEFT JOIN tokens t ON t.seat = s.seat AND t.revoked = 0 ORDER BY s.seat"
+        )
+        return [SeatRow(r[0], r[1], r[2], r[3], r[4] or 0, r[5] or "") for r in rows]
+
+    def first_tokens(self, tokens: dict[str, str]) -> None:
+        """Record each seat (a room never described: served or seated before `up`
+        finished) and its first token (the room record's) unless it has one."""
+        now = time.time()
+        with self._lock, self._conn:
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO seats (seat, added) VALUES (?, ?)",
+                [(seat, now) for seat in tokens],
+            )
+            self._conn.executemany(
+                "INSERT INTO tokens (seat, generation, token, issued)"
+                " SELECT ?, 1, ?, ? WHERE NOT EXISTS (SELECT 1 FROM tokens WHERE seat = ?)",
+                [(seat, token, now, seat) for seat, token in tokens.items()],
+            )
+
+    def take(self, seat: str, attendee: str, how: str, source: str) -> bool:
+        """Give a free seat to `attendee`; False when it is not free (any process may
+        have taken it since it was read: the condition is in the UPDATE itself)."""
+        action = JOIN if how == JOINED else ASSIGN
+        with self._lock, self._conn:
+            taken = self._conn.execute(
+                "UPDATE seats SET attendee = ?, how = ?, since = ? WHERE seat = ? AND how = ?",
+                (attendee, how, time.time(), seat, FREE),
+            ).rowcount
+            if taken:
+                self._log(seat, action, attendee, source)
+        return bool(taken)
+
+    def reissue(self, seat: str, token: str, source: str, free: bool = False) -> int:
+        """Revoke the seat's token and make `token` its next generation (and, when
+        `free`, take the seat from its attendee too), in one transaction; the generation."""
+        now = time.time()
+        with self._lock, self._conn:
+            row = self._conn.execute(
+                "SELECT COALESCE(MAX(generation), 0) FROM tokens WHERE seat = ?", (seat,)
+            ).fetchone()
+            generation = int(row[0]) + 1
+            self._conn.execute(
+                "UPDATE tokens SET revoked = ? WHERE seat = ? AND revoked = 0", (now, seat)
+            )
+            self._conn.execute(
+                "INSERT INTO tokens (seat, generation, token, issued) VALUES (?, ?, ?, ?)",
+                (seat, generation, token, now),
+            )
+            attendee = self._conn.execute(
+                "SELECT attendee FROM seats WHERE seat = ?", (seat,)
+            ).fetchone()[0]
+            if free:
+                self._conn.execute(
+                    "UPDATE seats SET attendee = '', how = ?, since = ? WHERE seat = ?",
+                    (FREE, now, seat),
+                )
+            self._log(seat, RELEASE if free else REISSUE, attendee, source)
+        return generation
+
+    def _log(self, seat: str, action: str, attendee: str, source: str) -> None:
+        """A line of the seating's history, inside the caller's transaction."""
+        generation = self._conn.execute(
+            "SELECT COALESCE(MAX(generation), 0) FROM tokens WHERE seat = ?", (seat,)
+        ).fetchone()[0]
+        self._conn.execute(
+            "INSERT INTO seating (at, seat, action, attendee, generation, source)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (time.time(), seat, action, attendee, generation, source),
+        )
+
+    def seating_log(self) -> list[SeatingChange]:
+        """Every assignment, join, free and re-issue, in order."""
+        rows = self._read(
+            "SELECT at, seat, action, attendee, generation, source FROM seating ORDER BY id"
+        )
+        return [SeatingChange(*r) for r in rows]
+
+    def token_generations(self, seat: str) -> list[tuple[int, bool]]:
+        """The seat's token generations, oldest first, each with whether it is revoked."""
+        rows = self._read(
+            "SELECT generation, revoked FROM tokens WHERE seat = ? ORDER BY generation", (seat,)
+        )
+        return [(int(g), bool(r)) for g, r in rows]
 
     # --- the instructor's settings ----------------------------------------------------------
 

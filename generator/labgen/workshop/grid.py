@@ -12,6 +12,12 @@ publish-port made), and the grid says who got where.
 With a store (the room's database, db.py) every check, run, machine change and setting
 is written as it happens, and a new Grid replays what was written through the same rule
 (`next_state`): a restarted server shows the room it had, with the times it had.
+
+A row also says who sits there (the seating's attendee, join.py), how many of the
+seat's pages are open now (their event streams: a browser is connected) and when the
+attendee last did something (a Check, a run, a terminal opened, a key that ended a
+line, their page opened or joined). What a page being open is lives in memory only:
+after a restart nobody is connected until their page reconnects, by itself.
 """
 
 from __future__ import annotations
@@ -86,6 +92,13 @@ class Row:
     seat: str
     machine: str = SEAT_READY
     cells: dict[str, Cell] = field(default_factory=dict)
+    attendee: str = ""
+    connected: int = 0  # the seat's pages open now (their event streams)
+    active: float = 0.0  # epoch seconds of the attendee's last sign; 0: none yet
+
+
+# How often a row's "last active" is published at most: a typist sends a key per line.
+ACTIVE_EVERY = 5.0
 
 
 class Grid:
@@ -121,6 +134,8 @@ class Grid:
                 row = self._rows.get(event.seat)
                 if row is None:
                     continue  # a seat this room no longer has
+                if event.source in (db.BY_CHECK, db.BY_RUN, db.BY_PAGE):
+                    row.active = max(row.active, event.at)
                 if event.kind == db.MACHINE:
                     self._set_machine(event.seat, event.outcome)
                 elif event.kind == db.CHECK and event.step in row.cells:
@@ -135,9 +150,12 @@ class Grid:
             cell.detail = "; ".join(event.messages)[:500]
         return state
 
-    def _fresh_row(self, seat: str) -> Row:
+    def _fresh_row(self, seat: str, old: Row | None = None) -> Row:
         cells = {s: Cell(NOT_YET if s in self.checked else NO_CHECKS) for s in self.steps}
-        return Row(seat, SEAT_READY, cells)
+        if old is None:
+            return Row(seat, SEAT_READY, cells)
+        # A reset gives the seat a new machine, not a new attendee.
+        return Row(seat, SEAT_READY, cells, old.attendee, old.connected, old.active)
 
     @property
     def seats(self) -> list[str]:
@@ -164,9 +182,12 @@ class Grid:
             )
             cell = self._rows[seat].cells[step]
             state = self._apply(cell, event, attempted)
-            if state is None:
-                return cell.state
-            published = self._cell_event(seat, step, cell)
+            current = cell.state
+            published = None if state is None else self._cell_event(seat, step, cell)
+        if attempted:  # the recorded time: a restart's replay finds the same
+            self.touch(seat, event.at)
+        if published is None:
+            return current
         self._publish(published)
         return state
 
@@ -174,12 +195,71 @@ class Grid:
         """Record a "Run it for me" of `step` on `seat` (the checker then says what it did)."""
         tail = output.rstrip().splitlines()[-3:] if exit_code else []
         with self._lock:
-            self._event(seat, step, db.RUN, db.BY_RUN, f"exit {exit_code}", tail, seconds)
+            event = self._event(seat, step, db.RUN, db.BY_RUN, f"exit {exit_code}", tail, seconds)
+        self.touch(seat, event.at)
 
     def opened(self, seat: str) -> None:
         """Record that the seat's terminal was opened (the attendee is there)."""
         with self._lock:
-            self._event(seat, "", db.OPENED, db.BY_PAGE, "opened", [])
+            event = self._event(seat, "", db.OPENED, db.BY_PAGE, "opened", [])
+        self.touch(seat, event.at)
+
+    # --- who sits there, and are they here --------------------------------------------
+
+    def set_attendee(self, seat: str, attendee: str, since: float = 0.0) -> None:
+        """The seat's attendee changed (assigned, joined, freed): `since` is when."""
+        with self._lock:
+            row = self._rows.get(seat)
+            if row is None:
+                return
+            row.attendee = attendee
+            if attendee and since:
+                row.active = max(row.active, since)
+            event = self._presence(row)
+        self._publish(event)
+
+    def connect(self, seat: str) -> None:
+        """One of the seat's pages opened its event stream: a browser is there."""
+        self._count(seat, +1)
+
+    def disconnect(self, seat: str) -> None:
+        """One of the seat's pages went (closed, reloaded, the network dropped)."""
+        self._count(seat, -1)
+
+    def _count(self, seat: str, change: int) -> None:
+        now = time.time()
+        with self._lock:
+            row = self._rows.get(seat)
+            if row is None:
+                return
+            row.connected = max(0, row.connected + change)
+            if change > 0:
+                row.active = now
+            event = self._presence(row)
+        self._publish(event)
+
+    def touch(self, seat: str, at: float | None = None) -> None:
+        """The attendee did something (a key that ends a line, a Check, a run): their
+        last activity, published at most every ACTIVE_EVERY seconds per seat."""
+        when = time.time() if at is None else at
+        with self._lock:
+            row = self._rows.get(seat)
+            if row is None or when <= row.active:
+                return
+            quiet = when - row.active >= ACTIVE_EVERY
+            row.active = when
+            event = self._presence(row)
+        if quiet:
+            self._publish(event)
+
+    def _presence(self, row: Row) -> dict[str, Any]:
+        return {
+            "type": "presence",
+            "seat": row.seat,
+            "attendee": row.attendee,
+            "connected": row.connected,
+            "active": row.active,
+        }
 
     def _event(
         self,
@@ -207,7 +287,7 @@ class Grid:
 
     def _set_machine(self, seat: str, machine: str) -> None:
         if machine == SEAT_RESETTING:
-            self._rows[seat] = self._fresh_row(seat)
+            self._rows[seat] = self._fresh_row(seat, self._rows[seat])
         self._rows[seat].machine = machine
 
     def set_run_for_me(self, enabled: bool) -> None:
@@ -271,6 +351,9 @@ class Grid:
             "seat": row.seat,
             "machine": row.machine,
             "cells": {s: asdict(c) for s, c in row.cells.items()},
+            "attendee": row.attendee,
+            "connected": row.connected,
+            "active": row.active,
         }
 
 

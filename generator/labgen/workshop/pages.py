@@ -7,6 +7,7 @@ script: what the scripts need (seat, URLs) travels in data- attributes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
@@ -74,13 +75,35 @@ def attendee(service: RoomService, seat: str) -> str:
     return template.render(seat=seat, lab=service.lab, engine=engine, steps=_steps(service, engine))
 
 
-def instructor(service: RoomService) -> str:
-    """The instructor's page: the room as a grid of seats x steps."""
+def instructor(service: RoomService, join: str, join_open: bool) -> str:
+    """The instructor's page: the room as a grid of seats x steps, and the join page's
+    URL (`join`) to show the room."""
     return (
         _env()
         .get_template("instructor.html.j2")
-        .render(room=service.room, lab=service.lab, steps=service.lab.steps)
+        .render(
+            room=service.room,
+            lab=service.lab,
+            steps=service.lab.steps,
+            join=join,
+            join_path="/j/" + join.rsplit("/j/", 1)[-1],
+            join_open=join_open,
+        )
     )
+
+
+def sheet(service: RoomService, join: object, cards: Sequence[object], join_open: bool) -> str:
+    """The printable sheet: the join page's card, then a card per seat (sheet.py)."""
+    return (
+        _env()
+        .get_template("sheet.html.j2")
+        .render(room=service.room, lab=service.lab, join=join, cards=cards, join_open=join_open)
+    )
+
+
+def join_page(**context: object) -> str:
+    """The join page: its form, or why it seats nobody now (join.py's JoinPage)."""
+    return _env().get_template("join.html.j2").render(**context)
 
 
 CHART_WIDTH = 300  # pixels of the longest bar: every seat reached the step

@@ -123,18 +123,17 @@ def test_broken_lab_is_a_usage_error_naming_file_line_field_and_reason(case: Bro
 
 
 def test_unknown_image_hint_points_at_a_file_that_exists() -> None:
-    """The message says where to add an image recipe; that file must exist."""
+    """The message says where a checkout adds an image recipe; that file exists there, and
+    the installed package's copy (site-packages in a wheel) is never named."""
+    from labgen.machine.recipe import RECIPE_FILE
+
     with pytest.raises(UsageError) as caught:
         load_lab_dir(BROKEN_LABS / "unknown-image")
-    match = re.search(r"add a recipe to (\S+?)\)?$", caught.value.message, re.MULTILINE)
-    assert match, caught.value.message
-    named = Path(match.group(1))
-    # Absolute, or relative to the checkout/package a user would look in.
-    assert (
-        named.is_file()
-        or (REPO / named).is_file()
-        or (REPO / "generator" / "labgen" / named).is_file()
-    ), f"the hint names {named}, which does not exist (recipes: generator/labgen/recipe.yaml)"
+    message = caught.value.message
+    match = re.search(r"an entry under images: in (\S+) of a labgen source checkout", message)
+    assert match, message
+    assert (REPO / match.group(1)).is_file(), f"the hint names {match.group(1)}, not a file"
+    assert str(RECIPE_FILE) not in message and "site-packages" not in message
 
 
 def test_known_images_in_the_message_are_the_box_recipes() -> None:

@@ -7,6 +7,7 @@ exit status; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import importlib
+import shlex
 import signal
 import sys
 from typing import Any
@@ -26,7 +27,7 @@ from labgen.cli.options import (
     context,
 )
 from labgen.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, LabgenError
-from labgen.core.lab import iter_labs
+from labgen.core.lab import UnknownLab, iter_labs
 from labgen.machine import recipe
 from labgen.machine.registry import staleness
 from labgen.ui import printers as ui
@@ -71,11 +72,30 @@ class LabgenGroup(click.Group):
         try:
             return super().invoke(ctx)
         except LabgenError as exc:
+            if isinstance(exc, UnknownLab) and exc.here is not None:
+                exc.hint = _lab_here_hint(exc.name, sys.argv[1:])
             ui.error(exc)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             ui.interrupted()
             ctx.exit(EXIT_INTERRUPTED)
+
+
+def _lab_here_hint(name: str, argv: list[str]) -> str:
+    """The command line the user typed, with the lab folder named by its path, and
+    with --labs . instead: the two ways to mean the folder `name` in this directory.
+
+    >>> print(_lab_here_hint("web", ["lint", "web"]))  # doctest: +NORMALIZE_WHITESPACE
+    ./web here is a lab folder: `labgen lint ./web` (its path), or
+    `labgen lint web --labs .` (the labs in this folder, by name)
+    """
+    args = list(argv) if name in argv else ["...", name]
+    by_path = [f"./{name}" if arg == name else arg for arg in args]
+    by_name = [*args, "--labs", "."]
+    return (
+        f"./{name} here is a lab folder: `labgen {shlex.join(by_path)}` (its path), or "
+        f"`labgen {shlex.join(by_name)}` (the labs in this folder, by name)"
+    )
 
 
 def warn_if_stale(machine: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import re
@@ -228,23 +229,57 @@ def lab_folders(labs_path: Sequence[Path] = ()) -> list[Path]:
     return list(seen.values())
 
 
-def find_lab_dir(name_or_path: str, labs_path: Sequence[Path] = ()) -> Path:
-    """Resolve a lab name (searched for) or a path to a lab folder."""
+def find_lab_dir(
+    name_or_path: str, labs_path: Sequence[Path] = (), cwd: Path | None = None
+) -> Path:
+    """Resolve a lab name (searched for) or a path to a lab folder (kept as given, so
+    that messages name its files as the user wrote them)."""
     candidate = Path(name_or_path)
     if os.sep in name_or_path or name_or_path.startswith("."):
         if (candidate / LAB_FILE).is_file():
-            return candidate.resolve()
+            return candidate if not candidate.is_absolute() else candidate.resolve()
         raise UsageError(f"{name_or_path}: not a lab folder (no {LAB_FILE} in it)")
     resources.validate_name(name_or_path, "lab name")
     folders = lab_folders(labs_path)
     for folder in folders:
         if folder.name == name_or_path:
             return folder.resolve()
-    known = ", ".join(sorted(f.name for f in folders)) or "none"
-    raise UsageError(
-        f"unknown lab {name_or_path!r}; labs available: {known}",
-        hint="`labgen list` shows them with their titles",
+    here = (cwd or Path.cwd()) / name_or_path
+    raise UnknownLab(
+        name_or_path,
+        sorted(f.name for f in folders),
+        here if (here / LAB_FILE).is_file() else None,
     )
+
+
+class UnknownLab(UsageError):
+    """A lab name that no folder on the search path has. `here`: a lab folder of that
+    name in the current directory (the user meant its path, or `--labs .`); `close`:
+    known names it may be a misspelling of.
+
+    >>> error = UnknownLab("netsn", ["bridge", "netns"], None)
+    >>> error.message
+    "unknown lab 'netsn'; labs available: bridge, netns; did you mean 'netns'?"
+    >>> print(UnknownLab("mine", ["netns"], Path("/labs/mine")).hint)  # doctest: +ELLIPSIS
+    `./mine` here is a lab folder: name it by its path (./mine), or add `--labs .` ...
+    """
+
+    def __init__(self, name: str, known: list[str], here: Path | None):
+        self.name = name
+        self.here = here
+        # A folder here of that very name is what was meant, not a lab spelt alike.
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        self.close = close if here is None else []
+        guess = f"; did you mean {self.close[0]!r}?" if self.close else ""
+        message = f"unknown lab {name!r}; labs available: {', '.join(known) or 'none'}{guess}"
+        if here is not None:
+            hint = (
+                f"`./{name}` here is a lab folder: name it by its path (./{name}), "
+                "or add `--labs .` to find the labs in this folder by name"
+            )
+        else:
+            hint = "`labgen list` shows them with their titles"
+        super().__init__(message, hint=hint)
 
 
 def load_lab(name_or_path: str, labs_path: Sequence[Path] = ()) -> Lab:
@@ -260,7 +295,7 @@ def load_lab_dir(folder: Path) -> Lab:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
         tree = yaml.compose(text)
     except yaml.YAMLError as exc:
-        raise UsageError(f"{lab_file}: not valid YAML: {exc}") from None
+        raise UsageError(describe_yaml_error(lab_file, text, exc)) from None
     if not isinstance(data, dict):
         raise UsageError(f"{lab_file}: expected a mapping with name, title, steps, ...")
     try:
@@ -275,10 +310,10 @@ def load_lab_dir(folder: Path) -> Lab:
                 f"step id {step.id!r} is used twice (first as steps[{first[step.id]}].id)"
             )
         first[step.id] = index
-    if spec.name != folder.name:
+    if spec.name != folder.resolve().name:
         raise UsageError(
             f"{lab_file}:{_line(tree, ('name',))}: field 'name': {spec.name!r} must match "
-            f"the folder name {folder.name!r}"
+            f"the folder name {folder.resolve().name!r}"
         )
     _check_images(lab_file, tree, spec)
     _check_engines(lab_file, tree, spec)
@@ -328,6 +363,55 @@ def read_lab_file(path: Path) -> str:
     return text
 
 
+# Lines of lab.yaml shown between the place a YAML construct began and the place it broke;
+# a longer gap is shown as `...`.
+_YAML_GAP = 3
+
+
+def describe_yaml_error(lab_file: Path, text: str, exc: yaml.YAMLError) -> str:
+    """PyYAML's error as one line, `FILE:LINE:COLUMN: not valid YAML: PROBLEM` (1-based),
+    then the lines of the file it names, in the file's order, each mark under its column.
+
+    >>> text = "name: x\\nsteps:\\n  - id: a\\n   title: A\\n"
+    >>> try:
+    ...     yaml.compose(text)
+    ... except yaml.YAMLError as exc:
+    ...     print(describe_yaml_error(Path("lab.yaml"), text, exc))
+    lab.yaml:4:4: not valid YAML: expected <block end>, but found '<block mapping start>'
+        3 |   - id: a
+          |   ^ while parsing a block collection (it starts here)
+        4 |    title: A
+          |    ^ expected <block end>, but found '<block mapping start>'
+    """
+    mark = getattr(exc, "problem_mark", None)
+    if not isinstance(exc, yaml.MarkedYAMLError) or mark is None:
+        return f"{lab_file}: not valid YAML: {exc}"
+    problem = exc.problem or "not valid YAML"
+    lines = text.splitlines()
+    marks = [(mark.line, mark.column, problem)]
+    if exc.context and exc.context_mark is not None:
+        marks.append((exc.context_mark.line, exc.context_mark.column, exc.context))
+    if len(marks) > 1 and marks[1][:2] != marks[0][:2]:
+        marks[1] = (marks[1][0], marks[1][1], f"{exc.context} (it starts here)")
+    elif len(marks) > 1:
+        marks = [(mark.line, mark.column, f"{exc.context}: {problem}")]
+    out = [f"{lab_file}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {problem}"]
+    width = len(str(max(m[0] for m in marks) + 1))
+    shown = -1
+    for line, column, what in sorted(marks):
+        if shown >= 0 and line - shown > _YAML_GAP:
+            out.append(f"    {'...':>{width}} |")
+        start = line if shown < 0 or line - shown > _YAML_GAP else shown + 1
+        for number in range(start, line + 1):
+            source = lines[number] if number < len(lines) else ""
+            out.append(f"    {number + 1:>{width}} | {source}".rstrip())
+        out.append(f"    {'':>{width}} | {' ' * column}^ {what}")
+        shown = line
+    if exc.note:
+        out.append(f"    note: {exc.note}")
+    return "\n".join(out)
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """YAML forbids a key twice in one mapping; PyYAML would keep the last silently."""
 
@@ -359,23 +443,30 @@ def iter_labs(
         yield lab
 
 
+# Where a lab author who needs more than labgen ships can add it: the recipe of a source
+# checkout (the installed package's copy is rebuilt at every install, and never theirs).
+_RECIPE_IN_CHECKOUT = "generator/labgen/machine/recipe.yaml"
+
+
 def _check_images(lab_file: Path, tree: yaml.Node | None, spec: LabSpec) -> None:
     # Imported here: the image table is the recipe's data, and lab.py should load
     # without it for the JSON schema and the unit tests of pure validation.
-    from labgen.machine.recipe import RECIPE_FILE, known_images
+    from labgen.machine.recipe import known_images
 
-    known = known_images()
+    known = ", ".join(sorted(known_images()))
     for index, image in enumerate(spec.images):
-        if image not in known:
+        if image not in known_images():
             raise UsageError(
                 f"{lab_file}:{_line(tree, ('images', index))}: field 'images[{index}]': "
-                f"{image!r} has no offline substitute; known images: {', '.join(sorted(known))} "
-                f"(add a recipe to {RECIPE_FILE})"
+                f"{image!r} has no offline substitute (lab machines reach no registry); "
+                f"known images: {known}. In lab.yaml, use one of those for images: and in "
+                f"the steps; a new substitute is an entry under images: in "
+                f"{_RECIPE_IN_CHECKOUT} of a labgen source checkout (then `labgen box build`)"
             )
 
 
 def _check_engines(lab_file: Path, tree: yaml.Node | None, spec: LabSpec) -> None:
-    from labgen.machine.recipe import RECIPE_FILE, engines
+    from labgen.machine.recipe import engines
 
     known = engines()
     named: list[tuple[tuple[str | int, ...], str]] = [(("engine",), spec.engine)]
@@ -387,8 +478,10 @@ def _check_engines(lab_file: Path, tree: yaml.Node | None, spec: LabSpec) -> Non
         if engine not in known:
             raise UsageError(
                 f"{lab_file}:{_line(tree, loc)}: field '{_dotted(loc)}': Docker engine "
-                f"{engine!r} is not one labgen builds; it has: {', '.join(known)} "
-                f"(add one to {RECIPE_FILE})"
+                f"{engine!r} is not one labgen builds; it has: {', '.join(known)}. In "
+                f'lab.yaml, name one of those (quoted: "{known[-1]}"); a new engine is an '
+                f"entry under engines: in {_RECIPE_IN_CHECKOUT} of a labgen source checkout "
+                "(a Debian suite whose docker.io is that engine)"
             )
 
 

@@ -133,6 +133,27 @@ def engine_slug(name: str) -> str:
     return name.replace(".", "-")
 
 
+# What the machine's python3 has beyond its standard library, by the recipe's Debian
+# package that brings it: a lab's checks may import these (lint refuses the rest).
+# Measured in the boxes' /usr/lib/python3/dist-packages (bookworm: Python 3.11, trixie:
+# 3.13, sid: 3.14, 2026-12-02); only what all three have is listed (sid's 3.14 needs no
+# exceptiongroup nor tomli, so it has neither).
+PYTHON_MODULES: dict[str, tuple[str, ...]] = {
+    "python3-testinfra": ("testinfra", "pytest", "_pytest", "pluggy", "iniconfig", "packaging"),
+}
+
+
+def machine_python_modules() -> set[str]:
+    """The top-level modules a machine's python3 has from the recipe's Debian packages,
+    besides the standard library.
+
+    >>> sorted(machine_python_modules())
+    ['_pytest', 'iniconfig', 'packaging', 'pluggy', 'pytest', 'testinfra']
+    """
+    packages = set(recipe_spec().packages)
+    return {m for package, mods in PYTHON_MODULES.items() if package in packages for m in mods}
+
+
 def known_images() -> set[str]:
     """The image names the recipe has offline substitutes for."""
     return set(recipe_spec().images)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -318,9 +318,12 @@ def verify_event(lab: str, message: str) -> None:
     err.print(f"[dim]{escape_text(f'{lab:>16}')}[/] {escape_text(message)}")
 
 
-def print_verify(reports: list[LabReport], as_json: bool) -> None:
+def print_verify(
+    reports: list[LabReport], as_json: bool, kept: Sequence[str] = (), destroy: str = ""
+) -> None:
     """`labgen verify`: per lab and engine a table of steps, the failures' output, a
-    lab × engine matrix when there are several engines, and the count that passed."""
+    lab × engine matrix when there are several engines, the count that passed, and the
+    machines `kept` standing (--destroy `destroy`) with how to get in and remove them."""
     if as_json:
         print_json([r.to_json() for r in reports])
         return
@@ -333,6 +336,7 @@ def print_verify(reports: list[LabReport], as_json: bool) -> None:
     color = "green" if passed == len(reports) else "red"
     what = "labs" if len(engines) <= 1 else "lab × engine runs"
     out.print(f"\n[{color}]{passed} of {len(reports)} {what} passed[/]")
+    _print_kept(kept, destroy)
 
 
 def _print_lab_report(rep: LabReport) -> None:
@@ -402,6 +406,18 @@ def print_recordings(reports: list[LabReport]) -> None:
             for line in step.drift.splitlines():
                 color = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1], "dim")
                 out.print(f"  [{color}]{escape_text(line)}[/]")
+
+
+def _print_kept(machines: Sequence[str], when: str) -> None:
+    """The machines `labgen verify` kept (its --destroy `when`), and how to get into one
+    and remove it: a failed run's machine is where its failure can be looked at."""
+    for name in machines:
+        machine = escape_text(name)
+        out.print(
+            f"[yellow]kept machine {machine}[/] (--destroy {escape_text(when)}): "
+            f"`labgen ssh {machine}` to look inside, `labgen check {machine}` for its checks, "
+            f"`labgen destroy {machine}` when done"
+        )
 
 
 def print_doctor(health: list[ProviderHealth], as_json: bool) -> None:
@@ -478,6 +494,10 @@ def show_guide_step(number: int, total: int, step: Step, engine: str) -> None:
         out.print(Panel(note, border_style="yellow", expand=False))
     commands = "\n".join(f"$ {line}" for line in step.command.strip().splitlines())
     out.print(Panel(escape_text(commands), title="the command", title_align="left", expand=False))
+    if step.run is not None:
+        out.print("[dim]Enter runs the step's non-interactive form instead (its run:):[/]")
+        for line in step.run.strip().splitlines():
+            out.print(f"[dim]  $ {escape_text(line)}[/]")
 
 
 def show_guide_verdict(verdict: CheckRun) -> None:
@@ -524,10 +544,15 @@ def print_guide_end(machine: str, failed: str | None, quit: bool, done: int, tot
     """`labgen guide`'s end: the step not done, or where a quit guide resumes."""
     if failed:
         out.print(f"[red]step {escape_text(failed)} is not done[/]")
+    elif quit and done >= total:
+        out.print(
+            f"stopped after {done} of {total} steps: the lab is done; "
+            f"`labgen guide {escape_text(machine)} --restart` walks it again"
+        )
     elif quit:
         out.print(
             f"stopped after {done} of {total} steps; `labgen guide {escape_text(machine)}` "
-            "resumes here"
+            f"resumes at step {done + 1}"
         )
 
 
@@ -539,7 +564,9 @@ def print_lint(reports: list[LintReport]) -> None:
         else:
             out.print(f"[red]fail[/] {escape_text(report.path)}")
             for problem in report.problems:
-                out.print(f"       {escape_text(problem)}")
+                # A problem's own lines (the source a YAML error shows) stay under it.
+                for line in problem.splitlines():
+                    out.print(f"       {escape_text(line)}")
 
 
 def print_docs(paths: list[Path], check_only: bool) -> None:

@@ -8,6 +8,7 @@ line of lab.yaml.
 
 from __future__ import annotations
 
+import ast
 import ipaddress
 import json
 import re
@@ -24,7 +25,7 @@ from labgen.checks.reader import ChecksSyntaxError, scan_checks
 from labgen.core.errors import UsageError
 from labgen.core.lab import CHECKS_FILE, LAB_FILE, Lab, find_lab_dir, lab_folders, load_lab_dir
 from labgen.core.results import LintReport
-from labgen.machine import providers, render
+from labgen.machine import providers, recipe, render
 
 # A checks module that takes longer than this to import is a problem of its own.
 IMPORT_TIMEOUT = 60
@@ -61,7 +62,7 @@ def lint_lab_dir(folder: Path) -> LintReport:
     try:
         lab = load_lab_dir(folder)
     except UsageError as exc:
-        problems += exc.message.splitlines()
+        problems += split_problems(exc.message)
     raw = _raw_steps(folder / LAB_FILE)
     if lab is not None:
         step_ids: list[str] | None = [s.id for s in lab.steps]
@@ -79,6 +80,22 @@ def lint_lab_dir(folder: Path) -> LintReport:
     if lab is not None:
         problems += _render_problems(lab, skip_steps=bool(shell))
     return LintReport(folder, _in_file_order(problems))
+
+
+def split_problems(message: str) -> list[str]:
+    """The problems in an error's message: one per line that starts at the margin, each
+    with the indented lines under it (the source lines a YAML error shows).
+
+    >>> split_problems("a.yaml:3: one\\na.yaml:9:2: two\\n    9 | x: [\\n      |    ^ here")
+    ['a.yaml:3: one', 'a.yaml:9:2: two\\n    9 | x: [\\n      |    ^ here']
+    """
+    problems: list[str] = []
+    for line in message.splitlines():
+        if problems and line[:1].isspace():
+            problems[-1] += "\n" + line
+        elif line.strip():
+            problems.append(line)
+    return problems
 
 
 _WHERE = re.compile(r"^(?P<file>[^:]+?)(?::(?P<line>\d+))?:")
@@ -118,7 +135,106 @@ def _checks_problems(checks_file: Path, step_ids: list[str] | None) -> list[str]
                     f"{checks_file}:{check.line}: check {check.name}: until={check.until!r} "
                     f"must name a step after {check.step!r}"
                 )
-    return problems + import_problems(checks_file)
+    return problems + module_problems(checks_file) + import_problems(checks_file)
+
+
+# Modules the standard library of Python 3.13 no longer has (PEP 594, and distutils,
+# imp, lib2to3): this Python may still import them, the machines of the newer engines
+# (Python 3.13 on trixie, 3.14 on sid) cannot.
+REMOVED_BY_3_13 = frozenset(
+    [
+        "aifc",
+        "asynchat",
+        "asyncore",
+        "audioop",
+        "cgi",
+        "cgitb",
+        "chunk",
+        "crypt",
+        "distutils",
+        "imghdr",
+        "imp",
+        "lib2to3",
+        "mailcap",
+        "msilib",
+        "nis",
+        "nntplib",
+        "ossaudiodev",
+        "pipes",
+        "smtpd",
+        "sndhdr",
+        "spwd",
+        "sunau",
+        "telnetlib",
+        "uu",
+        "xdrlib",
+    ]
+)
+# What checks.py may import of labgen: what the machine has of it (lab/labgen/).
+LABGEN_MODULES = frozenset({"labgen.checklib"})
+
+
+def allowed_import(module: str) -> bool:
+    """Whether a lab machine's python3 can import `module` for a lab's checks: the
+    standard library, the modules of the recipe's Debian packages (testinfra, pytest),
+    and labgen.checklib.
+
+    >>> [allowed_import(m) for m in ("os.path", "testinfra", "labgen.checklib", "requests")]
+    [True, True, True, False]
+    >>> [allowed_import(m) for m in ("labgen.verbs.lint", "telnetlib", "_pytest.fixtures")]
+    [False, False, True]
+    """
+    top = module.split(".")[0]
+    if top == "labgen":
+        return any(module == m or module.startswith(m + ".") for m in LABGEN_MODULES)
+    if top in REMOVED_BY_3_13:
+        return False
+    return top in sys.stdlib_module_names or top in recipe.machine_python_modules()
+
+
+def module_problems(checks_file: Path) -> list[str]:
+    """Every import in `checks_file` that the lab machine's python3 lacks, at its line:
+    this Python may have it (lint would import it fine) while the machine has not."""
+    try:
+        tree = ast.parse(checks_file.read_text(encoding="utf-8"), filename=str(checks_file))
+    except (OSError, UnicodeDecodeError, SyntaxError):
+        return []  # scan_checks has said so
+    problems = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Import | ast.ImportFrom):
+            continue
+        for module in _imported(node):
+            if not allowed_import(module):
+                problems.append(
+                    f"{checks_file}:{node.lineno}: imports {module}, which the lab machine's "
+                    f"python3 does not have{_why_missing(module)}: checks may import the "
+                    "standard library, testinfra, pytest and labgen.checklib"
+                )
+    return problems
+
+
+def _imported(node: ast.Import | ast.ImportFrom) -> list[str]:
+    """The modules an import statement names (`from labgen import checklib` names
+    labgen.checklib: a module of a package may be what is imported)."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if node.level:
+        return ["." * node.level + (node.module or "")]  # a lab's checks are one file
+    base = node.module or ""
+    if base == "labgen":
+        return [f"labgen.{alias.name}" for alias in node.names]
+    return [base]
+
+
+def _why_missing(module: str) -> str:
+    top = module.split(".")[0]
+    if module.startswith("."):
+        return " (a relative import: only checks.py is copied into the machine)"
+    if top in REMOVED_BY_3_13:
+        return " (removed from the standard library by Python 3.13)"
+    if top == "labgen":
+        return " (only labgen.checklib is copied into the machine)"
+    return " (it is not in the standard library nor in the machine's Debian packages)"
 
 
 # Run in a child Python: import checks.py the way pytest's importlib mode does (no
@@ -149,7 +265,7 @@ def import_problems(checks_file: Path) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="labgen-lint-") as tmp:
         try:
             proc = subprocess.run(
-                [sys.executable, "-c", _IMPORT_SCRIPT, str(checks_file)],
+                [sys.executable, "-c", _IMPORT_SCRIPT, str(checks_file.resolve())],
                 capture_output=True,
                 text=True,
                 cwd=tmp,  # nothing of the caller's folder on sys.path

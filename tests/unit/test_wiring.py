@@ -87,3 +87,102 @@ def test_cut_short_output_is_refused() -> None:
     raw = (DATA / "netns-20.10-host-veth.txt").read_text()
     with pytest.raises(wiring.WiringError, match="cut short"):
         wiring.parse(raw.replace(f"{wiring.MARK} end", ""))
+
+
+# --- a user-defined bridge: its network's name, and veth lines that do not cross ---------
+# Recorded on a user-bridge machine (Docker 20.10) after start-alpha, with beta and delta
+# started on labnet and gamma on docker0 by hand: two bridges, four containers.
+FOUR = "user-bridge-20.10-four-containers.txt"
+
+
+def test_docker_networks_name_their_bridges() -> None:
+    w = gathered(FOUR)
+    labnet = next(n for n in w.networks if n.name == "labnet")
+    assert labnet.bridge == "br-" + labnet.id[:12]
+    assert w.network_of("docker0") == next(n for n in w.networks if n.name == "bridge")
+    machine = w.find("the machine")
+    assert machine is not None and labnet.bridge in {i.name for i in machine.interfaces}
+
+
+def svg_texts(svg: bytes) -> list[str]:
+    """The text of every <text> of an SVG (entities such as &#45; read back)."""
+    return [t.text or "" for t in ET.fromstring(svg).iter("{http://www.w3.org/2000/svg}text")]
+
+
+def test_a_bridge_is_labelled_with_its_docker_network() -> None:
+    w = gathered(FOUR)
+    labnet = next(n for n in w.networks if n.name == "labnet")
+    texts = svg_texts(draw.render(w, "svg"))
+    assert f"{labnet.bridge} (labnet)" in texts and "docker0 (bridge)" in texts, texts
+    # Gathered before networks were: the bridge keeps its bare name.
+    assert "docker0" in svg_texts(draw.render(gathered("netns-20.10-host-veth.txt")))
+
+
+def layout(w: wiring.Wiring) -> dict[str, tuple[float, float]]:
+    """Where dot puts each node (its centre), from its JSON output."""
+    data = json.loads(drawing.to_dot(w).pipe(format="json", engine="dot"))
+    found = {}
+    for obj in data["objects"]:
+        if "pos" in obj:
+            x, y = obj["pos"].split(",")
+            found[obj["name"]] = (float(x), float(y))
+    return found
+
+
+def node(end: wiring.End) -> str:
+    return f"n{end.inode}_{end.index}"
+
+
+Line = tuple[float, float]  # a veth line as the x of its upper end and of its lower end
+
+
+def crossed(lines: list[Line]) -> list[tuple[int, int]]:
+    """The pairs of lines (between two rows) whose ends are in opposite orders.
+
+    >>> crossed([(0, 0), (1, 1)]), crossed([(0, 1), (1, 0)])
+    ([], [(0, 1)])
+    """
+    return [
+        (i, j)
+        for i, (top1, bottom1) in enumerate(lines)
+        for j, (top2, bottom2) in enumerate(lines)
+        if i < j and (top1 - top2) * (bottom1 - bottom2) <= 0
+    ]
+
+
+def veth_lines(w: wiring.Wiring) -> tuple[list[tuple[wiring.End, wiring.End]], list[Line]]:
+    """Each veth pair from the machine's end to the other, and its line as dot lays it."""
+    machine = w.find("the machine")
+    assert machine is not None
+    at = layout(w)
+    pairs = [(a, b) if a.inode == machine.inode else (b, a) for a, b in w.pairs]
+    # dot's y grows upwards: the machine's end is above the other.
+    for top, bottom in pairs:
+        assert at[node(top)][1] > at[node(bottom)][1], (top, bottom)
+    return pairs, [(at[node(top)][0], at[node(bottom)][0]) for top, bottom in pairs]
+
+
+@pytest.mark.parametrize(
+    "name", [FOUR, "netns-20.10-host-veth.txt", "port-forwarding-20.10-publish-port.txt"]
+)
+def test_each_container_sits_under_its_veth_and_no_veth_lines_cross(name: str) -> None:
+    w = gathered(name)
+    pairs, lines = veth_lines(w)
+    assert pairs, "the recording has veth pairs"
+    assert crossed(lines) == [], [(pairs[i], pairs[j]) for i, j in crossed(lines)]
+    # Bridges above their ports.
+    machine = w.find("the machine")
+    assert machine is not None
+    at = layout(w)
+    names = {i.name: i for i in machine.interfaces}
+    for port in (i for i in machine.interfaces if i.master in names):
+        bridge = names[str(port.master)]
+        assert at[f"n{machine.inode}_{bridge.index}"][1] > at[f"n{machine.inode}_{port.index}"][1]
+
+
+def test_the_crossing_check_sees_crossed_lines() -> None:
+    """Control: the four lines as drawn, with the containers' row reversed, all cross."""
+    _, lines = veth_lines(gathered(FOUR))
+    tops = sorted(top for top, _ in lines)
+    bottoms = sorted((bottom for _, bottom in lines), reverse=True)
+    assert len(crossed(list(zip(tops, bottoms, strict=True)))) == 6

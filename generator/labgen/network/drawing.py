@@ -7,10 +7,11 @@ Labels are Graphviz's HTML-like labels, so the names and addresses in them are e
 
 from __future__ import annotations
 
+import itertools
 from html import escape
 from typing import Any
 
-from labgen.network.wiring import Interface, Listener, Namespace, Published, Wiring
+from labgen.network.wiring import End, Interface, Listener, Namespace, Published, Wiring
 
 FONT = "DejaVu Sans"
 # Colours a learner can tell apart, printed or on a projector.
@@ -26,17 +27,63 @@ ListenerNodes = dict[tuple[int, int], str]
 def to_dot(wiring: Wiring, title: str = "") -> Any:
     """The wiring as a `graphviz.Graph`: a box per namespace, a node per interface,
     bridge ports linked to their bridge, a veth pair as one line, listeners as notes,
-    published ports as a dashed arrow from the machine's listener to the container."""
+    published ports as a dashed arrow from the machine's listener to the container.
+
+    Laid out top down, bridges above their ports and each namespace under the veth
+    its pair starts from, in the bridges' order: the veth lines never cross."""
     graph = _graph(title)
+    order = port_order(wiring)
     listener_nodes: ListenerNodes = {}
+    for ns in _namespaces_in_order(wiring, order):
+        _add_namespace(graph, ns, listener_nodes, wiring)
     for ns in wiring.namespaces:
-        _add_namespace(graph, ns, listener_nodes)
-    for ns in wiring.namespaces:
-        _add_bridge_ports(graph, ns)
-    _add_veth_pairs(graph, wiring)
+        _add_bridge_ports(graph, ns, order)
+    _add_veth_pairs(graph, wiring, order)
     _add_outside_peers(graph, wiring)
     _add_published_ports(graph, wiring, listener_nodes)
     return graph
+
+
+def port_order(wiring: Wiring) -> dict[tuple[int, int], int]:
+    """Each interface of the machine (inode, index) that has a bridge or a veth peer,
+    numbered left to right: by bridge (as `ip` lists them), then by index; the
+    interfaces on no bridge last. The drawing keeps this order on every rank.
+
+    >>> from labgen.network.wiring import Interface, Namespace
+    >>> machine = Namespace(1, "machine", ("the machine",), (
+    ...     Interface(2, "docker0", "bridge", True), Interface(3, "br-1", "bridge", True),
+    ...     Interface(9, "vethb", "veth", True, master="br-1", peer_index=8),
+    ...     Interface(5, "vetha", "veth", True, master="docker0", peer_index=4)))
+    >>> port_order(Wiring((machine,), ()))
+    {(1, 5): 0, (1, 9): 1}
+    """
+    machine = next((ns for ns in wiring.namespaces if ns.kind == "machine"), None)
+    if machine is None:
+        return {}
+    bridges = [i.name for i in machine.interfaces if i.kind == "bridge"]
+    ends = [i for i in machine.interfaces if i.master in bridges or i.peer_index is not None]
+    ends.sort(
+        key=lambda i: (bridges.index(i.master) if i.master in bridges else len(bridges), i.index)
+    )
+    return {(machine.inode, i.index): n for n, i in enumerate(ends)}
+
+
+def _namespaces_in_order(wiring: Wiring, order: dict[tuple[int, int], int]) -> list[Namespace]:
+    """The machine first, then each namespace in the order of the machine's end of its
+    veth pair (those paired with nothing on the machine last, as found)."""
+
+    def key(ns: Namespace) -> tuple[int, int]:
+        if ns.kind == "machine":
+            return (0, 0)
+        places = [
+            order[(peer.inode, peer.index)]
+            for i in ns.interfaces
+            if (peer := wiring.peer(ns.inode, i.index)) is not None
+            and (peer.inode, peer.index) in order
+        ]
+        return (1, min(places)) if places else (2, 0)
+
+    return sorted(wiring.namespaces, key=key)
 
 
 def _graph(title: str) -> Any:
@@ -52,6 +99,7 @@ def _graph(title: str) -> Any:
         label=title,
         newrank="true",
         compound="true",
+        ordering="out",  # edges leave a node left to right as added: port_order's order
         nodesep="0.4",
         ranksep="0.7",
     )
@@ -70,8 +118,12 @@ def _esc(text: str) -> str:
     return escape(text, quote=False)
 
 
-def _iface_label(iface: Interface) -> str:
-    lines = [f"<b>{_esc(iface.label)}</b>"]
+def _iface_label(iface: Interface, wiring: Wiring | None = None) -> str:
+    """An interface's name as `ip` shows it; a bridge of Docker's with its network's name,
+    `br-0123abcd4567 (labnet)`: the name the lab's commands use for it."""
+    network = wiring.network_of(iface.name) if wiring and iface.kind == "bridge" else None
+    name = f"{iface.label} ({network.name})" if network else iface.label
+    lines = [f"<b>{_esc(name)}</b>"]
     detail = f"index {iface.index} · {iface.kind}"
     if not iface.up:
         detail += " · down"
@@ -80,9 +132,12 @@ def _iface_label(iface: Interface) -> str:
     return "<" + "<br/>".join(lines) + ">"
 
 
-def _add_namespace(graph: Any, ns: Namespace, listener_nodes: ListenerNodes) -> None:
+def _add_namespace(
+    graph: Any, ns: Namespace, listener_nodes: ListenerNodes, wiring: Wiring | None = None
+) -> None:
     """The namespace's box with its interfaces and listeners; the listeners' nodes are
-    noted in `listener_nodes`."""
+    noted in `listener_nodes`. A namespace other than the machine's is one row: its
+    interfaces sit level with the end of its veth pair, under the machine's."""
     with graph.subgraph(name=f"cluster_{ns.inode}") as box:
         box.attr(
             label=f"<<b>{_esc(ns.title)}</b><br/>network namespace {ns.inode}>",
@@ -92,9 +147,12 @@ def _add_namespace(graph: Any, ns: Namespace, listener_nodes: ListenerNodes) -> 
             fontsize="14",
             margin="14",
         )
+        if ns.kind != "machine":
+            box.attr(rank="same")
         for iface in ns.interfaces:
             colour = {"bridge": _BRIDGE, "veth": _VETH}.get(iface.kind, _OTHER)
-            box.node(_node_id(ns.inode, iface.index), _iface_label(iface), fillcolor=colour)
+            label = _iface_label(iface, wiring)
+            box.node(_node_id(ns.inode, iface.index), label, fillcolor=colour)
         for n, listener in enumerate(ns.listeners):
             node = f"l{ns.inode}_{n}"
             listener_nodes[(ns.inode, listener.port)] = node
@@ -112,23 +170,28 @@ def _add_listener(box: Any, node: str, listener: Listener) -> None:
     )
 
 
-def _add_bridge_ports(graph: Any, ns: Namespace) -> None:
-    """A line from each bridge port in `ns` to its bridge."""
+def _add_bridge_ports(graph: Any, ns: Namespace, order: dict[tuple[int, int], int]) -> None:
+    """A line from each bridge in `ns` down to each of its ports, in `order`."""
     names = {i.name: i for i in ns.interfaces}
-    for iface in ns.interfaces:
-        if iface.master and iface.master in names:
-            graph.edge(
-                _node_id(ns.inode, iface.index),
-                _node_id(ns.inode, names[iface.master].index),
-                label=f" port of {iface.master}",
-                color="#2e7d32",
-                penwidth="2",
-            )
+    ports = [i for i in ns.interfaces if i.master and i.master in names]
+    ports.sort(key=lambda i: order.get((ns.inode, i.index), len(order) + i.index))
+    for iface in ports:
+        master = str(iface.master)
+        graph.edge(
+            _node_id(ns.inode, names[master].index),  # the bridge first: it is drawn above
+            _node_id(ns.inode, iface.index),
+            label=f" port of {master}",
+            color="#2e7d32",
+            penwidth="2",
+        )
 
 
-def _add_veth_pairs(graph: Any, wiring: Wiring) -> None:
-    """A line between the two ends of each veth pair."""
-    for a, b in wiring.pairs:
+def _add_veth_pairs(graph: Any, wiring: Wiring, order: dict[tuple[int, int], int]) -> None:
+    """A line between the two ends of each veth pair, from the machine's end (drawn
+    above) down to the other, in `order`."""
+    pairs = [(a, b) if (a.inode, a.index) in order else (b, a) for a, b in wiring.pairs]
+    pairs.sort(key=lambda pair: order.get((pair[0].inode, pair[0].index), len(order)))
+    for a, b in pairs:
         graph.edge(
             _node_id(a.inode, a.index),
             _node_id(b.inode, b.index),
@@ -136,6 +199,25 @@ def _add_veth_pairs(graph: Any, wiring: Wiring) -> None:
             color="#1f4e9c",
             penwidth="2.5",
         )
+    _keep_rows_in_order(graph, [pair for pair in pairs if (pair[0].inode, pair[0].index) in order])
+
+
+def _keep_rows_in_order(graph: Any, pairs: list[tuple[End, End]]) -> None:
+    """The machine's ends of `pairs` on one rank and the other ends on the next, each row
+    chained left to right by invisible edges (an edge within a rank puts its tail on the
+    left): dot's own ordering does not promise it across the namespaces' boxes."""
+    for row in (0, 1):
+        ends = [pair[row] for pair in pairs]
+        with graph.subgraph() as same:
+            same.attr(rank="same")
+            for end in ends:
+                same.node(_node_id(end.inode, end.index))
+            for left, right in itertools.pairwise(ends):
+                same.edge(
+                    _node_id(left.inode, left.index),
+                    _node_id(right.inode, right.index),
+                    style="invis",
+                )
 
 
 def _add_outside_peers(graph: Any, wiring: Wiring) -> None:

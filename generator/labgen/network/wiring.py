@@ -2,9 +2,11 @@
 
 Gathered in one SSH round trip (`GATHER_COMMAND`, as root): `ip -d -j addr` and `ss -ltnp`
 in every network namespace the machine has (its own; each running container's, entered
-through the container's pid; each named one under /var/run/netns), and `docker port` of
-each container. `parse` turns that text into a `Wiring` (pure, so recorded outputs test
-it); network/drawing.py makes it a Graphviz graph; verbs/draw.py lays it out.
+through the container's pid; each named one under /var/run/netns), `docker port` of each
+container, and the name, id and Linux bridge of each of Docker's bridge networks (a
+picture names `br-0123abcd4567` after its network, labnet). `parse` turns that text into
+a `Wiring` (pure, so recorded outputs test it); network/drawing.py makes it a Graphviz
+graph; verbs/draw.py lays it out.
 
 Namespaces are told apart by their inode: the named `nstest` and the container nstest
 are one namespace, and a `--net=host` container shares the machine's. A veth pair is two
@@ -41,6 +43,11 @@ if command -v docker >/dev/null; then
     set -- $(docker inspect -f '{{{{.Name}}}} {{{{.State.Pid}}}}' "$c")
     ns container "${{1#/}}" "/proc/$2/ns/net"
     echo "{MARK} ports"; docker port "$c"
+  done
+  echo "{MARK} networks"
+  for n in $(docker network ls -q --filter driver=bridge); do
+    docker network inspect -f \
+      '{{{{.Name}}}} {{{{.Id}}}} {{{{index .Options "com.docker.network.bridge.name"}}}}' "$n"
   done
 fi
 echo "{MARK} end"
@@ -100,6 +107,35 @@ class Published:
 
 
 @dataclass(frozen=True)
+class DockerNetwork:
+    """One of Docker's bridge networks: its name, id, and the Linux bridge it is."""
+
+    name: str  # "bridge", "labnet"
+    id: str
+    bridge: str  # "docker0"; a user-defined network's is "br-" and 12 digits of its id
+
+
+def parse_networks(text: str) -> tuple[DockerNetwork, ...]:
+    """Docker's bridge networks from `docker network inspect -f '{{.Name}} {{.Id}}
+    {{index .Options "com.docker.network.bridge.name"}}'`, one line each: a network
+    without that option has Docker's own bridge name, br- and 12 digits of its id.
+
+    >>> parse_networks("bridge 4f1c docker0\\nlabnet 0123456789abcdef <no value>")[1]
+    DockerNetwork(name='labnet', id='0123456789abcdef', bridge='br-0123456789ab')
+    """
+    found = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) < 2:
+            continue
+        option = " ".join(words[2:])
+        if option in ("", "<no value>"):  # the template's word for a missing key
+            option = f"br-{words[1][:12]}"
+        found.append(DockerNetwork(words[0], words[1], option))
+    return tuple(found)
+
+
+@dataclass(frozen=True)
 class Namespace:
     """A network namespace: its inode, the names it goes by, interfaces and listeners."""
 
@@ -138,9 +174,14 @@ class Wiring:
     pairs: tuple[tuple[End, End], ...]
     published: tuple[Published, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    networks: tuple[DockerNetwork, ...] = ()
 
     def namespace(self, inode: int) -> Namespace:
         return next(ns for ns in self.namespaces if ns.inode == inode)
+
+    def network_of(self, bridge: str) -> DockerNetwork | None:
+        """The Docker network whose Linux bridge is `bridge` (docker0: `bridge`)."""
+        return next((n for n in self.networks if n.bridge == bridge), None)
 
     def find(self, name: str) -> Namespace | None:
         """The namespace that goes by `name` ("netns nstest", "container web", "the machine")."""
@@ -227,17 +268,21 @@ def parse_listeners(text: str) -> tuple[Listener, ...]:
 
 def parse(raw: str) -> Wiring:
     """A `Wiring` from the output of `GATHER_COMMAND`."""
-    blocks, notes = _blocks(raw)
+    blocks, notes, networks = _blocks(raw)
     namespaces, published = _namespaces(blocks)
     ordered = tuple(namespaces.values())
-    return Wiring(ordered, pair_veths(ordered), tuple(published), tuple(notes))
+    return Wiring(
+        ordered, pair_veths(ordered), tuple(published), tuple(notes), parse_networks(networks)
+    )
 
 
-def _blocks(raw: str) -> tuple[list[dict[str, Any]], list[str]]:
+def _blocks(raw: str) -> tuple[list[dict[str, Any]], list[str], str]:
     """The gathered output cut at its marks: one block per namespace (its kind, name,
-    inode and sections), and the notes on namespaces whose process is gone."""
+    inode and sections), the notes on namespaces whose process is gone, and the lines
+    on Docker's networks (a section of the machine's, not of a namespace)."""
     blocks: list[dict[str, Any]] = []
     notes: list[str] = []
+    networks = ""
     section = ""
     lines: list[str] = []
     ended = False
@@ -245,7 +290,9 @@ def _blocks(raw: str) -> tuple[list[dict[str, Any]], list[str]]:
         if not line.startswith(MARK + " "):
             lines.append(line)
             continue
-        if blocks and section:
+        if section == "networks":
+            networks = "\n".join(lines)
+        elif blocks and section:
             blocks[-1][section] = "\n".join(lines)
         words = line.split()
         lines, section = [], ""
@@ -253,7 +300,7 @@ def _blocks(raw: str) -> tuple[list[dict[str, Any]], list[str]]:
             blocks.append({"kind": words[2], "name": words[3], "inode": int(words[4])})
         elif words[1] == "gone":
             notes.append(f"{words[2]} {words[3]} leads to no namespace (its process is gone)")
-        elif words[1] in ("addr", "listen", "ports"):
+        elif words[1] in ("addr", "listen", "ports", "networks"):
             section = words[1]
         elif words[1] == "end":
             ended = True
@@ -261,7 +308,7 @@ def _blocks(raw: str) -> tuple[list[dict[str, Any]], list[str]]:
             raise WiringError(f"unexpected line in the gathered wiring: {line!r}")
     if not ended:
         raise WiringError("the gathered wiring is cut short (no end mark)")
-    return blocks, notes
+    return blocks, notes, networks
 
 
 def _namespaces(

@@ -3,7 +3,9 @@ what pages ask of a seat (check a step, run it, reset the machine).
 
 Everything here blocks (SSH, a child pytest, Vagrant); app.py calls it from worker
 threads. One action at a time per seat: two presses of Check on one machine would
-only race each other.
+only race each other. A seat whose machine does not answer (watch.py) is never
+checked: Check and "Run it for me" say the machine is down (a MachineError, which the
+page shows), and nothing is recorded against the attendee.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from pathlib import Path
 
 from labgen.checks.runner import run_checks
 from labgen.core.context import Context
-from labgen.core.errors import LabgenError, UsageError
+from labgen.core.errors import LabgenError, MachineError, UsageError
 from labgen.core.lab import Lab, load_lab_dir
 from labgen.core.results import CheckRun
 from labgen.machine import registry, ssh
 from labgen.machine.instance import Instance
 from labgen.machine.steps import Session, record_done, run_step
 from labgen.workshop import seats as seat_ops
+from labgen.workshop import watch as watching
 from labgen.workshop.checker import Checker
 from labgen.workshop.db import RoomDB, lab_steps
 from labgen.workshop.grid import SEAT_FAILED, SEAT_READY, SEAT_RESETTING, Grid
@@ -55,12 +58,14 @@ class RoomService:
         room: Room,
         ctx: Context,
         *,
-        workers: int = 1,
+        workers: int | None = None,
         min_period: float = 10.0,
         store: RoomDB | None = None,
     ):
         """`store`: the room's database; the grid is rebuilt from it and writes to it
-        (without one, as in tests of the pages, the room lives in memory only)."""
+        (without one, as in tests of the pages, the room lives in memory only).
+        `workers`: background checks at once; None derives it from the host's cores
+        and the CPU a check measures (checker.py)."""
         self.room = room
         self.ctx = ctx
         self.store = store
@@ -76,17 +81,25 @@ class RoomService:
             )
         checked = {s.id for s in steps if s.checked}
         self.grid = Grid(room.seats, [s.id for s in steps], checked, store)
+        self.watch = watching.Watch(self.grid)
         self.checker = Checker(
-            self.grid, self.lab, run_checks_of, workers=workers, min_period=min_period
+            self.grid,
+            self.lab,
+            run_checks_of,
+            workers=workers,
+            min_period=min_period,
+            answers=lambda seat: self.watch.probe_now(seat) is None,
         )
         self.terminals = Terminals(ssh_config_of, self.checker.poke)
         self._locks = {seat: threading.Lock() for seat in room.seats}
 
     def start(self) -> None:
+        self.watch.start()
         self.checker.start()
 
     def stop(self) -> None:
         self.checker.stop()
+        self.watch.stop()
         self.terminals.close_all()
 
     # --- what a seat's page asks -------------------------------------------------------
@@ -95,8 +108,11 @@ class RoomService:
         """Run the step's own checks on the seat: the verdict and the grid cell's state."""
         step = self.lab.step(step_id)
         with self._exclusive(seat):
+            self._refuse_if_down(seat)
             instance, state, lab = registry.running(seat)
             verdict = run_checks_of(lab, instance, step.id)
+            if not verdict.ok:
+                self._refuse_if_down(seat)  # it died during the checks: not their fault
             cell = self.grid.record(seat, step.id, verdict, attempted=True)
             if verdict.ok and verdict.results:
                 # The guide's rule: a step whose checks pass is recorded as done.
@@ -110,6 +126,7 @@ class RoomService:
             raise PermissionError('the instructor turned "Run it for me" off')
         step = self.lab.step(step_id)
         with self._exclusive(seat):
+            self._refuse_if_down(seat)
             instance, state, lab = registry.running(seat)
             with ssh.connect(instance.ssh_config) as client:
                 outcome = run_step(Session(instance, state, lab, client), step, capture=True)
@@ -128,6 +145,7 @@ class RoomService:
         lock = self._locks[seat]
         if not lock.acquire(blocking=False):
             raise Busy(seat)
+        self.watch.forget(seat)  # before the row changes: no probe of the old machine counts
         self.grid.set_machine(seat, SEAT_RESETTING)
         self.terminals.close(seat)
 
@@ -147,6 +165,17 @@ class RoomService:
                 log.warning("refilling the spares after resetting %s failed: %s", seat, exc)
 
         threading.Thread(target=work, name=f"reset-{seat}", daemon=True).start()
+
+    def _refuse_if_down(self, seat: str) -> None:
+        """A MachineError saying the seat's machine is down, when a probe finds it so
+        (one SSH round trip when it answers)."""
+        why = self.watch.probe_now(seat)
+        if why is not None:
+            raise MachineError(
+                f"{seat}'s machine is down: it does not answer ({why}). Nothing was checked"
+                " and nothing counts against you; ask the instructor to reset the seat"
+                " (Reset on the grid gives it a fresh machine)."
+            )
 
     def _exclusive(self, seat: str) -> _Held:
         lock = self._locks[seat]

@@ -192,6 +192,7 @@ def the_grid_shows_who_is_there(story: Story) -> None:
     assert room.inner_text(f"{row[SEATS[2]]} .attendee-name") == "Linus Torvalds"
     assert room.get_attribute(row[SEATS[2]], "data-connected") == "no"
     assert room.inner_text(f"{row[SEATS[2]]} .connected") == "not connected"
+    assert room.inner_text(f"{row[SEATS[2]]} .active") == ""  # assigned: Linus did nothing
     active = room.inner_text(f"{row[SEATS[0]]} .active")
     assert re.fullmatch(r"· active \d\d:\d\d:\d\d", active), active
     assert float(room.get_attribute(row[SEATS[0]], "data-active") or 0) > 0

@@ -47,7 +47,7 @@ class Heard:
         self.attendees: dict[str, str] = {}
         self.revoked: list[str] = []
 
-    def set_attendee(self, seat: str, attendee: str, since: float) -> None:
+    def set_attendee(self, seat: str, attendee: str, joined: float) -> None:
         self.attendees[seat] = attendee
 
 

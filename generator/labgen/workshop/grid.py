@@ -181,15 +181,14 @@ class Grid:
                 seat, step, db.CHECK, source, outcome_of(verdict), messages_of(verdict)
             )
             cell = self._rows[seat].cells[step]
-            state = self._apply(cell, event, attempted)
+            changed = self._apply(cell, event, attempted) is not None
             current = cell.state
-            published = None if state is None else self._cell_event(seat, step, cell)
+            published = self._cell_event(seat, step, cell) if changed else None
         if attempted:  # the recorded time: a restart's replay finds the same
             self.touch(seat, event.at)
-        if published is None:
-            return current
-        self._publish(published)
-        return state
+        if published is not None:
+            self._publish(published)
+        return current  # the new state when it changed
 
     def record_run(self, seat: str, step: str, exit_code: int, seconds: float, output: str) -> None:
         """Record a "Run it for me" of `step` on `seat` (the checker then says what it did)."""
@@ -206,15 +205,16 @@ class Grid:
 
     # --- who sits there, and are they here --------------------------------------------
 
-    def set_attendee(self, seat: str, attendee: str, since: float = 0.0) -> None:
-        """The seat's attendee changed (assigned, joined, freed): `since` is when."""
+    def set_attendee(self, seat: str, attendee: str, joined: float = 0.0) -> None:
+        """The seat's attendee changed (assigned, joined, freed); `joined`: when they
+        joined (their own doing, so their last activity if none is later)."""
         with self._lock:
             row = self._rows.get(seat)
             if row is None:
                 return
             row.attendee = attendee
-            if attendee and since:
-                row.active = max(row.active, since)
+            if attendee and joined:
+                row.active = max(row.active, joined)
             event = self._presence(row)
         self._publish(event)
 

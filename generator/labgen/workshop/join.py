@@ -161,9 +161,10 @@ class RoomSeats:
 
 
 class Listener(Protocol):
-    """What the seating tells of its changes (the grid): a seat's attendee changed."""
+    """What the seating tells of its changes (the grid): a seat's attendee changed
+    (`joined`: when they joined, 0 when the instructor assigned or freed the seat)."""
 
-    def set_attendee(self, seat: str, attendee: str, since: float) -> None: ...
+    def set_attendee(self, seat: str, attendee: str, joined: float) -> None: ...
 
 
 class Seating:
@@ -221,7 +222,9 @@ class Seating:
             if old is not None and old.token != state.token and self.on_revoke is not None:
                 self.on_revoke(seat)
             if self.listener is not None and (old is None or old.attendee != state.attendee):
-                self.listener.set_attendee(seat, state.attendee, state.since)
+                # Joining is the attendee's own doing, an activity; an assignment is not.
+                joined = state.since if state.how == db.JOINED else 0.0
+                self.listener.set_attendee(seat, state.attendee, joined)
 
     # --- what the server asks ----------------------------------------------------------
 

@@ -52,10 +52,14 @@ class Serving:
     (and, over TLS, the certificate's fingerprint)."""
 
     def __init__(
-        self, name: str = NAME, seats: tuple[str, ...] = (SEAT1, SEAT2), *extra: str
+        self,
+        name: str = NAME,
+        seats: tuple[str, ...] = (SEAT1, SEAT2),
+        *extra: str,
+        listen: str = "127.0.0.1:0",  # a restart that pages come back to takes the port again
     ) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "labgen", "workshop", "serve", name, "--listen", "127.0.0.1:0"]
+            [sys.executable, "-m", "labgen", "workshop", "serve", name, "--listen", listen]
             + ["--stop-after", str(SERVER_DEADLINE), *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

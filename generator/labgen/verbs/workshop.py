@@ -143,7 +143,7 @@ def serve(
             f"the workshop server needs {exc.name}, which is not installed",
             hint="starlette and uvicorn come with labgen: install it again "
             "(`pip install --force-reinstall labgen`, or `pip install -e .` in a checkout); "
-            "xterm.js comes from scripts/setup-workshop.sh",
+            "in a checkout, xterm.js comes from scripts/setup-workshop.sh",
         ) from None
 
     security = security or Security()

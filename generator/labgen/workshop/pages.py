@@ -31,7 +31,9 @@ def require_vendor() -> None:
     if missing:
         raise PrerequisiteError(
             f"the workshop's terminal front-end is missing ({', '.join(missing)} in {VENDOR})",
-            hint="scripts/setup-workshop.sh installs xterm.js there with npm",
+            hint="in a checkout: scripts/setup-workshop.sh (npm ci from package-lock.json); "
+            "an installed labgen lacks it only if it was built without it: reinstall it where "
+            "npm is (`pip install --force-reinstall labgen`, or `pipx reinstall labgen`)",
         )
 
 

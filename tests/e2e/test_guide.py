@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -9,9 +10,11 @@ import subprocess
 import sys
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
+import labgen as labgen_package
 import pytest
 from helpers import PUBLISH_DNAT, PUBLISH_MASQUERADE, labgen, labgen_json, show
 
@@ -68,6 +71,16 @@ class Terminal:
             time.sleep(0.3)
         raise AssertionError(f"{text!r} never appeared; the screen was:\n{self.screen()}")
 
+    def wait_count(self, text: str, count: int, timeout: float = 90) -> str:
+        """The screen once `text` is on it `count` times (a prompt seen again)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if screen.count(text) >= count:
+                return screen
+            time.sleep(0.3)
+        raise AssertionError(f"{text!r} not {count} times; the screen was:\n{self.screen()}")
+
     def type(self, keys: str) -> None:
         if keys:
             subprocess.run(["tmux", "send-keys", "-t", self.name, "-l", keys], check=True)
@@ -77,9 +90,11 @@ class Terminal:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
 
 
-def guide_command(labgen_home: Path, cwd: Path | None = None) -> str:
-    env = f"LABGEN_HOME={shlex.quote(str(labgen_home))} COLUMNS=160"
-    run = f"{shlex.quote(sys.executable)} -m labgen guide {LAB}"
+def guide_command(labgen_home: Path, cwd: Path | None = None, machine: str = LAB) -> str:
+    # The labgen under test (this process's), whatever the tmux server's environment says.
+    source = shlex.quote(str(Path(labgen_package.__file__).resolve().parent.parent))
+    env = f"LABGEN_HOME={shlex.quote(str(labgen_home))} COLUMNS=160 PYTHONPATH={source}"
+    run = f"{shlex.quote(sys.executable)} -m labgen guide {machine}"
     where = shlex.quote(str(cwd or os.getcwd()))  # where `p` writes its picture
     # The shell stays on after the guide ends, so its exit status can be read on screen.
     return f"cd {where} && {env} {run}; echo GUIDE-EXIT=$?; sleep 600"
@@ -136,3 +151,59 @@ def test_interactive_guide_advance_check_quit_resume(
         assert "GUIDE-EXIT=0" in term.wait_for("GUIDE-EXIT=")
     finally:
         term.close()
+
+
+USER_BRIDGE = Path(__file__).parent / "labs" / "user-bridge"
+NEXT = "[Enter] next step"
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (scripts/setup-tests.sh)")
+def test_user_bridge_picture_then_guide_run_forms_and_the_last_step(
+    bring_up: Callable[[str], str], labgen_home: Path, tmp_path: Path
+) -> None:
+    """One user-bridge machine (issue 21 item 5): draw names labnet's bridge after its
+    network; the guide says when it runs a step's run: form instead of the command shown,
+    and quitting after the fifth step of five counts five."""
+    bring_up(str(USER_BRIDGE))
+    svg = tmp_path / "user-bridge.svg"
+    proc = labgen("draw", "user-bridge", "--step", "start-alpha", "-o", str(svg), "--json")
+    assert proc.returncode == 0, show(proc)
+    networks = {n["name"]: n for n in json.loads(proc.stdout)["wiring"]["networks"]}
+    labnet = networks["labnet"]
+    assert (
+        labnet["bridge"] == "br-" + labnet["id"][:12] and networks["bridge"]["bridge"] == "docker0"
+    )
+    texts = [t.text for t in ET.parse(svg).iter("{http://www.w3.org/2000/svg}text")]
+    assert f"{labnet['bridge']} (labnet)" in texts, texts
+
+    term = Terminal(guide_command(labgen_home, tmp_path, "user-bridge"))
+    try:
+        term.wait_for("Resuming lab user-bridge at step 3 of 5")
+        page = term.wait_for("[Enter] run it").split("Step 3 of 5: ping-by-name")[-1]
+        assert "Enter runs the step's non-interactive form instead (its run:)" in page, page
+        assert "$ docker run --pull never --rm --network labnet busybox ping -c 2 alpha" in page
+        term.type("")  # run ping-by-name: its run: form
+        screen = term.wait_count(NEXT, 1)
+        ran = screen.split("Step 3 of 5")[-1]
+        assert "running the step's non-interactive form (its run:), not the command shown" in ran
+        assert "2 packets transmitted, 2 packets received" in ran, ran
+        term.type("")  # on to isolated
+        term.wait_for("Step 4 of 5: isolated")
+        term.type("")
+        term.wait_count(NEXT, 2)
+        term.type("")  # on to remove-alpha, which has no run: form
+        term.wait_for("Step 5 of 5: remove-alpha")
+        term.type("")
+        screen = term.wait_count(NEXT, 3)
+        last = screen.split("Step 5 of 5: remove-alpha")[-1]
+        assert "running it on the machine:" in last and "non-interactive" not in last, last
+        assert "✓ done" in last, last
+        term.type("q")  # quit after the fifth step ran
+        screen = term.wait_for("GUIDE-EXIT=")
+        assert "GUIDE-EXIT=0" in screen
+        assert "stopped after 5 of 5 steps: the lab is done" in screen, screen
+        assert "stopped after 4 of 5" not in screen
+    finally:
+        term.close()
+    code, machines = labgen_json("status")
+    assert code == 0 and len(machines[0]["steps_run"]) == 5, machines

@@ -150,7 +150,7 @@ def verify_cmd(
         from labgen.docs.junit import write_junit
 
         write_junit(Path(junitxml), [run.lab for run in runs], reports)
-    ui.print_verify(reports, as_json)
+    ui.print_verify(reports, as_json, verify.kept_machines(reports), when)
     if not as_json:
         ui.print_recordings(reports)
     sys.exit(EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED)

@@ -18,8 +18,12 @@ from labgen.ui import printers, views
 class TerminalScreen:
     """The guide on a terminal: rich output, answers from click's prompt."""
 
+    # The step on screen: what `running` runs (the verb shows a step, then runs it).
+    _shown: Step | None = None
+
     def step(self, number: int, total: int, step: Step, engine: str) -> None:
         """A step's title, explanation, engine note and command."""
+        self._shown = step
         printers.show_guide_step(number, total, step, engine)
 
     def ask_before(self) -> str:
@@ -38,7 +42,8 @@ class TerminalScreen:
         printers.note(f"Resuming lab {lab} at step {number} of {total}.")
 
     def running(self) -> None:
-        printers.note("running it on the machine:")
+        """What runs now: the command shown, or the step's `run:` form in its place."""
+        printers.note(_running(self._shown))
 
     def diff(self, changes: Diff) -> None:
         printers.show_diff(changes)
@@ -63,3 +68,18 @@ class TerminalScreen:
 
     def error(self, exc: LabgenError) -> None:
         printers.error(exc)
+
+
+def _running(step: Step | None) -> str:
+    """The line before a step's output: a step with a `run:` form runs that, not the
+    command the page shows (an interactive one), and the learner is told so.
+
+    >>> step = Step(id="a", title="A", explain="E", command="docker run -it x", run="run -d x")
+    >>> print(_running(step))
+    running the step's non-interactive form (its run:), not the command shown:
+      $ run -d x
+    """
+    if step is None or step.run is None:
+        return "running it on the machine:"
+    lines = "".join(f"\n  $ {line}" for line in step.run.strip().splitlines())
+    return "running the step's non-interactive form (its run:), not the command shown:" + lines

@@ -85,9 +85,14 @@ class _Walk:
     screen: Screen
     auto: bool
 
-    def _result(self, index: int, *, failed: str | None = None, quit: bool = False) -> GuideResult:
-        total = len(self.session.lab.steps)
-        return GuideResult(self.session.lab.name, index, total, failed_step=failed, quit=quit)
+    def _result(self, *, failed: str | None = None, quit: bool = False) -> GuideResult:
+        """How the walk ended; `completed` counts up to the furthest step done, where
+        `labgen guide` resumes (not the step on screen: quitting after a step ran
+        leaves that step done)."""
+        lab = self.session.lab
+        done = furthest_done(lab, self.session.state)
+        completed = lab.step_index(done.id) + 1 if done is not None else 0
+        return GuideResult(lab.name, completed, len(lab.steps), failed_step=failed, quit=quit)
 
     def step(self, index: int) -> int | GuideResult:
         """Show step `index` and act on the answers: the next index, or how it ended."""
@@ -99,15 +104,15 @@ class _Walk:
         }
         choice = "" if self.auto else _ask(screen.ask_before, BEFORE, picture)
         if choice == "q":
-            return self._result(index, quit=True)
+            return self._result(quit=True)
         if choice in ("b", "s"):
             return max(0, index - 1) if choice == "b" else index + 1
         if choice == "" and not self._run(step) and self.auto:
-            return self._result(index, failed=step.id)
+            return self._result(failed=step.id)
         verdict = _checks(self.session, step, screen)
         failing = verdict is not None and not verdict.ok
         if self.auto:
-            return self._result(index, failed=step.id) if failing else index + 1
+            return self._result(failed=step.id) if failing else index + 1
         return self._after(index, step, picture, retry=failing)
 
     def _run(self, step: Step) -> bool:
@@ -126,7 +131,7 @@ class _Walk:
         allowed = ("", "b", "q", *(("r",) if retry else ()))
         after = _ask(partial(self.screen.ask_after, retry, "t" in actions), allowed, actions)
         if after == "q":
-            return self._result(index, quit=True)
+            return self._result(quit=True)
         if after == "r":
             return index
         return max(0, index - 1) if after == "b" else index + 1

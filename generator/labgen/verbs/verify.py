@@ -212,8 +212,17 @@ def verify_lab(
             except LabgenError as exc:
                 report.error = report.error or f"destroy failed: {exc.message}"
         report.seconds = round(time.monotonic() - started, 1)
+    if not report.destroyed and instance.exists():
+        event(run.label, f"kept the machine {name} (--destroy {destroy.value})")
     event(run.label, "PASSED" if report.ok else "FAILED")
     return report
+
+
+def kept_machines(reports: Sequence[LabReport]) -> list[str]:
+    """The machines verify left standing (--destroy never, or on-success after a failure),
+    each a machine one can get into: `labgen ssh NAME`, `labgen check NAME`."""
+    standing = [r for r in reports if not r.destroyed]
+    return [r.machine for r in standing if registry.instance_named(r.machine).exists()]
 
 
 def _walk_steps(name: str, report: LabReport, event: Callable[[str], None]) -> None:

@@ -220,11 +220,16 @@ class Checker:
         wall = time.monotonic() - began
         now = _children_cpu()
         with self._lock:
+            limit = self.limit
             self.checks_run += 1
             used, self._children_cpu = now - self._children_cpu, now
             if used > 0:
                 self._cpu_per_check = 0.8 * self._cpu_per_check + 0.2 * used
             self._wall_per_check = 0.8 * self._wall_per_check + 0.2 * wall
+            if self.limit != limit:
+                log.info("background checks at once: %d (was %d)", self.limit, limit)
+        # For a server that logs at DEBUG (bench/workshop.py): each check's cost.
+        log.debug("checked %s on %s: %.2f s, %.2f s of CPU since the last", step, seat, wall, used)
         return verdict
 
     def figures(self) -> dict[str, float]:

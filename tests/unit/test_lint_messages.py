@@ -157,6 +157,19 @@ def test_image_and_engine_errors_point_at_lab_yaml_never_the_package(
     assert named and (REPO / named.group(1)).is_file(), message
 
 
+def test_an_unknown_engine_on_the_command_line_names_the_checkout_not_the_package(
+    tmp_path: Path,
+) -> None:
+    """verify plans its runs before any machine starts: a bad --engine is exit 2."""
+    outcome = run_labgen("verify", "bridge", "-e", "19.03", env={"LABGEN_HOME": str(tmp_path)})
+    assert outcome.returncode == EXIT_USAGE, outcome
+    no_traceback(outcome)
+    assert "unknown Docker engine '19.03'; labgen has: 20.10, 26.1, 28.5" in outcome.stderr
+    assert f"in {recipe.RECIPE_IN_CHECKOUT} of a labgen source checkout" in outcome.stderr
+    assert (REPO / recipe.RECIPE_IN_CHECKOUT).is_file()
+    assert "site-packages" not in outcome.stderr and str(recipe.RECIPE_FILE) not in outcome.stderr
+
+
 # --- what checks.py imports -------------------------------------------------------------
 
 

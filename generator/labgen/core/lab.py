@@ -443,15 +443,10 @@ def iter_labs(
         yield lab
 
 
-# Where a lab author who needs more than labgen ships can add it: the recipe of a source
-# checkout (the installed package's copy is rebuilt at every install, and never theirs).
-_RECIPE_IN_CHECKOUT = "generator/labgen/machine/recipe.yaml"
-
-
 def _check_images(lab_file: Path, tree: yaml.Node | None, spec: LabSpec) -> None:
     # Imported here: the image table is the recipe's data, and lab.py should load
     # without it for the JSON schema and the unit tests of pure validation.
-    from labgen.machine.recipe import known_images
+    from labgen.machine.recipe import RECIPE_IN_CHECKOUT, known_images
 
     known = ", ".join(sorted(known_images()))
     for index, image in enumerate(spec.images):
@@ -461,12 +456,12 @@ def _check_images(lab_file: Path, tree: yaml.Node | None, spec: LabSpec) -> None
                 f"{image!r} has no offline substitute (lab machines reach no registry); "
                 f"known images: {known}. In lab.yaml, use one of those for images: and in "
                 f"the steps; a new substitute is an entry under images: in "
-                f"{_RECIPE_IN_CHECKOUT} of a labgen source checkout (then `labgen box build`)"
+                f"{RECIPE_IN_CHECKOUT} of a labgen source checkout (then `labgen box build`)"
             )
 
 
 def _check_engines(lab_file: Path, tree: yaml.Node | None, spec: LabSpec) -> None:
-    from labgen.machine.recipe import engines
+    from labgen.machine.recipe import RECIPE_IN_CHECKOUT, engines
 
     known = engines()
     named: list[tuple[tuple[str | int, ...], str]] = [(("engine",), spec.engine)]
@@ -480,7 +475,7 @@ def _check_engines(lab_file: Path, tree: yaml.Node | None, spec: LabSpec) -> Non
                 f"{lab_file}:{_line(tree, loc)}: field '{_dotted(loc)}': Docker engine "
                 f"{engine!r} is not one labgen builds; it has: {', '.join(known)}. In "
                 f'lab.yaml, name one of those (quoted: "{known[-1]}"); a new engine is an '
-                f"entry under engines: in {_RECIPE_IN_CHECKOUT} of a labgen source checkout "
+                f"entry under engines: in {RECIPE_IN_CHECKOUT} of a labgen source checkout "
                 "(a Debian suite whose docker.io is that engine)"
             )
 

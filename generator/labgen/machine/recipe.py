@@ -24,6 +24,10 @@ from labgen.core import resources
 from labgen.core.errors import UsageError
 
 RECIPE_FILE = Path(__file__).with_name("recipe.yaml")
+# Where a lab author who needs more than labgen ships adds it: the recipe of a source
+# checkout. Messages name this, never RECIPE_FILE: installed, that is the package's copy
+# (site-packages in a wheel), replaced at every install and never the user's to edit.
+RECIPE_IN_CHECKOUT = "generator/labgen/machine/recipe.yaml"
 IMAGES_DIR_IN_MACHINE = "/opt/labgen/images"
 LABEL_SUBSTITUTE = "org.labgen.substitute"
 BOX_SCRIPTS = ("configure-rootfs.sh", "labgen-init.sh", "configure-vm.sh")
@@ -120,7 +124,11 @@ def engine(name: str | None) -> str:
     if name is None:
         return recipe_spec().default_engine
     if name not in recipe_spec().engines:
-        raise UsageError(f"unknown Docker engine {name!r}; labgen has: {', '.join(engines())}")
+        raise UsageError(
+            f"unknown Docker engine {name!r}; labgen has: {', '.join(engines())}",
+            hint=f"a new engine is an entry under engines: in {RECIPE_IN_CHECKOUT} of a "
+            "labgen source checkout (a Debian suite whose docker.io is that engine)",
+        )
     return name
 
 

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.e2e
 NAME = "wsh"
 SEAT = f"{NAME}-01"
 VIEWPORT = {"width": 1400, "height": 900}
-WATCH_VIEWPORT = {"width": 900, "height": 500}  # another size than the attendee's
+WATCH_VIEWPORT = {"width": 640, "height": 480}  # smaller than the attendee's terminal
 PROMPT = r"\$\s*$"  # the shell waits at its prompt, on the last line written
 
 
@@ -178,20 +178,27 @@ def watched(
     browser: BrowserContext, page: Page, instructor: str, shell_pid: str, shots: Path
 ) -> None:
     """The instructor's watch shows Terminal 1; its keys go nowhere, and its size
-    (another than the attendee's) never resizes the attendee's window."""
+    (smaller than the attendee's) leaves the attendee's window as it was."""
     page.click('[data-terminal-tab="1"]')
     size = page.evaluate("() => [window.labTerminal.rows, window.labTerminal.cols]")
-    typed(page, "trap 'echo got-\"winch\"' WINCH\r")  # a resize would show
-    wait_text(page, 1, r"WINCH\n.*\$\s*$")
     watch = browser.new_page()
     watch.set_viewport_size(WATCH_VIEWPORT)
     watch.goto(instructor + f"seats/{SEAT}/watch")
     wait_text(watch, 1, f"pid={shell_pid}")
     watch.click("#terminal")
     watch.keyboard.type("echo WATCHER-TYPED\n")
+    watch_size = watch.evaluate("() => [window.labTerminal.rows, window.labTerminal.cols]")
+    assert watch_size[0] < size[0] and watch_size[1] < size[1], (watch_size, size)
+    # Terminal 1's window as tmux has it, asked from Terminal 2 (Terminal 1 untouched)
+    page.click('[data-terminal-tab="2"]')
+    typed(
+        page, "tmux -L labgen list-windows -t =labgen-1 -F 'win=#{window_height}x#{window_width}'\r"
+    )
+    wait_text(page, 2, rf"\nwin={size[0]}x{size[1]}\n")
+    page.click('[data-terminal-tab="1"]')
     typed(page, "echo attendee-typed; stty size\r")
     wait_text(page, 1, rf"\n{size[0]} {size[1]}\n")  # the attendee's own size
     wait_text(watch, 1, r"\nattendee-typed")
     text = str(page.evaluate(f"() => {rows_of(1)}"))
-    assert "WATCHER-TYPED" not in text and "got-winch" not in text, text
+    assert "WATCHER-TYPED" not in text, text
     watch.screenshot(path=str(shots / "shells-watch.png"))

@@ -9,14 +9,23 @@ tmux client, never the shell itself: the shell lives in a tmux session (`labgen-
 a restart of `serve`, a dropped Wi-Fi or a closed tab detaches a client and leaves the
 shell, its variables, its working directory, its screen and whatever it runs. The next
 page attaches again, and tmux draws the screen afresh for it: the server keeps no
-backlog of its own. A seat reset gives a new machine, and so new shells.
+backlog of its own. A seat reset gives a new machine, and so new shells. tmux's server
+leaves the SSH session when it starts (it is a daemon), so the end of the connection
+that started it ends nothing: the docker provider's machines have no logind, and where
+systemd-logind runs (a libvirt VM), Debian's default KillUserProcesses=no keeps them.
+
+Why a session per terminal, not windows of one session: every client of a session
+shows the session's current window, so two tabs on two windows would flip each other
+(grouped sessions would fix that, with a session per page to clean up).
 
 Every page is a client of its own (its own SSH connection and pty): tmux then sizes
 the window to the page that typed last (`window-size latest`), redraws each page on
 attach, and two tabs of a seat show the same shell. The instructor's watch attaches
 read-only and ignoring its size (`attach-session -r -f ignore-size`): it sees the
 attendee's screen at the attendee's size, and its keys go nowhere, twice over: the
-relay drops them, and tmux would too.
+relay drops them, and tmux would too. (With no attendee's page attached, tmux sizes
+the window to the watcher all the same: it has no client that never counts. The
+attendee's page, back, sizes it again.)
 
 `relay` is the websocket's side: the shell's output as binary frames; the page's keys
 and size as JSON text frames ({"input": ...} or {"cols": C, "rows": R}). Which shell
@@ -73,7 +82,7 @@ OPTIONS = (
     # an editor's Esc would feel; the relay delivers a key's bytes together.
     ("escape-time", "10"),
     # The window follows the page that typed last (tmux 3.1's default, said here: a
-    # watcher, which attaches with ignore-size, never counts).
+    # watcher never types, and attaches with ignore-size besides).
     ("window-size", "latest"),
     # 256 colours and italics inside (bookworm's tmux 3.3 says "screen"); Debian's
     # ncurses-base ships its terminfo on every suite the machines use.

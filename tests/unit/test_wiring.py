@@ -165,19 +165,26 @@ def veth_lines(w: wiring.Wiring) -> tuple[list[tuple[wiring.End, wiring.End]], l
 @pytest.mark.parametrize(
     "name", [FOUR, "netns-20.10-host-veth.txt", "port-forwarding-20.10-publish-port.txt"]
 )
-def test_each_container_sits_under_its_veth_and_no_veth_lines_cross(name: str) -> None:
+def test_each_container_sits_under_its_veth_and_no_lines_cross(name: str) -> None:
     w = gathered(name)
     pairs, lines = veth_lines(w)
     assert pairs, "the recording has veth pairs"
     assert crossed(lines) == [], [(pairs[i], pairs[j]) for i, j in crossed(lines)]
-    # Bridges above their ports.
+    # Bridges above their ports, and the lines to their ports do not cross either.
     machine = w.find("the machine")
     assert machine is not None
     at = layout(w)
     names = {i.name: i for i in machine.interfaces}
+    ports = []
     for port in (i for i in machine.interfaces if i.master in names):
-        bridge = names[str(port.master)]
-        assert at[f"n{machine.inode}_{bridge.index}"][1] > at[f"n{machine.inode}_{port.index}"][1]
+        bridge, end = (
+            at[f"n{machine.inode}_{names[str(port.master)].index}"],
+            at[f"n{machine.inode}_{port.index}"],
+        )
+        assert bridge[1] > end[1], port
+        ports.append((bridge[0], end[0]))
+    # Lines from one bridge share their upper end: only lines from two bridges can cross.
+    assert [(i, j) for i, j in crossed(ports) if ports[i][0] != ports[j][0]] == [], ports
 
 
 def test_the_crossing_check_sees_crossed_lines() -> None:

@@ -35,7 +35,7 @@ def to_dot(wiring: Wiring, title: str = "") -> Any:
     order = port_order(wiring)
     listener_nodes: ListenerNodes = {}
     for ns in _namespaces_in_order(wiring, order):
-        _add_namespace(graph, ns, listener_nodes, wiring)
+        _add_namespace(graph, ns, listener_nodes, wiring, order)
     for ns in wiring.namespaces:
         _add_bridge_ports(graph, ns, order)
     _add_veth_pairs(graph, wiring, order)
@@ -133,7 +133,11 @@ def _iface_label(iface: Interface, wiring: Wiring | None = None) -> str:
 
 
 def _add_namespace(
-    graph: Any, ns: Namespace, listener_nodes: ListenerNodes, wiring: Wiring | None = None
+    graph: Any,
+    ns: Namespace,
+    listener_nodes: ListenerNodes,
+    wiring: Wiring | None = None,
+    order: dict[tuple[int, int], int] | None = None,
 ) -> None:
     """The namespace's box with its interfaces and listeners; the listeners' nodes are
     noted in `listener_nodes`. A namespace other than the machine's is one row: its
@@ -149,7 +153,7 @@ def _add_namespace(
         )
         if ns.kind != "machine":
             box.attr(rank="same")
-        for iface in ns.interfaces:
+        for iface in _in_order(ns, order):
             colour = {"bridge": _BRIDGE, "veth": _VETH}.get(iface.kind, _OTHER)
             label = _iface_label(iface, wiring)
             box.node(_node_id(ns.inode, iface.index), label, fillcolor=colour)
@@ -157,6 +161,22 @@ def _add_namespace(
             node = f"l{ns.inode}_{n}"
             listener_nodes[(ns.inode, listener.port)] = node
             _add_listener(box, node, listener)
+
+
+def _in_order(ns: Namespace, order: dict[tuple[int, int], int] | None) -> list[Interface]:
+    """`ns`'s interfaces in the order the picture puts them left to right: bridges (as
+    `ip` lists them), then the ends in `order`, then the others. dot starts from the
+    order nodes are given in and keeps it where nothing crosses."""
+    if not order:
+        return list(ns.interfaces)
+
+    def key(iface: Interface) -> tuple[int, int]:
+        if iface.kind == "bridge":
+            return (0, ns.interfaces.index(iface))
+        place = order.get((ns.inode, iface.index))
+        return (1, place) if place is not None else (2, ns.interfaces.index(iface))
+
+    return sorted(ns.interfaces, key=key)
 
 
 def _add_listener(box: Any, node: str, listener: Listener) -> None:

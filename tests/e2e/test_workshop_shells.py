@@ -202,3 +202,8 @@ def watched(
     text = str(page.evaluate(f"() => {rows_of(1)}"))
     assert "WATCHER-TYPED" not in text, text
     watch.screenshot(path=str(shots / "shells-watch.png"))
+    # watch?n=2 shows Terminal 2 (the printed link made the cookie the page now goes by)
+    other = browser.new_page()
+    other.goto(instructor.split("/i/")[0] + f"/i/seats/{SEAT}/watch?n=2")
+    text = wait_text(other, 1, rf"\nwin={size[0]}x{size[1]}\b")  # wider: tmux fills the rest
+    assert "attendee-typed" not in text, text

@@ -35,6 +35,7 @@ serve, served = security.serve, security.served
         ({"cols": "1"}, "cols=1"),
         ({"cols": "501"}, "cols=501"),
         ({"rows": "9" * 40}, "rows=" + "9" * 20),  # shown cut short
+        ({"rows": "9" * 5000}, "rows=" + "9" * 20),  # more digits than int() takes
         ({"rows": ""}, "rows=''"),
     ],
 )
@@ -144,3 +145,24 @@ def test_a_bad_query_is_said_on_the_page_and_closes_with_one_log_line(
     ours = [r.getMessage() for r in caplog.records if r.name.startswith("labgen.workshop")]
     assert ours == ["pf-01: refused a terminal socket: " + said["error"]], ours
     assert served.seat_token not in ours[0]
+
+
+def test_a_page_that_falls_behind_is_ended_rather_than_shown_a_hole() -> None:
+    """Output for a page whose queue is full ends that page's stream (it reconnects and
+    tmux draws the screen whole) instead of dropping a piece of the screen."""
+    import asyncio
+    import threading
+
+    async def main() -> list[bytes | None]:
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=3)
+        loop = asyncio.get_running_loop()
+        sender = threading.Thread(
+            target=lambda: [terminal._send(loop, queue, b"%d" % i) for i in range(5)]
+        )
+        sender.start()
+        await asyncio.to_thread(sender.join)
+        await asyncio.sleep(0.05)  # the offers run on this loop
+        return [queue.get_nowait() for _ in range(queue.qsize())]
+
+    # three fit, the fourth ends the stream, the fifth finds room after the end
+    assert asyncio.run(main()) == [None, b"4"]

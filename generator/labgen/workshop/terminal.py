@@ -147,8 +147,9 @@ def _whole(query: Mapping[str, str], name: str, default: int, bounds: tuple[int,
     if raw is None:
         return default
     low, high = bounds
-    # isdecimal, not int(): int() takes " 7", "+7", "٧" and "1_0"
-    if not (raw.isascii() and raw.isdecimal() and low <= int(raw) <= high):
+    # isdecimal, not int(): int() takes " 7", "+7", "٧" and "1_0"; and a few digits
+    # only: int() refuses over 4300 (a ValueError that would escape as a traceback)
+    if not (raw.isascii() and raw.isdecimal() and len(raw) <= 6 and low <= int(raw) <= high):
         shown = repr(raw[:20]) if not raw.isdecimal() else raw[:20]
         raise BadRequest(
             f"the terminal's {name}={shown} is not a whole number from {low} to {high}"
@@ -315,7 +316,13 @@ class Terminal:
 
 def _send(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any], item: Any) -> None:
     def offer() -> None:
-        if not queue.full():
+        if queue.full():
+            # The page fell behind: a hole in what it shows would stay there. Its end
+            # instead: the page reconnects, and tmux draws the screen whole again.
+            while not queue.empty():
+                queue.get_nowait()
+            queue.put_nowait(None)
+        else:
             queue.put_nowait(item)
 
     # The page's loop may be gone already (server stopping): nothing left to tell.

@@ -81,7 +81,8 @@
         shell.up = false;
         if (shell === active) showStatus();
         setTimeout(connect, shell.retry);
-        shell.retry = Math.min(shell.retry * 2, 8000);
+        // soon enough to be back within a second or two of a restarted server
+        shell.retry = Math.min(shell.retry * 2, 2000);
       };
     }
 

@@ -4,9 +4,10 @@ One workshop of one seat of the netns lab, the lab that asks for a second termin
 Terminal 1 gets a variable, a working directory and a container's shell in the
 foreground (`docker run -it busybox`); `workshop serve` is stopped and started again,
 and the page, reconnected by itself and then reloaded, finds the same shell with its
-screen; Terminal 2 is another shell on the same machine; the instructor's watch shows
-Terminal 1 and cannot type into it, nor change its size. The seat is always removed
-with `workshop down`, and every server started here is stopped.
+screen; Terminal 2 is another shell on the same machine, whose history the mouse wheel
+scrolls; the instructor's watch shows Terminal 1 and cannot type into it, nor change
+its size, and `watch?n=2` shows Terminal 2. The seat is always removed with
+`workshop down`, and every server started here is stopped.
 """
 
 from __future__ import annotations

@@ -8,8 +8,10 @@ connection, channel or key exchange on the host). MISSES_FOR_DOWN probes in a ro
 get no answer within PROBE_TIMEOUT (the second RETRY_AFTER the first) turn the grid's
 row to MACHINE_DOWN: a machine that stops answering shows within PROBE_EVERY + 2 x
 PROBE_TIMEOUT + RETRY_AFTER = 11 s at worst, a killed one (its port refuses at once)
-within about PROBE_EVERY + RETRY_AFTER. The first answer after that turns the row back
-to ready. Seats being reset, or whose reset failed, are the reset's, not the watch's.
+within about PROBE_EVERY + RETRY_AFTER. A machine that answers while its Docker does not
+is probed again at the usual PROBE_EVERY, so that a restart of dockerd (a few seconds)
+is not a machine down. The first answer after that turns the row back to ready. Seats
+being reset, or whose reset failed, are the reset's, not the watch's.
 
 A seat shown down is never checked (checker.py asks `probe_now` before it records a
 check that did not pass; service.py before an attendee's Check or "Run it for me"): a
@@ -57,13 +59,14 @@ class _Line:
     asked: int = 0  # the number of the last probe written to the shell
     unread: bytes = b""  # what the shell said after the last answer read
     misses: int = 0
+    shell_answered: bool = False  # the last probe's shell answered (whatever Docker said)
     generation: int = 0  # bumped by forget(): a probe begun before it counts for nothing
     opened_for: int = -1  # the generation the shell was opened in
     busy: threading.Lock = field(default_factory=threading.Lock)  # one probe at a time
 
     def close(self) -> None:
         self.stack.close()
-        self.shell, self.unread = None, b""
+        self.shell, self.unread, self.shell_answered = None, b"", False
 
 
 def probe_machine(line: _Line, seat: str) -> str | None:
@@ -104,6 +107,7 @@ def _ping(line: _Line) -> str | None:
     open across a miss: a stalled machine may answer the next probe on it.
     """
     assert line.shell is not None
+    line.shell_answered = False
     line.asked += 1
     marker = f"@@{line.asked} ".encode()
     deadline = time.monotonic() + PROBE_TIMEOUT
@@ -120,7 +124,7 @@ def _ping(line: _Line) -> str | None:
     except (OSError, EOFError, paramiko.SSHException) as exc:
         return _no_answer(exc)
     answer, _, rest = line.unread[line.unread.index(marker) + len(marker) :].partition(b"\n")
-    line.unread = rest
+    line.unread, line.shell_answered = rest, True
     code, _, said = answer.decode(errors="replace").partition(" ")
     if code != "0" or said.strip() != "OK":
         return f"its Docker does not answer (curl exit {code})"
@@ -210,7 +214,10 @@ class Watch:
                 why = self.probe_once(seat)
             except Exception:  # a bug here must not end the seat's watch silently
                 log.exception("watching seat %s failed", seat)
-            self._stop.wait(self.every if why is None else min(self.every, RETRY_AFTER))
+            # A silent machine is probed again soon; a machine whose shell answers but
+            # whose Docker does not may be restarting it (a few seconds): the usual wait.
+            soon = why is not None and not self._lines[seat].shell_answered
+            self._stop.wait(min(self.every, RETRY_AFTER) if soon else self.every)
 
     def probe_once(self, seat: str, fresh: bool = False) -> str | None:
         """One probe of `seat` (`fresh`: on a new connection) and its effect on the row;

@@ -282,3 +282,24 @@ def test_a_malformed_run_for_me_body_is_a_400_and_changes_nothing(
     status, _, text = fetch(served.instructor + "run-for-me", "POST", body)
     assert status == 400 and "enabled" in json.loads(text)["error"]
     assert served.service.grid.run_for_me
+
+
+@pytest.mark.parametrize(
+    ("query", "target"),
+    [
+        ("?n=2", "/i/seats/pf-01/watch?n=2"),
+        ("?n=22", "/i/seats/pf-01/watch"),
+        ("?n=%3Cb%3E", "/i/seats/pf-01/watch"),
+        ("", "/i/seats/pf-01/watch"),
+    ],
+)
+def test_a_watch_link_keeps_which_terminal_it_shows(
+    served: Served, query: str, target: str
+) -> None:
+    """Regression: the first visit's redirect dropped `?n=2`, so the instructor's link to
+    an attendee's Terminal 2 showed Terminal 1; only a single digit is carried over."""
+    token = served.room.instructor_token
+    status, _, body = fetch(f"{served.base}/i/{token}/seats/pf-01/watch{query}")
+    assert status == 200
+    found = re.search(r'http-equiv="refresh" content="0; url=([^"]+)"', body)
+    assert found and found[1] == target, body

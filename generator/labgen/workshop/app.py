@@ -180,6 +180,11 @@ class Site:
         else:
             name, scope = INSTRUCTOR_COOKIE, "/i/"
             target = f"/i/seats/{seat}/watch" if seat is not None else "/i/"
+            # Which of the seat's terminals a watch link shows (terminal.py checks it
+            # again); only a single digit is carried, nothing else of the query.
+            terminal = conn.query_params.get("n", "")
+            if seat is not None and len(terminal) == 1 and terminal.isdigit():
+                target += f"?n={terminal}"
             if path.rstrip("/").endswith("/sheet"):
                 target = "/i/sheet"
         response = _redirecting(target)

@@ -4,6 +4,9 @@ fails now. The e2e side (tests/e2e/test_verify.py) runs the same on real machine
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from helpers import labgen, show
 from labgen.core.results import FAIL, PASS, RAN, CheckResult, CheckRun, StepReport
 from labgen.verbs.verify import _judge_after
 
@@ -70,3 +73,21 @@ def test_problems_of_the_run_fail_the_step() -> None:
     run = CheckRun("lab", "b", False, [result("own", "b", "passed")], ["the checks did not load"])
     _judge_after(report, "b", run, has_own=True)
     assert report.status == FAIL and "the checks did not load" in report.reason
+
+
+def test_a_lab_without_checks_is_refused_before_any_machine(
+    labgen_home: Path, tmp_path: Path
+) -> None:
+    """A lab whose checks.py holds no checks would verify green (every step "ran")
+    though verify proved nothing about it: it is bad input (lint's), exit 2, naming
+    the file, and no machine is made."""
+    made = labgen("new", "unchecked", "--dir", str(tmp_path))
+    assert made.returncode == 0, show(made)
+    checks = tmp_path / "unchecked" / "checks.py"
+    checks.write_text('"""Nothing checked yet."""\n')
+    proc = labgen("verify", str(tmp_path / "unchecked"))
+    assert proc.returncode == 2, show(proc)
+    assert f"{checks}: no checks" in proc.stderr and "Traceback" not in proc.stderr
+    assert "no machine was started" in proc.stderr
+    instances = labgen_home / "instances"
+    assert not instances.exists() or not any(instances.iterdir())

@@ -7,6 +7,7 @@ result can be printed for people or as JSON by one renderer.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -184,11 +185,6 @@ class LabReport:
 
     def to_json(self) -> dict[str, object]:
         return {**asdict(self), "ok": self.ok, "drift": bool(self.drifted)}
-
-
-# Appended while another change edits the top of this file: this import belongs with
-# the others up there, and moves there once both changes are in.
-from pathlib import Path  # noqa: E402
 
 
 @dataclass(frozen=True)

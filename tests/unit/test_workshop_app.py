@@ -303,3 +303,12 @@ def test_a_watch_link_keeps_which_terminal_it_shows(
     assert status == 200
     found = re.search(r'http-equiv="refresh" content="0; url=([^"]+)"', body)
     assert found and found[1] == target, body
+
+
+def test_a_command_typed_in_a_terminal_is_the_attendees_last_activity(served: Served) -> None:
+    """Regression: a key that ended a line poked the checker only, so an attendee who
+    typed for an hour showed on the grid as last active when they opened the page."""
+    before = served.service.grid.snapshot("pf-01")["rows"][0]["active"]
+    served.service._typed("pf-01")  # what the terminal calls on Enter
+    after = served.service.grid.snapshot("pf-01")["rows"][0]["active"]
+    assert after > before

@@ -60,6 +60,10 @@ def connect(ssh_config: Path, timeout: float = 15) -> Iterator[paramiko.SSHClien
             username=config.get("user"),
             key_filename=config.get("identityfile", [None])[0],
             timeout=timeout,
+            # A port that accepts while its sshd hangs (a frozen machine) would hold the
+            # connection for paramiko's own 15 s banner wait, whatever `timeout` says.
+            banner_timeout=timeout,
+            auth_timeout=timeout,
             allow_agent=False,
             look_for_keys=False,
         )

@@ -127,7 +127,7 @@ def serve(
     listen: str,
     on_ready: Callable[[Room, str, str | None, str], None],
     stop_after: float | None = None,
-    workers: int = 1,
+    workers: int | None = None,  # None: derived from the cores and the checks' CPU (checker.py)
     security: Security | None = None,
 ) -> None:
     """Serve the workshop's pages until Ctrl-C (or `stop_after` seconds); `on_ready`

@@ -90,8 +90,14 @@ class RoomService:
             min_period=min_period,
             answers=lambda seat: self.watch.probe_now(seat) is None,
         )
-        self.terminals = Terminals(ssh_config_of, self.checker.poke)
+        self.terminals = Terminals(ssh_config_of, self._typed)
         self._locks = {seat: threading.Lock() for seat in room.seats}
+
+    def _typed(self, seat: str) -> None:
+        """A key that ends a line in a seat's terminal: a command ran, so the seat is
+        checked soon, and it is the attendee's last activity on the grid."""
+        self.checker.poke(seat)
+        self.grid.touch(seat)
 
     def start(self) -> None:
         self.watch.start()

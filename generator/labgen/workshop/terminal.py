@@ -12,7 +12,7 @@ page attaches again, and tmux draws the screen afresh for it: the server keeps n
 backlog of its own. A seat reset gives a new machine, and so new shells. tmux's server
 leaves the SSH session when it starts (it is a daemon), so the end of the connection
 that started it ends nothing: the docker provider's machines have no logind, and where
-systemd-logind runs (a libvirt VM), Debian's default KillUserProcesses=no keeps them.
+systemd-logind runs (a VM), Debian's default KillUserProcesses=no keeps them.
 
 Why a session per terminal, not windows of one session: every client of a session
 shows the session's current window, so two tabs on two windows would flip each other

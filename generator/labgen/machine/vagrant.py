@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -150,14 +150,40 @@ def tail(path: Path, lines: int = 15) -> str:
 
 
 def stop_process_group(proc: subprocess.Popen[str], grace: float = 30) -> None:
-    """Interrupt a child and its group as Ctrl-C would; kill it if it lingers."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGINT)
+    """Interrupt a child and its group as Ctrl-C would; kill it if it lingers.
+
+    Vagrant may end before the processes it started (a `docker` call of the provider):
+    they are in its group, and are waited for too, so that nothing works on in an
+    instance dir that is about to be removed.
+    """
+    if proc.poll() is None:
+        _signal_group(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+    _end_group(proc.pid, grace=5)
+
+
+def _signal_group(pgid: int, number: int) -> bool:
+    """Send `number` to the process group; False when the group has no process left."""
     try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        os.killpg(pgid, number)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _end_group(pgid: int, grace: float) -> None:
+    """What is left of the group (its leader gone): interrupted, killed after `grace`
+    seconds, waited for a moment more (a zombie waits for its parent, not for us)."""
+    if not _signal_group(pgid, signal.SIGINT):
+        return
+    deadline = time.monotonic() + grace
+    while _signal_group(pgid, 0) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _signal_group(pgid, signal.SIGKILL):
+        end = time.monotonic() + 2
+        while _signal_group(pgid, 0) and time.monotonic() < end:
+            time.sleep(0.1)

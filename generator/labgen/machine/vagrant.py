@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -156,6 +157,7 @@ def stop_process_group(proc: subprocess.Popen[str], grace: float = 30) -> None:
     they are in its group, and are waited for too, so that nothing works on in an
     instance dir that is about to be removed.
     """
+    started = descendants(proc.pid)  # before the signal: Vagrant may reparent them
     if proc.poll() is None:
         _signal_group(proc.pid, signal.SIGINT)
         try:
@@ -164,6 +166,7 @@ def stop_process_group(proc: subprocess.Popen[str], grace: float = 30) -> None:
             _signal_group(proc.pid, signal.SIGKILL)
             proc.wait()
     _end_group(proc.pid, grace=5)
+    _end_processes(started, grace=5)
 
 
 def _signal_group(pgid: int, number: int) -> bool:
@@ -187,3 +190,48 @@ def _end_group(pgid: int, grace: float) -> None:
         end = time.monotonic() + 2
         while _signal_group(pgid, 0) and time.monotonic() < end:
             time.sleep(0.1)
+
+
+def _stat(pid: int) -> tuple[int, str] | None:
+    """(parent pid, start time) of a process from /proc, or None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
+    if fields[0] == "Z":  # a zombie has ended; only its parent's wait is missing
+        return None
+    return int(fields[1]), fields[19]
+
+
+def descendants(root: int) -> dict[int, str]:
+    """Every process below `root` (children, theirs...), with its start time: the
+    processes a child started, some of which leave its group (Vagrant's helpers)."""
+    parents: dict[int, list[int]] = {}
+    started: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (found := _stat(int(entry.name))) is not None:
+            parents.setdefault(found[0], []).append(int(entry.name))
+            started[int(entry.name)] = found[1]
+    below, todo = {}, list(parents.get(root, []))
+    while todo:
+        pid = todo.pop()
+        if pid not in below:
+            below[pid] = started[pid]
+            todo += parents.get(pid, [])
+    return below
+
+
+def _end_processes(processes: dict[int, str], grace: float) -> None:
+    """Wait up to `grace` for these processes (pid: start time, so that a reused pid is
+    never touched) to end; kill those still there."""
+    deadline = time.monotonic() + grace
+
+    def alive() -> list[int]:
+        return [p for p, t in processes.items() if (s := _stat(p)) is not None and s[1] == t]
+
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in alive():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

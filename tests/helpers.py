@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +70,16 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def launch_chromium(pw: Any, folder: Path, **options: Any) -> Any:
+    """Debian's headless Chromium with a fresh profile under `folder` (a Playwright
+    persistent context, 1280x1000 unless `options` say otherwise)."""
+    settings: dict[str, Any] = {"viewport": {"width": 1280, "height": 1000}, **options}
+    return pw.chromium.launch_persistent_context(
+        tempfile.mkdtemp(prefix="chromium-", dir=folder),
+        executable_path=CHROMIUM,
+        args=CHROMIUM_FLAGS,
+        headless=True,
+        **settings,
+    )

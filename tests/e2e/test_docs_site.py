@@ -22,13 +22,12 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from helpers import CHROMIUM, CHROMIUM_FLAGS, labgen, show
+from helpers import labgen, launch_chromium, show
 from labgen.core.lab import load_lab
 from labgen.docs import recordings
 from playwright.sync_api import Route, sync_playwright
@@ -113,13 +112,7 @@ def test_port_forwarding_page_in_chromium(server: str, tmp_path: Path) -> None:
             route.abort()
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch_persistent_context(
-            tempfile.mkdtemp(prefix="chromium-", dir=tmp_path),
-            executable_path=CHROMIUM,
-            args=CHROMIUM_FLAGS,
-            headless=True,
-            viewport={"width": 1280, "height": 1000},
-        )
+        browser = launch_chromium(pw, tmp_path)
         try:
             browser.route("**/*", only_local)
             page = browser.new_page()
@@ -206,13 +199,7 @@ def read_user_bridge_page(built: Path, tmp_path: Path) -> list[str]:
 
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch_persistent_context(
-                tempfile.mkdtemp(prefix="chromium-", dir=tmp_path),
-                executable_path=CHROMIUM,
-                args=CHROMIUM_FLAGS,
-                headless=True,
-                viewport={"width": 1280, "height": 1000},
-            )
+            browser = launch_chromium(pw, tmp_path)
             try:
                 browser.route("**/*", only_local)
                 tab = browser.new_page()

@@ -195,6 +195,31 @@ def test_vagrantfile_gives_vagrant_the_docker_settings(
 
 
 @needs_ruby
+def test_a_machine_on_another_host_gets_its_proxy_command_and_the_capabilities_probed(
+    render_lab: RenderFn,
+) -> None:
+    """A simulated host (a container) has no SYS_RESOURCE to drop: the probed empty
+    cap_drop renders no --cap-drop; the proxy command reaches the host's 127.0.0.1."""
+    proxy = "ssh -p 2200 vagrant@127.0.0.1 -W %h:%p"
+    every = docker_settings(privileged=False, cap_drop=[], proxy_command=proxy)
+    docker = probe_vagrantfile(render_lab(lab_with_ports(), docker=every))["vm"]["provider:docker"]
+    args = docker["values"]["create_args"]
+    assert "--cap-add=ALL" in args
+    assert not [a for a in args if a.startswith("--cap-drop")]
+    assert docker["override"]["ssh"]["values"]["proxy_command"] == proxy
+
+
+@needs_ruby
+def test_a_local_machine_has_no_proxy_command_and_drops_sys_resource(
+    render_lab: RenderFn,
+) -> None:
+    docker = probe_vagrantfile(render_lab(lab_with_ports(), docker=docker_settings()))
+    block = docker["vm"]["provider:docker"]
+    assert "--cap-drop=SYS_RESOURCE" in block["values"]["create_args"]
+    assert "proxy_command" not in block["override"]["ssh"]["values"]
+
+
+@needs_ruby
 @pytest.mark.parametrize("rendered_privileged", [True, False])
 def test_labgen_privileged_overrides_the_probed_choice(
     render_lab: RenderFn, rendered_privileged: bool

@@ -18,6 +18,7 @@ from labgen import __version__
 from labgen.cli.options import (
     ENGINE,
     EVERY,
+    HOST,
     JSON,
     LABS,
     PROVIDER,
@@ -138,6 +139,7 @@ def list_cmd(lab_dirs: tuple[str, ...]) -> None:
 @click.option("--name", help="Machine name (default: the lab's); lets one lab run twice.")
 @PROVIDER
 @ENGINE
+@HOST
 @LABS
 @VERBOSE
 def up_cmd(
@@ -145,6 +147,7 @@ def up_cmd(
     name: str | None,
     provider: str | None,
     engine: str | None,
+    host: str | None,
     lab_dirs: tuple[str, ...],
     verbose: bool,
 ) -> None:
@@ -154,7 +157,7 @@ def up_cmd(
     use, and runs `vagrant up`. A machine that already runs is reused.
     """
     with ui.progress(f"Bringing up {lab}", verbose) as say:
-        result = up.up(context(provider, lab_dirs, engine).with_say(say), lab, name)
+        result = up.up(context(provider, lab_dirs, engine, host).with_say(say), lab, name)
     ui.print_up(result)
 
 

@@ -16,10 +16,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def context(
-    provider: str | None = None, labs: tuple[str, ...] = (), engine: str | None = None
+    provider: str | None = None,
+    labs: tuple[str, ...] = (),
+    engine: str | None = None,
+    host: str | None = None,
 ) -> Context:
     """The verbs' Context from the options below; click has already read $LABGEN_* into them."""
-    return Context(labs_path=tuple(Path(p) for p in labs), provider=provider, engine=engine)
+    return Context(
+        labs_path=tuple(Path(p) for p in labs), provider=provider, engine=engine, host=host
+    )
 
 
 NAMES = ", ".join(providers.names())
@@ -63,6 +68,12 @@ def engines_option(what: str) -> Callable[[F], F]:
         help=f"The Docker engines {what}: 'all', or a list such as 20.10,28.5.",
     )
 
+
+HOST = click.option(
+    "--host",
+    metavar="NAME",
+    help="Make the machine on this registered host (`labgen hosts list`). Default: here.",
+)
 
 JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for tools.")
 VERBOSE = click.option("--verbose", "-v", is_flag=True, help="Show every line of the work.")

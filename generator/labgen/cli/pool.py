@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from labgen.cli.options import JSON, PROVIDER, VERBOSE, context, engines_option
+from labgen.cli.options import HOST, JSON, PROVIDER, VERBOSE, context, engines_option
 from labgen.ui import printers as ui
 from labgen.verbs import box, pool
 
@@ -42,12 +42,16 @@ def pool_group() -> None:
     help="Machines made at a time.",
 )
 @PROVIDER
+@HOST
 @VERBOSE
-def pool_fill(engines: str, count: int, jobs: int, provider: str | None, verbose: bool) -> None:
-    """Make pooled machines until each engine has N ready (11-17 s each here)."""
+def pool_fill(
+    engines: str, count: int, jobs: int, provider: str | None, host: str | None, verbose: bool
+) -> None:
+    """Make pooled machines until each engine has N ready (11-17 s each here); with
+    --host, in that host's pool (a pool per host and engine)."""
     chosen = box.engines_named(engines)
     with ui.progress("Filling the pool", verbose) as say:
-        result = pool.fill(context(provider).with_say(say), chosen, count, jobs)
+        result = pool.fill(context(provider, host=host).with_say(say), chosen, count, jobs)
     ui.print_pool_fill(result)
 
 

@@ -30,6 +30,9 @@ class Context:
     provider: str | None = None  # --provider / $LABGEN_PROVIDER; None: the first ready
     say: Say = field(default=_quiet, compare=False)
     engine: str | None = None  # --engine / $LABGEN_ENGINE; None: the lab's default
+    # --host: the registered host a new machine goes on (labgen.hosts.registry);
+    # None or "local": this machine. The one way to ask for a host.
+    host: str | None = None
 
     def with_say(self, say: Say) -> Context:
         """The same context, reporting progress to `say`."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from labgen.core import resources
 from labgen.core.context import Say
 from labgen.machine import providers, registry, render
-from labgen.machine.instance import Instance, InstanceState, all_instances
+from labgen.machine.instance import Instance, InstanceState, all_instances, host_name
 from labgen.machine.providers import Provider
 from labgen.machine.vagrant import Machine
 
@@ -26,12 +26,20 @@ from labgen.machine.vagrant import Machine
 Render = Callable[[Path, Mapping[str, object]], InstanceState]
 
 
-def settings_for(instance: str, provider: Provider, engine: str) -> dict[str, object]:
+def settings_for(
+    instance: str, provider: Provider, engine: str, host: str = ""
+) -> dict[str, object]:
     """Every provider's settings for its block of the Vagrantfile, the chosen one live
-    (a free subnet and port among this home's other machines)."""
+    (a free subnet and port among this home's other machines on `host`: "" this one)."""
     others = [i.load() for i in all_instances()]
     return {
-        p.name: p.settings(instance, live=p is provider, others=others, engine=engine)
+        p.name: p.settings(
+            instance,
+            live=p is provider,
+            others=others,
+            engine=engine,
+            host=host if p is provider else "",
+        )
         for p in providers.all_providers()
     }
 
@@ -44,18 +52,25 @@ def host_settings(settings: object) -> dict[str, object]:
 
 
 def create(
-    instance: Instance, provider: Provider, engine: str, render_files: Render, say: Say
+    instance: Instance,
+    provider: Provider,
+    engine: str,
+    render_files: Render,
+    say: Say,
+    host: str | None = None,
 ) -> InstanceState:
-    """Make machine `instance` (the caller holds its lock): rendered, prepared, up.
+    """Make machine `instance` (the caller holds its lock) on `host` (Context.host:
+    None or "local" is this machine, else a registered host): rendered, prepared, up.
 
     A machine that fails to come up, or whose making is interrupted, is taken down
     whole: nothing half-made stays, and Vagrant's log is kept.
     """
-    for leftover in provider.leftovers(instance.name):
+    on_host = host_name(host)
+    for leftover in provider.leftovers(instance.name, on_host):
         say(f"removing {leftover.kind} {leftover.name}, left by an earlier {instance.name}")
         provider.remove(leftover)
     try:
-        state = _render_into_place(instance, provider, engine, render_files)
+        state = _render_into_place(instance, provider, engine, render_files, on_host)
         say(f"rendered {instance.path}")
         provider.prepare(state, say)
         instance.save(state)
@@ -91,14 +106,15 @@ def write_ssh_config(instance: Instance, state: InstanceState, provider: Provide
 
 
 def _render_into_place(
-    instance: Instance, provider: Provider, engine: str, render_files: Render
+    instance: Instance, provider: Provider, engine: str, render_files: Render, on_host: str
 ) -> InstanceState:
     """Render the instance directory beside its place, then move it in whole."""
-    settings = settings_for(instance.name, provider, engine)
+    settings = settings_for(instance.name, provider, engine, on_host)
     resources.instances_dir().mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{instance.name}-", dir=resources.instances_dir()))
     try:
         state = render_files(tmp, settings)
+        state.on_host = on_host
         Instance(tmp.name).save(state)
         render.copy_tree_atomic(tmp, instance.path)
     except BaseException:

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from labgen.core import resources
 from labgen.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from labgen.hosts.registry import Host
 
 STATE_FILE = "instance.json"
 SSH_CONFIG = "ssh-config"
@@ -47,6 +51,9 @@ class InstanceState:
     # The pooled machine this one was claimed from: its container, network and labels
     # keep that name (Docker's labels cannot change). "": made as itself.
     made_as: str = ""
+    # The registered host (labgen.hosts.registry) the machine runs on; "": this one.
+    # Every Docker and Vagrant call for it runs with that host's environment.
+    on_host: str = ""
 
     @property
     def made_as_name(self) -> str:
@@ -86,6 +93,17 @@ class Instance:
 
     def save(self, state: InstanceState) -> None:
         write_json_atomic(self.path / STATE_FILE, asdict(state))
+
+
+def host_of(root: Path) -> str:
+    """The host the machine of instance dir `root` runs on ("": this one, or no state
+    file yet); read without validation, for Vagrant's environment."""
+    try:
+        data = json.loads((root / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    host = data.get("on_host", "") if isinstance(data, dict) else ""
+    return host if isinstance(host, str) else ""
 
 
 def validated(kind: type[T], data: object, path: Path, what: str) -> T:
@@ -142,3 +160,61 @@ def all_instances() -> list[Instance]:
         for p in sorted(root.iterdir())
         if not p.name.startswith(".") and (p / STATE_FILE).is_file()
     ]
+
+
+# --- where a machine runs: this host ("") or a host of the host registry -------------
+# Every Docker and Vagrant call for a machine asks here, by the name its state keeps
+# (InstanceState.on_host): a machine on this host never touches the host registry.
+
+LOCAL = "local"  # the name of this machine, never stored in a machine's state
+
+
+def host_name(name: str | None) -> str:
+    """The host a machine is asked for, as its state keeps it: "" for this machine,
+    else a registered host's name (a UsageError naming the known hosts otherwise).
+
+    >>> host_name(None), host_name("local"), host_name("")
+    ('', '', '')
+    """
+    if not name or name == LOCAL:
+        return ""
+    return _host(name).name
+
+
+def _host(name: str) -> Host:
+    # Imported here: a machine on this host must not depend on the registry at all.
+    from labgen.hosts import registry
+
+    return registry.get(name)
+
+
+def host_env(on_host: str) -> dict[str, str]:
+    """What the environment of a docker or Vagrant call for a machine on `on_host`
+    adds (DOCKER_HOST and labgen's ssh settings); {} for this host.
+
+    >>> host_env("")
+    {}
+    """
+    return _host(on_host).env() if on_host else {}
+
+
+def proxy_command(on_host: str) -> str:
+    """The ProxyCommand that reaches a machine's SSH port on `on_host` (its port is
+    published on that host's 127.0.0.1): an ssh to the host with `-W %h:%p`, both
+    tokens filled in by Vagrant, OpenSSH and paramiko alike; "" for this host.
+
+    >>> proxy_command("")
+    ''
+    """
+    if not on_host:
+        return ""
+    return shlex.join([*_host(on_host).ssh_command(), "-W", "%h:%p"])
+
+
+def host_label(on_host: str) -> str:
+    """The host's name as status and messages show it.
+
+    >>> host_label(""), host_label("sim-b")
+    ('local', 'sim-b')
+    """
+    return on_host or LOCAL

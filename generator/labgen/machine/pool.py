@@ -31,7 +31,7 @@ from labgen.core.errors import LabgenError, MachineError, UsageError
 from labgen.core.lab import Lab
 from labgen.core.results import Pooled
 from labgen.machine import create, providers, recipe, registry, render, ssh
-from labgen.machine.instance import Instance, InstanceState, all_instances
+from labgen.machine.instance import Instance, InstanceState, all_instances, host_name
 from labgen.machine.providers import Provider
 
 PREFIX = "pool-"
@@ -50,8 +50,11 @@ def new_name(engine: str) -> str:
     return f"{PREFIX}{recipe.engine_slug(engine)}-{secrets.token_hex(3)}"
 
 
-def members(engine: str | None = None, provider: str | None = None) -> list[Instance]:
-    """The pooled machines of this labgen home (of `engine` and `provider`), oldest first."""
+def members(
+    engine: str | None = None, provider: str | None = None, host: str | None = None
+) -> list[Instance]:
+    """The pooled machines of this labgen home (of `engine`, `provider` and `host`, as
+    a state keeps it: "" this machine), oldest first: a pool per host and engine."""
     found = []
     for instance in all_instances():
         if not instance.name.startswith(PREFIX):
@@ -61,23 +64,27 @@ def members(engine: str | None = None, provider: str | None = None) -> list[Inst
             continue
         if engine not in (None, state.engine) or provider not in (None, state.provider):
             continue
+        if host not in (None, state.on_host):
+            continue
         found.append((state.created, instance))
     return [instance for _, instance in sorted(found, key=lambda pair: pair[0])]
 
 
-def make(provider: Provider, engine: str, say: Say) -> str:
-    """Make one pooled machine of Docker `engine`; its name."""
+def make(provider: Provider, engine: str, say: Say, host: str | None = None) -> str:
+    """Make one pooled machine of Docker `engine` on `host` (Context.host); its name."""
     if not provider.pools:
         raise UsageError(
             f"the {provider.name} provider keeps no warm pool (its machines depend on the "
             "lab from their first boot)",
             hint="use the docker provider for a pool",
         )
-    return make_named(provider, engine, new_name(engine), say)
+    return make_named(provider, engine, new_name(engine), say, host)
 
 
-def make_named(provider: Provider, engine: str, name: str, say: Say) -> str:
-    """Make pooled machine `name` (from new_name) of Docker `engine`; its name."""
+def make_named(
+    provider: Provider, engine: str, name: str, say: Say, host: str | None = None
+) -> str:
+    """Make pooled machine `name` (from new_name) of Docker `engine` on `host`; its name."""
     provider.ensure_box(say, engine=engine)
     instance = Instance(name)
 
@@ -97,13 +104,21 @@ def make_named(provider: Provider, engine: str, name: str, say: Say) -> str:
         )
 
     with registry.locked(instance.name):
-        create.create(instance, provider, engine, render_files, say)
+        create.create(instance, provider, engine, render_files, say, host)
     return instance.name
 
 
-def claim(lab: Lab, instance: Instance, provider: Provider, engine: str, say: Say) -> bool:
-    """Make `instance` (whose lock the caller holds) from a pooled machine of `engine`:
-    True when one was claimed, False when the pool has none ready.
+def claim(
+    lab: Lab,
+    instance: Instance,
+    provider: Provider,
+    engine: str,
+    say: Say,
+    host: str | None = None,
+) -> bool:
+    """Make `instance` (whose lock the caller holds) from a pooled machine of `engine`
+    on `host` (Context.host): True when one was claimed, False when that host's pool
+    has none ready.
 
     The claim itself is one rename of the pooled machine's directory: from then on the
     machine is the lab's, and any failure destroys it (it never goes back to the pool).
@@ -111,7 +126,7 @@ def claim(lab: Lab, instance: Instance, provider: Provider, engine: str, say: Sa
     """
     if not provider.pools:
         return False
-    for candidate in members(engine, provider.name):
+    for candidate in members(engine, provider.name, host_name(host)):
         try:
             with registry.locked(candidate.name):
                 if not candidate.exists():  # claimed by another labgen meanwhile
@@ -252,6 +267,7 @@ def _make_lab_machine(
         engine=engine,
         lab_digest=lab.digest(),
         made_as=pooled.made_as_name,
+        on_host=pooled.on_host,
     )
     instance.save(state)
     create.write_ssh_config(instance, state, provider)

@@ -19,7 +19,7 @@ from labgen.core import resources
 from labgen.core.errors import MachineError, UsageError
 from labgen.core.lab import Lab, load_lab, load_lab_dir
 from labgen.machine import providers, render, ssh
-from labgen.machine.instance import Instance, InstanceState
+from labgen.machine.instance import Instance, InstanceState, all_instances
 from labgen.machine.signals import uninterrupted
 from labgen.machine.vagrant import Machine
 
@@ -45,6 +45,12 @@ def running(name: str) -> tuple[Instance, InstanceState, Lab]:
             hint=f"`labgen up {state.lab}` brings it up",
         )
     return instance, state, lab_of(state)
+
+
+def hosts_in_use() -> list[str]:
+    """This machine ("") and every registered host a machine of this home runs on:
+    where leftovers are looked for (status, destroy)."""
+    return sorted({"", *(i.load().on_host for i in all_instances())})
 
 
 def stale_warning(state: InstanceState, lab: Lab) -> str | None:

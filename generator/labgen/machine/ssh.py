@@ -53,8 +53,13 @@ def connect(ssh_config: Path, timeout: float = 15) -> Iterator[paramiko.SSHClien
     # Vagrant's own ssh-config turns host key checking off for its machines; each
     # machine makes a fresh host key at first boot, so there is nothing to pin.
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    # A machine on another host is reached through that host (its port is published on
+    # the host's 127.0.0.1): the ssh-config's ProxyCommand, its %h %p already filled in.
+    proxy = config.get("proxycommand")
+    sock = paramiko.ProxyCommand(proxy) if proxy and proxy.lower() != "none" else None
     try:
         client.connect(
+            sock=sock,
             hostname=config["hostname"],
             port=int(config.get("port", 22)),
             username=config.get("user"),
@@ -68,8 +73,12 @@ def connect(ssh_config: Path, timeout: float = 15) -> Iterator[paramiko.SSHClien
             look_for_keys=False,
         )
     except (OSError, paramiko.SSHException) as exc:
+        if sock is not None:
+            sock.close()  # the ssh to the host, which would outlive us
+        via = " through its host" if sock is not None else ""
         raise MachineError(
-            f"cannot reach the machine over SSH ({config['hostname']}:{config.get('port')}): {exc}",
+            f"cannot reach the machine over SSH{via} "
+            f"({config['hostname']}:{config.get('port')}): {exc}",
             hint="is it running? `labgen status` tells; `labgen up LAB` starts it again",
         ) from None
     transport = client.get_transport()

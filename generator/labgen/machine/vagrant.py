@@ -14,15 +14,18 @@ from pathlib import Path
 import vagrant
 
 from labgen.core.errors import MachineError, PrerequisiteError
+from labgen.machine.instance import host_env, host_of
 
 LOG_FILE = "vagrant.log"
 # What Docker says when Vagrant inspects a container that was removed meanwhile.
 _RACE = "Error: No such object:"
 
 
-def vagrant_env() -> dict[str, str]:
-    """The environment of every Vagrant call: no checkpoint calls home, no colours."""
-    env = dict(os.environ)
+def vagrant_env(on_host: str = "") -> dict[str, str]:
+    """The environment of every Vagrant call: no checkpoint calls home, no colours; for
+    a machine on another host, that host's (DOCKER_HOST: the provider's `docker` calls,
+    and the Vagrantfile's triggers', go there)."""
+    env = {**os.environ, **host_env(on_host)}
     env["VAGRANT_CHECKPOINT_DISABLE"] = "1"
     env["VAGRANT_NO_COLOR"] = "1"
     env.setdefault("VAGRANT_DEFAULT_PROVIDER", "docker")
@@ -45,9 +48,11 @@ class Machine:
         require_vagrant()
         self.root = root
         self.log = root / LOG_FILE
+        # The host is the machine's own (its state file), so no caller can forget it.
+        self.env = vagrant_env(host_of(root))
         self._vagrant = vagrant.Vagrant(
             root=str(root),
-            env=vagrant_env(),
+            env=self.env,
             out_cm=vagrant.make_file_cm(str(self.log)),
             err_cm=vagrant.make_file_cm(str(self.log)),
         )
@@ -84,7 +89,7 @@ class Machine:
             proc = subprocess.Popen(
                 ["vagrant", *args],
                 cwd=self.root,
-                env=vagrant_env(),
+                env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

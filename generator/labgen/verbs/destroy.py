@@ -42,7 +42,7 @@ def destroy(ctx: Context, names: Sequence[str], every: bool) -> list[str]:
                 continue
             for leftover in _of(name, leftovers):
                 ctx.say(f"removing {leftover.kind} {leftover.name} of orphaned machine {name}")
-                providers.get(leftover.provider).remove(leftover)
+                providers.get(leftover.provider).remove(leftover)  # on its own host
     return targets
 
 
@@ -52,10 +52,11 @@ def _scan() -> tuple[list[Leftover], list[LabgenError]]:
     found: list[Leftover] = []
     errors: list[LabgenError] = []
     for provider in providers.all_providers():
-        try:
-            found += provider.leftovers()
-        except LabgenError as exc:
-            errors.append(exc)
+        for host in registry.hosts_in_use():
+            try:
+                found += provider.leftovers(host=host)
+            except LabgenError as exc:
+                errors.append(exc)
     return found, errors
 
 

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from labgen.machine import registry, ssh
+from labgen.machine.instance import host_of
 from labgen.machine.vagrant import vagrant_env
 
 
@@ -21,6 +22,8 @@ def ssh_into(machine: str, command: Sequence[str]) -> int:
     if command:
         with ssh.connect(instance.ssh_config) as client:
             return ssh.session(client, ssh.command_line(command), pty=sys.stdin.isatty())
+    # The ssh-config's ProxyCommand (a machine on another host) is OpenSSH's to follow.
     if shutil.which("ssh"):
         return subprocess.call(["ssh", "-F", str(instance.ssh_config), ssh.HOST_ALIAS])
-    return subprocess.call(["vagrant", "ssh"], cwd=instance.path, env=vagrant_env())
+    env = vagrant_env(host_of(instance.path))
+    return subprocess.call(["vagrant", "ssh"], cwd=instance.path, env=env)

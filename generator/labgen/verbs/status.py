@@ -36,9 +36,11 @@ def status() -> list[StatusRow]:
     # What the host's labels call each machine: a claimed one keeps its pooled name.
     known_names = {inst.load().made_as_name for inst in all_instances()}
     orphans: dict[str, list[str]] = {}
-    for provider in providers.all_providers():
+    for provider, host in (
+        (p, h) for p in providers.all_providers() for h in registry.hosts_in_use()
+    ):
         try:
-            found = provider.leftovers()
+            found = provider.leftovers(host=host)
         except LabgenError as exc:
             rows.append(_blind(provider.name, exc))
             continue

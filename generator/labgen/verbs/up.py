@@ -15,7 +15,7 @@ from labgen.core.errors import UsageError
 from labgen.core.lab import Lab, load_lab
 from labgen.core.results import UpResult
 from labgen.machine import create, pool, providers, recipe, registry, render
-from labgen.machine.instance import Instance, InstanceState
+from labgen.machine.instance import Instance, InstanceState, host_label, host_name
 from labgen.machine.providers import Provider
 from labgen.machine.vagrant import Machine
 
@@ -44,6 +44,7 @@ def up(ctx: Context, lab_ref: str, name: str | None = None) -> UpResult:
             f"not {engine}: its checks may not hold there"
         )
     resources.writable_dir(resources.instances_dir())  # before any probe: fail fast
+    host_name(ctx.host)  # an unknown host, too
     provider = providers.choose(ctx.provider, say)
     _, built = provider.ensure_box(say, engine=engine)
 
@@ -53,24 +54,26 @@ def up(ctx: Context, lab_ref: str, name: str | None = None) -> UpResult:
 
     with registry.locked(instance.name):
         if instance.exists():
-            reused = _start_existing(instance, lab, provider, engine, say)
+            reused = _start_existing(instance, lab, provider, engine, say, ctx.host)
             return result(reused)
-        if pool.claim(lab, instance, provider, engine, say):
+        if pool.claim(lab, instance, provider, engine, say, ctx.host):
             return replace(result(reused=False), claimed=True)
         render_files = partial(_render, lab, instance, provider, engine)
-        create.create(instance, provider, engine, render_files, say)
+        create.create(instance, provider, engine, render_files, say, ctx.host)
     return result(reused=False)
 
 
 def _start_existing(
-    instance: Instance, lab: Lab, provider: Provider, engine: str, say: Say
+    instance: Instance, lab: Lab, provider: Provider, engine: str, say: Say, host: str | None
 ) -> bool:
     """Reuse a running, healthy machine (True); else start it and provision it again."""
     state = instance.load()
-    if (state.lab, state.provider, state.engine) != (lab.name, provider.name, engine):
+    wanted = (lab.name, provider.name, engine, host_name(host))
+    if (state.lab, state.provider, state.engine, state.on_host) != wanted:
         raise UsageError(
             f"machine {instance.name!r} already exists for lab {state.lab!r} on "
-            f"{state.provider} with Docker {state.engine or '?'}",
+            f"{state.provider} with Docker {state.engine or '?'} "
+            f"on host {host_label(state.on_host)}",
             hint=f"`labgen destroy {instance.name}` first, or pick another --name",
         )
     vagrant_state = Machine(instance.path).state() if instance.ssh_config.is_file() else ""

@@ -85,6 +85,7 @@ class Leftover:
     instance: str  # the machine it belongs to
     kind: str  # "container", "network", "domain"
     name: str
+    host: str = ""  # the registered host it is on ("": this one)
 
 
 def probe_vagrant() -> Probe:
@@ -174,12 +175,14 @@ class Provider:
         live: bool,
         others: Sequence[InstanceState],
         engine: str | None = None,
+        host: str = "",
     ) -> Any:
         """What the partial needs to render `instance` with Docker `engine` (None: the
         recipe's default), a frozen dataclass.
 
         `live`: this provider brings the machine up now, so it may ask the host
         (free ports and subnets, `others` being the machines already there).
+        `host`: the registered host it goes on ("": this one; machine/instance.py host_name).
         """
         return None
 
@@ -204,12 +207,12 @@ class Provider:
     def release(self, state: InstanceState) -> None:
         """After `vagrant destroy`: remove what `prepare` created on the host, and
         whatever of the machine Vagrant did not know of (see `leftovers`)."""
-        for leftover in self.leftovers(state.made_as_name):
+        for leftover in self.leftovers(state.made_as_name, state.on_host):
             self.remove(leftover)
 
-    def leftovers(self, instance: str | None = None) -> list[Leftover]:
-        """What of labgen's machines (of `instance`, or all) exists on the host under
-        this labgen home, whether or not an instance dir still knows it."""
+    def leftovers(self, instance: str | None = None, host: str = "") -> list[Leftover]:
+        """What of labgen's machines (of `instance`, or all) exists on `host` ("": this
+        one) under this labgen home, whether or not an instance dir still knows it."""
         return []
 
     def remove(self, leftover: Leftover) -> None:

@@ -10,19 +10,20 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import os
 import re
 import shutil
 import socket
 import subprocess
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from labgen.core import resources
 from labgen.core.context import Say
 from labgen.core.errors import MachineError, PrerequisiteError, UsageError
 from labgen.machine import recipe, rootfs
-from labgen.machine.instance import InstanceState
+from labgen.machine.instance import InstanceState, host_env, proxy_command
 from labgen.machine.providers.base import BoxInfo, Leftover, Probe, Provider
 from labgen.machine.signals import uninterrupted
 
@@ -41,20 +42,32 @@ DAEMON_FIX = (
 
 
 def docker(
-    args: Sequence[str], *, check: bool = True, input: bytes | None = None, timeout: float = 600
+    args: Sequence[str],
+    *,
+    check: bool = True,
+    input: bytes | None = None,
+    timeout: float = 600,
+    host: str = "",
 ) -> subprocess.CompletedProcess[str]:
-    """Run `docker ARGS`, capturing output; a failure (with `check`) is a MachineError."""
+    """Run `docker ARGS` against `host`'s daemon ("": this one's), capturing output; a
+    failure (with `check`) is a MachineError."""
     if shutil.which("docker") is None:
         raise PrerequisiteError(
             "the docker provider needs Docker, and `docker` is not on PATH",
             hint="install it: apt-get install docker.io",
         )
     proc = subprocess.run(
-        ["docker", *args], capture_output=True, text=input is None, input=input, timeout=timeout
+        ["docker", *args],
+        capture_output=True,
+        text=input is None,
+        input=input,
+        timeout=timeout,
+        env={**os.environ, **host_env(host)} if host else None,
     )
     if check and proc.returncode != 0:
         err = proc.stderr if isinstance(proc.stderr, str) else proc.stderr.decode(errors="replace")
-        raise MachineError(f"`docker {' '.join(args[:3])} ...` failed: {err.strip()}")
+        where = f" on host {host}" if host else ""
+        raise MachineError(f"`docker {' '.join(args[:3])} ...` failed{where}: {err.strip()}")
     return proc
 
 
@@ -93,6 +106,11 @@ class DockerSettings:
     subnet: str
     ssh_port: int
     privileged: bool
+    # Without --privileged: the capabilities dropped from ALL. SYS_RESOURCE here; none on
+    # a host that is itself a container (it lacks SYS_RESOURCE: "invalid CapDrop").
+    cap_drop: list[str] = field(default_factory=lambda: ["SYS_RESOURCE"])
+    # For a machine on another host: how Vagrant and labgen reach its SSH port there.
+    proxy_command: str = ""
     # The first two octets of the pool the Vagrantfile falls back to (172.30).
     pool_prefix: str = ".".join(str(SUBNET_POOL.network_address).split(".")[:2])
     nameservers: list[str] = field(default_factory=list)
@@ -114,8 +132,9 @@ class DockerProvider(Provider):
         e.g. labgen/base:20.10-bookworm-1234abcd5678."""
         return f"{self.row.extra['image_repo']}:{recipe.recipe_tag(recipe.engine(engine))}"
 
-    def image_present(self, engine: str | None = None) -> bool:
-        return docker(["image", "inspect", self.image(engine)], check=False).returncode == 0
+    def image_present(self, engine: str | None = None, host: str = "") -> bool:
+        args = ["image", "inspect", self.image(engine)]
+        return docker(args, check=False, host=host).returncode == 0
 
     def ensure_box(
         self, say: Say, force: bool = False, engine: str | None = None
@@ -163,6 +182,7 @@ class DockerProvider(Provider):
         live: bool,
         others: Sequence[InstanceState],
         engine: str | None = None,
+        host: str = "",
     ) -> DockerSettings:
         image = self.image(engine)
         network = resources.machine_id(instance)
@@ -171,8 +191,10 @@ class DockerProvider(Provider):
             # creates the network on the first free /24.
             subnet = str(next(SUBNET_POOL.subnets(new_prefix=24)))
             return DockerSettings(image, network, subnet, 2222, True, nameservers=nameservers())
-        mine = [s.host for s in others if s.provider == self.name]
-        used = [*used_subnets(), *(ipaddress.ip_network(h["subnet"]) for h in mine)]
+        if host:
+            self._require_image_on(host, engine)
+        mine = [s.host for s in others if (s.provider, s.on_host) == (self.name, host)]
+        used = [*used_subnets(host), *(ipaddress.ip_network(h["subnet"]) for h in mine)]
         candidates = [
             str(net)
             for net in SUBNET_POOL.subnets(new_prefix=24)
@@ -180,15 +202,30 @@ class DockerProvider(Provider):
         ]
         if not candidates:
             raise MachineError("no free /24 left for a lab machine's network in labgen's pool")
+        privileged, cap_drop = seat_flags(image, host)
         return DockerSettings(
             image,
             network,
             candidates[0],
+            # Free here; on another host Vagrant's auto_correct and `docker port` there
+            # (ssh_config) settle a port taken meanwhile.
             _free_port({int(h["ssh_port"]) for h in mine}),
-            privileged_works(image),
+            privileged,
+            cap_drop=cap_drop,
+            proxy_command=proxy_command(host),
             nameservers=nameservers(),
             candidates=candidates,
         )
+
+    def _require_image_on(self, host: str, engine: str | None) -> None:
+        """A UsageError naming the fix when `host` lacks the base image (labgen never
+        builds one there: it is pushed from here)."""
+        if not self.image_present(engine, host):
+            raise UsageError(
+                f"host {host} does not have the base image {self.image(engine)}",
+                hint=f"`labgen hosts push {host}` copies it there from this machine "
+                "(`labgen hosts list` shows what each host has)",
+            )
 
     def prepare(self, state: InstanceState, say: Say) -> None:
         network, candidates = state.host["network"], state.host["candidates"]
@@ -209,7 +246,9 @@ class DockerProvider(Provider):
     ) -> None:
         for subnet in candidates:
             proc = docker(
-                ["network", "create", "--subnet", subnet, *label_args, network], check=False
+                ["network", "create", "--subnet", subnet, *label_args, network],
+                check=False,
+                host=state.on_host,
             )
             if proc.returncode == 0:
                 state.host["subnet"] = subnet
@@ -227,7 +266,7 @@ class DockerProvider(Provider):
         # The container's port 22, forwarded to the port labgen chose unless Vagrant had
         # to pick another: Docker says which (one docker call, not a Vagrant one).
         container = resources.machine_id(state.made_as_name)
-        answer = docker(["port", container, "22/tcp"], check=False)
+        answer = docker(["port", container, "22/tcp"], check=False, host=state.on_host)
         ports = re.findall(r"^127\.0\.0\.1:(\d+)$", answer.stdout, re.M)
         if not ports:
             return None  # ask Vagrant
@@ -244,11 +283,13 @@ class DockerProvider(Provider):
                 f"  IdentityFile {key}",
                 "  IdentitiesOnly yes",
                 "  LogLevel FATAL",
+                # The port is on that host's 127.0.0.1: reached through an ssh to it.
+                *([f"  ProxyCommand {proxy}"] if (proxy := proxy_command(state.on_host)) else []),
                 "",
             ]
         )
 
-    def leftovers(self, instance: str | None = None) -> list[Leftover]:
+    def leftovers(self, instance: str | None = None, host: str = "") -> list[Leftover]:
         # labgen makes containers and networks only through the docker client: a host
         # without one has none of them (nothing to look at, unlike a daemon that
         # does not answer, which is an error: see scan).
@@ -266,9 +307,10 @@ class DockerProvider(Provider):
             ("network", ["network", "ls"], "{{.Name}}"),
         ):
             fmt = '{{.ID}}\t{{.Label "org.labgen.instance"}}\t' + name
-            for line in scan([*ls, *labels], fmt, f"labgen's {kind}s").splitlines():
+            what = f"labgen's {kind}s" + (f" on host {host}" if host else "")
+            for line in scan([*ls, *labels], fmt, what, host).splitlines():
                 ident, owner, _ = [*line.split("\t"), "", ""][:3]
-                found.append(Leftover(self.name, owner, kind, ident))
+                found.append(Leftover(self.name, owner, kind, ident, host))
         return found
 
     def remove(self, leftover: Leftover) -> None:
@@ -276,7 +318,7 @@ class DockerProvider(Provider):
             args = ["rm", "-f", leftover.name]
         else:
             args = ["network", "rm", leftover.name]
-        proc = docker(args, check=False)
+        proc = docker(args, check=False, host=leftover.host)
         # Gone already (Vagrant, or another labgen, a moment before) is what was asked.
         if proc.returncode == 0 or GONE.search(proc.stderr):
             return
@@ -289,7 +331,7 @@ class DockerProvider(Provider):
 
     def release(self, state: InstanceState) -> None:
         # Containers first: a network with a container on it cannot go.
-        found = self.leftovers(state.made_as_name)
+        found = self.leftovers(state.made_as_name, state.on_host)
         for leftover in sorted(found, key=lambda x: x.kind != "container"):
             self.remove(leftover)
 
@@ -300,7 +342,8 @@ class DockerProvider(Provider):
             self.settings(instance, engine=engine, live=False, others=()), nameservers=[]
         )
         if probe_docker().ok and self.image_present(engine):
-            return DockerSettings(**{**asdict(base), "privileged": privileged_works(base.image)})
+            privileged, cap_drop = seat_flags(base.image)
+            return replace(base, privileged=privileged, cap_drop=cap_drop)
         return base
 
     # --- the base image on a USB stick ---------------------------------------------
@@ -341,13 +384,13 @@ def _import(root: Path, tag: str, engine: str) -> None:
         raise MachineError(f"docker import of the base image failed: {imp.stderr.strip()}")
 
 
-def scan(args: Sequence[str], fmt: str, what: str) -> str:
+def scan(args: Sequence[str], fmt: str, what: str, host: str = "") -> str:
     """The output of the listing `docker ARGS --format FMT`, which looks for `what`; a
     MachineError when Docker could not be asked (a failure, or no answer in SCAN_TIMEOUT
     seconds), never an empty listing: an unanswered look must not pass for "none there"."""
     command = "docker " + " ".join(args)  # without the format: it tells a user nothing
     try:
-        proc = docker([*args, "--format", fmt], check=False, timeout=SCAN_TIMEOUT)
+        proc = docker([*args, "--format", fmt], check=False, timeout=SCAN_TIMEOUT, host=host)
     except subprocess.TimeoutExpired:
         raise MachineError(
             f"could not look for {what}: `{command}` did not answer in {SCAN_TIMEOUT:g} s",
@@ -362,19 +405,19 @@ def scan(args: Sequence[str], fmt: str, what: str) -> str:
     return proc.stdout
 
 
-def used_subnets() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    """Every subnet a Docker network on this host already uses."""
+def used_subnets(host: str = "") -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Every subnet a Docker network on `host` ("": this one) already uses."""
     # A network another labgen removes between the listing and the inspection fails the
     # whole inspection (seen with verify -j 2): list again, then ask one by one.
     for _ in range(3):
-        names = docker(["network", "ls", "-q"]).stdout.split()
+        names = docker(["network", "ls", "-q"], host=host).stdout.split()
         if not names:
             return []
-        proc = docker(["network", "inspect", *names], check=False)
+        proc = docker(["network", "inspect", *names], check=False, host=host)
         if proc.returncode == 0:
             break
     else:
-        found = [docker(["network", "inspect", n], check=False) for n in names]
+        found = [docker(["network", "inspect", n], check=False, host=host) for n in names]
         proc.stdout = json.dumps(
             [net for p in found if p.returncode == 0 for net in json.loads(p.stdout)]
         )
@@ -386,28 +429,43 @@ def used_subnets() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return subnets
 
 
-def privileged_works(image: str) -> bool:
-    """Whether `docker run --privileged` works here (it does not in some sandboxes).
+def seat_flags(image: str, host: str = "") -> tuple[bool, list[str]]:
+    """How a machine's container gets the rights its dockerd needs on `host` ("": this
+    one): (--privileged works, else the capabilities to drop from --cap-add ALL).
 
-    Asked once per Docker daemon (its ID and boot): the probe starts a container,
+    Measured on that host's daemon, never told from its name: some sandboxes refuse
+    --privileged; a host that is itself such a container (a simulated host) has no
+    SYS_RESOURCE left, so --cap-drop SYS_RESOURCE is "invalid CapDrop" there.
+    Asked once per Docker daemon (its ID and boot): each probe starts a container,
     about 0.6 s of every `labgen up`, for an answer that does not change.
     """
-    daemon = docker(["info", "--format", "{{.ID}}"], check=False).stdout.split()
+    daemon = docker(["info", "--format", "{{.ID}}"], check=False, host=host).stdout.split()
     boot = Path("/proc/sys/kernel/random/boot_id")
     key = f"{daemon[0] if daemon else '?'}-{boot.read_text().strip() if boot.exists() else '?'}"
-    cache = resources.labgen_home() / "cache" / "privileged.json"
+    cache = resources.labgen_home() / "cache" / "seat-flags.json"
     try:
         known = json.loads(cache.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         known = {}
-    if isinstance(known, dict) and isinstance(known.get(key), bool):
-        return bool(known[key])
-    args = ["run", "--rm", "--privileged", "--network", "none", "--entrypoint", "true", image]
-    works = docker(args, check=False, timeout=120).returncode == 0
+    known = known if isinstance(known, dict) else {}
+    answer = known.get(key)
+    if isinstance(answer, list) and len(answer) == 2 and isinstance(answer[0], bool):
+        return answer[0], [str(c) for c in answer[1]]
+    flags = _probe_seat_flags(image, host)
     with contextlib.suppress(OSError):
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps({key: works}), encoding="utf-8")
-    return works
+        cache.write_text(json.dumps({**known, key: [flags[0], flags[1]]}), encoding="utf-8")
+    return flags
+
+
+def _probe_seat_flags(image: str, host: str) -> tuple[bool, list[str]]:
+    run = ["run", "--rm", "--network", "none", "--entrypoint", "true"]
+    if docker([*run, "--privileged", image], check=False, timeout=120, host=host).returncode == 0:
+        return True, []
+    dropped = ["--cap-add=ALL", "--cap-drop=SYS_RESOURCE"]
+    if docker([*run, *dropped, image], check=False, timeout=120, host=host).returncode == 0:
+        return False, ["SYS_RESOURCE"]
+    return False, []
 
 
 RESOLV_CONFS = (Path("/etc/resolv.conf"), Path("/run/systemd/resolve/resolv.conf"))

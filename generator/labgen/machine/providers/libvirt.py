@@ -24,7 +24,7 @@ from pathlib import Path
 
 from labgen.core import resources
 from labgen.core.context import Say
-from labgen.core.errors import MachineError, PrerequisiteError
+from labgen.core.errors import MachineError, PrerequisiteError, UsageError
 from labgen.machine import recipe
 from labgen.machine.instance import InstanceState
 from labgen.machine.providers import libvirt_box
@@ -300,7 +300,9 @@ class LibvirtProvider(Provider):
                 removed.append(box.name)
         return removed
 
-    def leftovers(self, instance: str | None = None) -> list[Leftover]:
+    def leftovers(self, instance: str | None = None, host: str = "") -> list[Leftover]:
+        if host:  # machines go on another host through the docker provider only
+            return []
         # vagrant-libvirt names a domain <default_prefix><machine>: the Vagrantfile's
         # prefix is the machine id, labgen-INSTANCE-HOMETAG-.
         tag = f"-{resources.home_tag()}-"
@@ -333,7 +335,13 @@ class LibvirtProvider(Provider):
         live: bool,
         others: Sequence[InstanceState],
         engine: str | None = None,
+        host: str = "",
     ) -> LibvirtSettings:
+        if host and live:
+            raise UsageError(
+                f"the {self.name} provider brings machines up on this host only, not on {host}",
+                hint="--provider docker puts a machine on another Docker host",
+            )
         extra = self.row.extra
         box = self.box_name(engine)
         return LibvirtSettings(

@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from labgen.core.errors import UsageError
 from labgen.machine.instance import InstanceState
 from labgen.machine.providers.base import Probe, Provider
 
@@ -48,7 +49,13 @@ class VirtualboxProvider(Provider):
         live: bool,
         others: Sequence[InstanceState],
         engine: str | None = None,
+        host: str = "",
     ) -> VirtualboxSettings:
+        if host and live:
+            raise UsageError(
+                f"the {self.name} provider brings machines up on this host only, not on {host}",
+                hint="--provider docker puts a machine on another Docker host",
+            )
         extra = self.row.extra
         return VirtualboxSettings(
             box=str(extra["box"]),

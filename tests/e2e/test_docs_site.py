@@ -30,7 +30,7 @@ import pytest
 from helpers import labgen, launch_chromium, show
 from labgen.core.lab import load_lab
 from labgen.docs import recordings
-from playwright.sync_api import Route, sync_playwright
+from playwright.sync_api import Page, Route, sync_playwright
 
 pytestmark = pytest.mark.e2e
 
@@ -154,10 +154,35 @@ def test_port_forwarding_page_in_chromium(server: str, tmp_path: Path) -> None:
             picked.scroll_into_view_if_needed()
             page.wait_for_timeout(400)  # Material slides the tab's underline: let it settle
             page.screenshot(path=str(tmp_path / "port-forwarding-28.5.png"))
+            check_wiring_pictures(page, lab.engines, tmp_path)
             print(f"screenshots in {tmp_path}")
         finally:
             browser.close()
     assert refused == []  # the page asked no other host for anything
+
+
+def check_wiring_pictures(page: Page, engines: list[str], tmp_path: Path) -> None:
+    """The step's second set of tabs is the machine's wiring after it, one picture per
+    engine, drawn in the page (inline SVG: nothing fetched), as verify --record drew it."""
+    pictures = page.locator(
+        f"xpath=//*[@id='step-{STEP}']/following::div[contains(@class,'tabbed-set')][2]"
+    )
+    labels = pictures.locator(".tabbed-labels label")
+    assert labels.all_inner_texts() == [f"Docker {e}" for e in engines]
+    blocks = pictures.locator(".tabbed-content > .tabbed-block")
+    for n, engine in enumerate(engines):
+        labels.nth(n).click()
+        svg = blocks.nth(n).locator("div.labgen-wiring > svg")
+        svg.wait_for(state="visible")
+        box = svg.bounding_box()
+        assert box is not None and box["width"] > 200 and box["height"] > 150, (engine, box)
+        drawn = svg.text_content() or ""
+        for name in ("the machine", "container http-server", "docker0", "docker-proxy"):
+            assert name in drawn, (engine, name)
+        assert f"after step {STEP}, Docker {engine}" in drawn
+    svg.scroll_into_view_if_needed()
+    page.wait_for_timeout(400)
+    page.screenshot(path=str(tmp_path / f"port-forwarding-wiring-{engines[-1]}.png"))
 
 
 def run_it(page: str) -> list[list[str]]:

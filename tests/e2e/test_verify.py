@@ -70,12 +70,19 @@ def test_record_twice_gives_the_same_files_and_drift_fails_strict(tmp_path: Path
         k: (r.output, r.docker, r.rules) for k, r in b.items()
     }
     assert a["ip-a"].docker.startswith("20.10.") and "vethXXXXXXX" in a["ip-a"].output
+    # The wiring after the step marked draw: true, read from each real machine: the same
+    # once normalised (other inodes, indexes, veth names, MACs, machine addresses).
+    drawn = recordings.load_wirings(first, "20.10")
+    assert list(drawn) == ["start-container"]
+    assert drawn == recordings.load_wirings(second, "20.10")
+    assert '"container nstest"' in drawn["start-container"]
+    assert '"vethXXXXXXX"' in drawn["start-container"]
 
-    # Re-recording changes no file; verifying against the recordings finds no drift.
-    before = {p: p.read_bytes() for p in (first / "recorded").rglob("*.txt")}
+    # Re-recording changes no file (wirings too); verifying against them finds no drift.
+    before = {p: p.read_bytes() for p in (first / "recorded").rglob("*") if p.is_file()}
     proc = labgen("verify", str(first), "--record", "--json")
     assert proc.returncode == 0, show(proc)
-    assert before == {p: p.read_bytes() for p in (first / "recorded").rglob("*.txt")}
+    assert before == {p: p.read_bytes() for p in (first / "recorded").rglob("*") if p.is_file()}
 
     # One recorded line changed: drift, a failure with --strict, a warning without.
     path = recordings.path_of(first, "20.10", "ip-a")

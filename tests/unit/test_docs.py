@@ -404,8 +404,10 @@ def test_lab_page_shows_recorded_outputs_per_engine_default_first(
     lab = next(lab for lab in recorded_labs if lab.name == "port-forwarding")
     page = docpages.render_lab_page(lab)
     step = page[page.index('<a id="step-publish-port">') : page.index('<a id="step-curl">')]
-    tabs = re.findall(r'^=== "Docker ([\d.]+)"$', step, re.M)
+    outputs, pictures = step.split("The machine after this step")  # publish-port: draw: true
+    tabs = re.findall(r'^=== "Docker ([\d.]+)"$', outputs, re.M)
     assert tabs == [lab.spec.engine, *[e for e in lab.engines if e != lab.spec.engine]]
+    assert re.findall(r'^=== "Docker ([\d.]+)"$', pictures, re.M) == tabs
     assert "    DNAT 6 -- 0.0.0.0/0 tcp dpt:5000" in step  # inside the 20.10 tab
     assert "*Recorded on Docker 20.10.24+dfsg1, labgen 0.2.0, 2026-11-25.*" in step
     assert "*Recorded on Docker 28.5.2+dfsg4, labgen 0.2.0, 2026-11-25.*" in step

@@ -47,6 +47,10 @@ Port = Annotated[int, Field(strict=True), AfterValidator(_tcp_port)]
 
 
 _TRACE_HELP = "The guide offers to trace the step's command (labgen trace) after running it."
+_DRAW_HELP = (
+    "A key step: `labgen verify --record` draws the machine's wiring after it (labgen draw), "
+    "and the lab's docs page shows the picture."
+)
 
 
 class Step(BaseModel):
@@ -71,6 +75,7 @@ class Step(BaseModel):
         "explanation on a machine with that engine, and in the lab's docs page.",
     )
     trace: bool = Field(default=False, description=_TRACE_HELP)
+    draw: bool = Field(default=False, strict=True, description=_DRAW_HELP)
     not_on: dict[EngineName, str] = Field(
         default_factory=dict,
         description="Engines on which this step cannot be shown, and why: verify reports "

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -523,6 +523,49 @@ def write(lab_dir: Path, recording: Recording) -> bool:
 def remove_stale(lab_dir: Path, engine: str, steps: list[str]) -> list[Path]:
     """Remove the recordings of steps the lab no longer has (or that did not run)."""
     stale = [p for p in (lab_dir / RECORDED_DIR / engine).glob("*.txt") if p.stem not in steps]
+    for path in stale:
+        path.unlink()
+    return stale
+
+
+# -- recorded wirings ------------------------------------------------------------------
+# After each step marked `draw: true`, verify --record keeps the machine's wiring
+# (network/wiring.py, normalised) beside the step's text: the lab's page draws it.
+WIRING_SUFFIX = ".wiring.json"
+
+
+def wiring_path(lab_dir: Path, engine: str, step: str) -> Path:
+    """Where a lab's recorded wiring after one step on one engine lives."""
+    return lab_dir / RECORDED_DIR / engine / f"{step}{WIRING_SUFFIX}"
+
+
+def load_wirings(lab_dir: Path, engine: str) -> dict[str, str]:
+    """The recorded wirings of a lab on an engine (JSON text), by step; empty: none."""
+    folder = lab_dir / RECORDED_DIR / engine
+    return {
+        p.name[: -len(WIRING_SUFFIX)]: p.read_text(encoding="utf-8")
+        for p in sorted(folder.glob(f"*{WIRING_SUFFIX}"))
+    }
+
+
+def write_wiring(lab_dir: Path, engine: str, step: str, text: str) -> bool:
+    """Write a recorded wiring; False (nothing written) when the file holds it already."""
+    path = wiring_path(lab_dir, engine, step)
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return True
+
+
+def remove_stale_wirings(lab_dir: Path, engine: str, steps: Iterable[str]) -> list[Path]:
+    """Remove the recorded wirings of steps not drawn in this run (no longer draw: true,
+    gone, or not run on this engine)."""
+    keep = set(steps)
+    folder = lab_dir / RECORDED_DIR / engine
+    stale = [
+        p for p in folder.glob(f"*{WIRING_SUFFIX}") if p.name[: -len(WIRING_SUFFIX)] not in keep
+    ]
     for path in stale:
         path.unlink()
     return stale

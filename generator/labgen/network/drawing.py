@@ -8,6 +8,7 @@ Labels are Graphviz's HTML-like labels, so the names and addresses in them are e
 from __future__ import annotations
 
 import itertools
+import re
 from html import escape
 from typing import Any
 
@@ -294,3 +295,24 @@ def _add_published_port(
         fontcolor="#b35900",
         dir="forward",
     )
+
+
+_SVG_PROLOGUE = re.compile(r"\A.*?(?=<svg\b)", re.S)
+_SVG_COMMENT = re.compile(r"<!--.*?-->", re.S)
+
+
+def inline_svg(wiring: Wiring, title: str = "") -> str:
+    """The picture as SVG to put in a page: no XML prologue, doctype or comments
+    (Graphviz's names its version), on one line (Markdown ends an HTML block at a
+    blank line), scaled to the page's width. Needs Graphviz's `dot`.
+
+    >>> from labgen.network.wiring import Interface, Namespace
+    >>> lo = Namespace(1, "machine", ("the machine",), (Interface(1, "lo", "loopback", True),))
+    >>> svg = inline_svg(Wiring((lo,), ()), "lo alone")
+    >>> svg.startswith('<svg style="max-width:100%;height:auto" '), "\\n" in svg, ">lo<" in svg
+    (True, False, True)
+    """
+    data: bytes = to_dot(wiring, title).pipe(format="svg", engine="dot")
+    svg = _SVG_COMMENT.sub("", _SVG_PROLOGUE.sub("", data.decode("utf-8")))
+    svg = " ".join(line.strip() for line in svg.splitlines() if line.strip())
+    return svg.replace("<svg ", '<svg style="max-width:100%;height:auto" ', 1)

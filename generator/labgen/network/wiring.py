@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 MARK = "@@labgen-wiring"
@@ -387,3 +387,167 @@ class Picture:
     step: str | None
     steps_run: tuple[str, ...]
     wiring: Wiring
+
+
+# -- recording -------------------------------------------------------------------------
+# A recorded wiring (labs/LAB/recorded/ENGINE/STEP.wiring.json) must not change when the
+# same lab is recorded again on the same engine: what Docker and the kernel choose at
+# random (namespace inodes, interface indexes, host-side veth names, user-defined
+# bridges' names and network ids, MAC addresses, the machine's own address outside) is
+# replaced by what stays. The placeholders are those of the text recordings.
+
+_RANDOM_VETH = re.compile(r"^veth[0-9a-f]{7}$")
+_RANDOM_BRIDGE = re.compile(r"^br-[0-9a-f]{12}$")
+
+
+def _stable_name(name: str) -> str:
+    """A name Docker drew at random, as the text recordings write it.
+
+    >>> _stable_name("veth942b137"), _stable_name("br-0123456789ab"), _stable_name("eth0")
+    ('vethXXXXXXX', 'br-xxxxxxxxxxxx', 'eth0')
+    """
+    if _RANDOM_VETH.match(name):
+        return "vethXXXXXXX"
+    return "br-xxxxxxxxxxxx" if _RANDOM_BRIDGE.match(name) else name
+
+
+def _outside_address(address: str) -> str:
+    """The machine's own address (given by whatever runs it), prefix kept."""
+    return "<eth0-address>/" + address.rsplit("/", 1)[1] if "/" in address else "<eth0-address>"
+
+
+def normalised(wiring: Wiring) -> Wiring:
+    """`wiring` with what changes from run to run replaced: the machine's namespace
+    first, the others by name; inodes and indexes renumbered 1, 2, ... in that order
+    (veth pairs still naming each other); random names, MACs and the machine's address
+    outside replaced. Normalising twice changes nothing more.
+
+    >>> machine = Namespace(4026531, "machine", ("the machine",), (
+    ...     Interface(17, "eth0", "veth", True, peer_index=93, ipv4=("10.4.0.9/16",), mac="aa"),
+    ...     Interface(21, "veth1a2b3c4", "veth", True, master="docker0", peer_index=2)))
+    >>> web = Namespace(4026777, "container", ("container web",), (
+    ...     Interface(2, "eth0", "veth", True, peer_index=21, ipv4=("172.17.0.2/16",)),))
+    >>> found = normalised(Wiring((web, machine), pair_veths((web, machine))))
+    >>> [(ns.inode, [(i.index, i.label, i.ipv4) for i in ns.interfaces]) for ns in found.namespaces]
+    ... # doctest: +NORMALIZE_WHITESPACE
+    [(1, [(1, 'eth0@if0', ('<eth0-address>/16',)), (2, 'vethXXXXXXX@if1', ())]),
+     (2, [(1, 'eth0@if2', ('172.17.0.2/16',))])]
+    >>> found.pairs
+    ((End(inode=2, index=1), End(inode=1, index=2)),)
+    >>> normalised(found) == found
+    True
+    """
+    order = sorted(wiring.namespaces, key=lambda ns: (ns.kind != "machine", ns.title))
+    ends = {
+        (ns.inode, iface.index): End(n, k)
+        for n, ns in enumerate(order, start=1)
+        for k, iface in enumerate(sorted(ns.interfaces, key=lambda i: i.index), start=1)
+    }
+    outside: set[str] = set()
+    namespaces = []
+    for number, ns in enumerate(order, start=1):
+        interfaces = []
+        for iface in sorted(ns.interfaces, key=lambda i: i.index):
+            interfaces.append(_stable_interface(wiring, ns, iface, ends, outside))
+        namespaces.append(
+            Namespace(
+                number,
+                ns.kind,
+                ns.names,
+                tuple(interfaces),
+                tuple(_stable_listener(listener, outside) for listener in ns.listeners),
+            )
+        )
+    pairs = sorted(
+        _stable_pair(ends[(a.inode, a.index)], ends[(b.inode, b.index)]) for a, b in wiring.pairs
+    )
+    networks = tuple(
+        DockerNetwork(n.name, "", _stable_name(n.bridge))
+        for n in sorted(wiring.networks, key=lambda n: n.name)
+    )
+    return Wiring(
+        tuple(namespaces),
+        tuple(sorted(pairs, key=lambda p: (p[0].inode, p[0].index))),
+        tuple(sorted(wiring.published, key=lambda p: (p.container, p.container_port, p.host))),
+        wiring.notes,
+        networks,
+    )
+
+
+def _stable_pair(a: End, b: End) -> tuple[End, End]:
+    # The end in the later namespace first (the container's: the machine is inode 1).
+    return (a, b) if (-a.inode, a.index) <= (-b.inode, b.index) else (b, a)
+
+
+def _stable_interface(
+    wiring: Wiring,
+    ns: Namespace,
+    iface: Interface,
+    ends: dict[tuple[int, int], End],
+    outside: set[str],
+) -> Interface:
+    """One interface renumbered and renamed; an end whose peer is outside the machine
+    (the machine's own eth0) has its address and peer index (0) replaced."""
+    ipv4 = iface.ipv4
+    peer_index = iface.peer_index
+    if peer_index is not None:
+        peer = wiring.peer(ns.inode, iface.index)
+        if peer is None and ns.kind == "machine":
+            outside.update(a.rsplit("/", 1)[0] for a in ipv4)
+            ipv4 = tuple(_outside_address(a) for a in ipv4)
+            peer_index = 0
+        elif peer is None:
+            peer_index = 0
+        else:
+            peer_index = ends[(peer.inode, peer.index)].index
+    return Interface(
+        ends[(ns.inode, iface.index)].index,
+        _stable_name(iface.name),
+        iface.kind,
+        iface.up,
+        _stable_name(iface.master) if iface.master else None,
+        peer_index,
+        iface.peer_here,
+        ipv4,
+        "",
+    )
+
+
+def _stable_listener(listener: Listener, outside: set[str]) -> Listener:
+    host, port = listener.address.rsplit(":", 1)
+    host = "<eth0-address>" if host in outside else host
+    return Listener(f"{host}:{port}", listener.processes)
+
+
+def to_json(wiring: Wiring) -> str:
+    """The wiring as JSON text (what a recording holds), keys sorted, one newline at the end."""
+    return json.dumps(asdict(wiring), indent=1, sort_keys=True) + "\n"
+
+
+def from_json(text: str) -> Wiring:
+    """A wiring back from `to_json`'s text; WiringError when it is not one.
+
+    >>> w = Wiring((Namespace(1, "machine", ("the machine",), (Interface(1, "lo", "loopback",
+    ...     True),), (Listener("0.0.0.0:5000", ("docker-proxy",)),)),), ())
+    >>> from_json(to_json(w)) == w
+    True
+    """
+    try:
+        data = json.loads(text)
+        return Wiring(
+            tuple(_namespace_from(ns) for ns in data["namespaces"]),
+            tuple((End(**a), End(**b)) for a, b in data["pairs"]),
+            tuple(Published(**p) for p in data["published"]),
+            tuple(data["notes"]),
+            tuple(DockerNetwork(**n) for n in data["networks"]),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise WiringError(f"not a recorded wiring: {exc}") from None
+
+
+def _namespace_from(data: dict[str, Any]) -> Namespace:
+    interfaces = tuple(Interface(**{**i, "ipv4": tuple(i["ipv4"])}) for i in data["interfaces"])
+    listeners = tuple(
+        Listener(entry["address"], tuple(entry["processes"])) for entry in data["listeners"]
+    )
+    return Namespace(data["inode"], data["kind"], tuple(data["names"]), interfaces, listeners)

@@ -46,6 +46,7 @@ from labgen.core.results import (
 from labgen.docs import recordings
 from labgen.machine import pool, providers, recipe, registry, ssh
 from labgen.machine.steps import Session, run_step
+from labgen.network import wiring
 from labgen.verbs.destroy import destroy as destroy_machines
 from labgen.verbs.lint import lint_lab_dir
 from labgen.verbs.up import up
@@ -193,10 +194,10 @@ def verify_lab(
         report.claimed = up(quiet, str(lab.path), name).claimed
         if report.claimed:
             event(run.label, "claimed a machine from the warm pool")
-        _walk_steps(name, report, lambda message: event(run.label, message))
+        drawn = _walk_steps(name, report, lambda message: event(run.label, message))
         report.recordings = report.recordings or COMPARED  # _walk_steps says when none
         if recording.record and report.ok:
-            written = record(lab, report)
+            written = record(lab, report, drawn)
             report.recordings = RECORDED
             event(run.label, f"recorded: {written} file(s) written, the others unchanged")
     except LabgenError as exc:
@@ -225,9 +226,13 @@ def kept_machines(reports: Sequence[LabReport]) -> list[str]:
     return [r.machine for r in standing if registry.instance_named(r.machine).exists()]
 
 
-def _walk_steps(name: str, report: LabReport, event: Callable[[str], None]) -> None:
+def _walk_steps(name: str, report: LabReport, event: Callable[[str], None]) -> dict[str, str]:
+    """Walk the lab's steps, comparing outputs with the recordings; the wirings drawn
+    after the steps marked `draw: true` (normalised JSON, by step) are returned."""
     instance, state, lab = registry.running(name)
     recorded = recordings.load(lab.path, state.engine)
+    recorded_wirings = recordings.load_wirings(lab.path, state.engine)
+    drawn: dict[str, str] = {}
     if not recorded:
         report.recordings = NO_RECORDINGS
         event(f"no recorded outputs for Docker {state.engine}: outputs are not compared")
@@ -245,13 +250,37 @@ def _walk_steps(name: str, report: LabReport, event: Callable[[str], None]) -> N
                 continue
             _verify_step(session, step, step_report)
             step_report.seconds = round(time.monotonic() - began, 1)
+            label = f"{lab.name}@{state.engine}"
+            if step.draw and step_report.status in (PASS, RAN):
+                picture = _draw(client, step_report)
+                drawn.update({step.id: picture} if picture else {})
             if recorded and step_report.status in (PASS, RAN):
-                label = f"{lab.name}@{state.engine}"
                 compare(step_report, recorded.get(step.id), label, recordings.lab_rules(lab))
+                if step.id in drawn:
+                    compare_wiring(
+                        step_report, recorded_wirings.get(step.id), drawn[step.id], label
+                    )
             note = _RECORDING_NOTES.get(step_report.recording, "")
             event(f"step {index}/{len(lab.steps)} {step.id}: {step_report.status}{note}")
             if step_report.status not in (PASS, RAN):
-                return
+                break
+    return drawn
+
+
+def _draw(client: paramiko.SSHClient, report: StepReport) -> str:
+    """The machine's wiring now (labgen draw's reading of it), normalised as JSON; a step
+    whose wiring cannot be read fails (a picture that was not drawn is never recorded)."""
+    out, err = io.BytesIO(), io.BytesIO()
+    code = ssh.run(client, wiring.GATHER_COMMAND, out, err)
+    try:
+        if code != 0:
+            raise wiring.WiringError(f"exit {code}: {err.getvalue().decode(errors='replace')}")
+        found = wiring.parse(out.getvalue().decode(errors="replace"))
+    except wiring.WiringError as exc:
+        report.status = FAIL
+        report.reason = f"the machine's wiring after the step could not be read ({exc})"
+        return ""
+    return wiring.to_json(wiring.normalised(found))
 
 
 def _verify_step(session: Session, step: Step, report: StepReport) -> None:
@@ -353,12 +382,37 @@ def compare(
     step.recording = DRIFT if step.drift else SAME
 
 
-def record(lab: Lab, report: LabReport) -> int:
+def compare_wiring(step: StepReport, recorded: str | None, now: str, label: str) -> None:
+    r"""Add the drawn wiring's verdict to the step's: MISSING without a recorded one,
+    DRIFT (its diff after the output's) when they differ.
+
+    >>> step = StepReport("s", "S"); step.recording = SAME
+    >>> compare_wiring(step, '{"a": 1}\n', '{"a": 2}\n', "lab@28.5"); step.recording == DRIFT
+    True
+    >>> print(step.drift, end="")
+    --- recorded lab@28.5 step s wiring
+    +++ now lab@28.5 step s wiring
+    @@ -1 +1 @@
+    -{"a": 1}
+    +{"a": 2}
+    """
+    if recorded is None:
+        step.recording = MISSING if step.recording != DRIFT else DRIFT
+        return
+    drift = recordings.diff(recorded, now, f"{label} step {step.step} wiring")
+    if drift:
+        step.drift = (step.drift or "") + drift
+        step.recording = DRIFT
+
+
+def record(lab: Lab, report: LabReport, drawn: dict[str, str] | None = None) -> int:
     """Write the recordings of a run that passed; returns how many files changed.
 
     A file whose output and Docker version are unchanged is left as it is (its date
-    too), and recordings of steps that did not run (n/a here, or gone) are removed.
+    too), and recordings of steps that did not run (n/a here, or gone) are removed;
+    so are the wirings of steps not drawn (`drawn`: by step, from `_walk_steps`).
     """
+    drawn = drawn or {}
     today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
     written = 0
     ran = [s for s in report.steps if s.status in (PASS, RAN)]
@@ -376,4 +430,7 @@ def record(lab: Lab, report: LabReport) -> int:
         )
         written += recordings.write(lab.path, recording)
     recordings.remove_stale(lab.path, report.engine, [s.step for s in ran])
+    for step_id, text in drawn.items():
+        written += recordings.write_wiring(lab.path, report.engine, step_id, text)
+    recordings.remove_stale_wirings(lab.path, report.engine, drawn)
     return written

@@ -114,9 +114,16 @@ def images_load(tarball: str) -> None:
 
 
 @click.command("doctor")
+@click.option("--host", "host", metavar="NAME", help="Probe registered host NAME instead.")
 @JSON
-def doctor_cmd(as_json: bool) -> None:
-    """Probe what each provider needs here, with the fix for each gap (exit 1: none ready)."""
+def doctor_cmd(host: str | None, as_json: bool) -> None:
+    """Probe what each provider needs here, with the fix for each gap (exit 1: none ready).
+    With --host NAME: what that host lacks (Docker or libvirtd answering, base image, disk)."""
+    if host is not None:
+        from labgen.cli.hosts import doctor_host  # only a --host run pays for its imports
+
+        doctor_host(host, as_json)
+        return
     health = doctor.doctor()
     ui.print_doctor(health, as_json)
     sys.exit(EXIT_OK if any(h.ready for h in health) else EXIT_FAILED)

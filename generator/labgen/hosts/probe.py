@@ -1,138 +1,168 @@
-"""What a host has: does it answer, its cores and memory, disk, which base images.
-
-Asked over labgen's SSH settings (registry.py): one `ssh` for the machine's own
-figures, one `docker` (Docker's SSH transport) or `virsh` call for the engine.
-"""
+"""`examine(host)`: does a host answer, what it has (cores, memory, disk) and which
+engines' base images are already on it; what it lacks, each with the fix."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 from dataclasses import dataclass, field
 
 from labgen.hosts.registry import Host
 from labgen.machine import providers, recipe
 
-TIMEOUT = 30  # seconds for one call to a host; a host that takes longer does not answer
-# One shell line, read by _figures: cores, then /proc/meminfo's two lines, then df's.
-FIGURES = "nproc; grep -E '^Mem(Total|Available):' /proc/meminfo; df -Pk / | tail -1"
+TIMEOUT_S = 40
+# Below this a host cannot take even one machine (base image + one machine's layers).
+MIN_DISK_GIB = 5.0
+# The shell line run over SSH for what `docker info` does not say: free memory and disk.
+_FACTS = "grep -E '^(MemTotal|MemAvailable):' /proc/meminfo; df -Pk {path} | tail -n 1"
 
 
-@dataclass(frozen=True)
+@dataclass
 class HostReport:
-    """A host as `labgen hosts list` and `labgen doctor --host` show it."""
+    """What a probe of one host found. `problems` are (what, fix) pairs; `answers` is
+    False when the host's Docker (or libvirtd) did not answer, and then the figures are 0."""
 
     name: str
     url: str
     kind: str
-    answers: bool
-    detail: str  # what was seen, or why it does not answer
+    answers: bool = False
     cores: int = 0
     memory_mib: int = 0
     free_memory_mib: int = 0
-    free_disk_gb: float = 0.0
-    engines: list[str] = field(default_factory=list)  # base images it has, by engine
-    fixes: list[str] = field(default_factory=list)  # what it lacks, each with its fix
+    disk_free_gib: float = 0.0
+    engine_version: str = ""
+    engines: list[str] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _call(argv: list[str], host: Host) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        argv,
-        env={**os.environ, **host.env()},
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+def base_images() -> dict[str, str]:
+    """engine -> the base image a Docker host needs for it (labgen/base:TAG)."""
+    repo = providers.get("docker").row.extra["image_repo"]
+    return {e: f"{repo}:{recipe.recipe_tag(e)}" for e in recipe.engines()}
 
 
-def _figures(text: str) -> tuple[int, int, int, float]:
-    """(cores, memory MiB, available MiB, free disk GB) from FIGURES' output.
+def _run(host: Host, argv: list[str]) -> subprocess.CompletedProcess[str] | None:
+    env = {**os.environ, **host.env()}
+    try:
+        return subprocess.run(
+            argv, env=env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
 
-    >>> _figures("16\\nMemTotal: 65536000 kB\\nMemAvailable: 60000000 kB\\n"
-    ...          "/dev/vda 100 50 52428800 50% /\\n")
-    (16, 64000, 58593, 53.7)
+
+def _first_line(done: subprocess.CompletedProcess[str] | None) -> str:
+    if done is None:
+        return "no answer within the time limit"
+    lines = (done.stderr or done.stdout).strip().splitlines()
+    return lines[-1] if lines else f"exit status {done.returncode}"
+
+
+def parse_facts(text: str) -> tuple[int, int, float]:
+    """(memory MiB, free memory MiB, disk free GiB) from /proc/meminfo lines and a df -Pk row.
+
+    >>> parse_facts("MemTotal: 2048000 kB\\nMemAvailable: 1024000 kB\\n/dev/x 100 50 10485760 1% /")
+    (2000, 1000, 10.0)
     """
-    lines = text.strip().splitlines()
-    cores = int(lines[0])
-    mem = {ln.split(":")[0]: int(ln.split()[1]) for ln in lines[1:3]}
-    disk_kb = int(lines[3].split()[3])
-    return (
-        cores,
-        mem["MemTotal"] // 1024,
-        mem["MemAvailable"] // 1024,
-        round(disk_kb * 1024 / 1e9, 1),
-    )
-
-
-def _docker_engines(host: Host) -> tuple[list[str], str]:
-    """The engines whose current base image the host has, or ([], why Docker failed)."""
-    done = _call(["docker", "image", "ls", "--format", "{{json .}}"], host)
-    if done.returncode != 0:
-        return [], done.stderr.strip().splitlines()[-1:][0] if done.stderr.strip() else "no answer"
-    tags = {
-        f"{row['Repository']}:{row['Tag']}"
-        for row in (json.loads(line) for line in done.stdout.splitlines() if line.strip())
-    }
-    return [e for e in recipe.engines() if base_image(host, e) in tags], ""
-
-
-def base_image(host: Host, engine: str) -> str:
-    """The base image of `engine` that this host's kind of machine starts from.
-
-    >>> base_image(Host("a", "ssh://h"), "20.10").startswith("labgen/base:20.10-")
-    True
-    """
-    repo = providers.get(host.kind).row.extra.get("image_repo", "")
-    return f"{repo}:{recipe.recipe_tag(engine)}"
+    mem = {}
+    disk = 0.0
+    for line in text.splitlines():
+        parts = line.split()
+        if parts and parts[0].rstrip(":") in ("MemTotal", "MemAvailable"):
+            mem[parts[0].rstrip(":")] = int(parts[1]) // 1024
+        elif len(parts) >= 6 and parts[3].isdigit():
+            disk = round(int(parts[3]) / 1024 / 1024, 1)
+    return mem.get("MemTotal", 0), mem.get("MemAvailable", 0), disk
 
 
 def examine(host: Host) -> HostReport:
-    """Ask `host` what it has; never raises for a host that does not answer."""
-    try:
-        done = _call([*host.ssh_command(), FIGURES], host)
-    except subprocess.TimeoutExpired:
-        return HostReport(
-            host.name,
-            host.url,
-            host.kind,
-            False,
-            f"ssh took over {TIMEOUT} s",
-            fixes=[f"is {host.ssh_hostname} up and its sshd answering?"],
-        )
-    if done.returncode != 0:
-        why = (done.stderr.strip().splitlines() or ["ssh failed"])[-1]
-        return HostReport(
-            host.name,
-            host.url,
-            host.kind,
-            False,
-            why,
-            fixes=[
-                f"check `{' '.join(host.ssh_command())} true` works: a key-based login "
-                "as a user allowed to use Docker (or libvirt)"
-            ],
-        )
-    cores, memory, free, disk = _figures(done.stdout)
-    fixes: list[str] = []
-    engines: list[str] = []
-    detail = f"{cores} cores, {memory} MiB ({free} MiB free), {disk} GB disk free"
-    if host.kind == "docker":
-        try:
-            engines, why = _docker_engines(host)
-        except subprocess.TimeoutExpired:
-            why = f"docker took over {TIMEOUT} s"
-        if why:
-            fixes.append(
-                f"Docker does not answer over SSH ({why}): start dockerd there, "
-                "and make the SSH user a member of the docker group"
+    """Ask the host (Docker over ssh://, libvirt over qemu+ssh://) what it has."""
+    report = HostReport(host.name, host.url, host.kind)
+    if host.kind == "libvirt":
+        return _examine_libvirt(host, report)
+    return _examine_docker(host, report)
+
+
+def _examine_docker(host: Host, report: HostReport) -> HostReport:
+    info = _run(host, ["docker", "info", "--format", "{{json .}}"])
+    if info is None or info.returncode != 0:
+        report.problems.append(
+            (
+                f"Docker on {host.name} does not answer over {host.url}: {_first_line(info)}",
+                f"check `ssh {host.ssh_destination()} -p {host.ssh_port} docker info` works "
+                "(sshd up, key-based login, the user in the docker group, dockerd running)",
             )
-        elif not engines:
-            fixes.append(f"no labgen base image: `labgen hosts push {host.name}`")
-    if disk < 5:
-        fixes.append("less than 5 GB of disk free: images and machines need about 5 GB")
-    answers = not any(f.startswith("Docker does not answer") for f in fixes)
-    return HostReport(
-        host.name, host.url, host.kind, answers, detail, cores, memory, free, disk, engines, fixes
-    )
+        )
+        return report
+    data = json.loads(info.stdout)
+    report.answers = True
+    report.cores = int(data.get("NCPU", 0))
+    report.engine_version = str(data.get("ServerVersion", ""))
+    root = str(data.get("DockerRootDir") or "/var/lib/docker")
+    _add_facts(host, report, root)
+    _add_images(host, report)
+    return report
+
+
+def _add_facts(host: Host, report: HostReport, path: str) -> None:
+
+    done = _run(host, [*host.ssh_command(), _FACTS.format(path=shlex.quote(path))])
+    if done is None or done.returncode != 0:
+        report.problems.append(
+            (f"could not read memory and disk over SSH: {_first_line(done)}", "check sshd")
+        )
+        return
+    report.memory_mib, report.free_memory_mib, report.disk_free_gib = parse_facts(done.stdout)
+    if report.disk_free_gib < MIN_DISK_GIB:
+        report.problems.append(
+            (
+                f"only {report.disk_free_gib} GiB free under {path} on {host.name}",
+                f"free at least {MIN_DISK_GIB:.0f} GiB there (`docker system prune` on the host)",
+            )
+        )
+
+
+def _add_images(host: Host, report: HostReport) -> None:
+    done = _run(host, ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"])
+    present = set(done.stdout.split()) if done is not None and done.returncode == 0 else set()
+    wanted = base_images()
+    report.engines = [e for e, image in wanted.items() if image in present]
+    default = recipe.engine(None)
+    if default not in report.engines:
+        report.problems.append(
+            (
+                f"{host.name} lacks the base image {wanted[default]} (engine {default})",
+                f"`labgen hosts push {host.name}` copies it over SSH (no registry)",
+            )
+        )
+
+
+def _examine_libvirt(host: Host, report: HostReport) -> HostReport:
+    info = _run(host, ["virsh", "-c", host.url, "nodeinfo"])
+    if info is None or info.returncode != 0:
+        report.problems.append(
+            (
+                f"libvirtd on {host.name} does not answer over {host.url}: {_first_line(info)}",
+                "check `virsh -c URL nodeinfo` works (libvirtd running, the user in the "
+                "libvirt group, key-based SSH)",
+            )
+        )
+        return report
+    report.answers = True
+    for line in info.stdout.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "CPU(s)":
+            report.cores = int(value.split()[0])
+        elif key.strip() == "Memory size":
+            report.memory_mib = int(value.split()[0]) // 1024
+    mem = _run(host, ["virsh", "-c", host.url, "nodememstats"])
+    if mem is not None and mem.returncode == 0:
+        fields = {
+            k.strip(): v.split()
+            for k, _, v in (ln.partition(":") for ln in mem.stdout.splitlines())
+        }
+        free = sum(int(fields[k][0]) for k in ("free", "buffers", "cached") if k in fields)
+        report.free_memory_mib = free // 1024
+    return report

@@ -1,69 +1,89 @@
-"""A base image onto a host without any registry: `docker save` here, `docker load` there,
-streamed over labgen's SSH settings."""
+"""`push_image`: a base image from this machine onto a Docker host, without any registry:
+`docker save IMAGE | ssh HOST docker load`, through labgen's ssh settings."""
 
 from __future__ import annotations
 
-import os
+import contextlib
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
+from typing import IO
 
 from labgen.core.context import Say
 from labgen.core.errors import MachineError, UsageError
 from labgen.hosts.registry import Host
 
+CHUNK = 1 << 20
+
 
 @dataclass(frozen=True)
 class PushResult:
-    """One image pushed: how big, how long."""
+    """One image pushed: how many bytes went over SSH and how long it took."""
 
     host: str
     image: str
-    megabytes: float
+    bytes: int
     seconds: float
+
+    @property
+    def megabytes(self) -> float:
+        """The size in MB (10**6 bytes), one decimal."""
+        return round(self.bytes / 1e6, 1)
 
 
 def push_image(host: Host, image: str, say: Say) -> PushResult:
-    """Stream `image` from this machine's Docker into `host`'s."""
+    """Copy `image` onto `host` with docker save | ssh docker load; MachineError if either
+    side fails (the message says which)."""
     if host.kind != "docker":
-        raise UsageError(f"host {host.name!r} is a libvirt host: its boxes are not Docker images")
-    local = subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False)
-    if local.returncode != 0:
-        raise UsageError(
-            f"{image} is not on this machine", hint="`labgen box build --engine ENGINE` builds it"
-        )
-    say(f"docker save {image} | docker load on {host.name}")
+        raise UsageError(f"host {host.name!r} is a {host.kind} host: only Docker hosts take images")
+    say(f"pushing {image} to {host.name} (docker save | ssh docker load)")
     started = time.monotonic()
-    save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
-    assert save.stdout is not None
-    load = subprocess.Popen(
-        [*host.ssh_command(), "docker load"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=_env(host),
+    save = subprocess.Popen(
+        ["docker", "save", image], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    assert load.stdin is not None
-    sent = 0
+    load = subprocess.Popen(
+        [*host.ssh_command(), "docker", "load"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert save.stdout is not None and load.stdin is not None
+    sent = [0]
+    pump = threading.Thread(target=_pump, args=(save.stdout, load.stdin, sent), daemon=True)
+    pump.start()
     try:
-        while chunk := save.stdout.read(1 << 20):
-            load.stdin.write(chunk)
-            sent += len(chunk)
-        load.stdin.close()
+        pump.join()
+        load.stdin = None  # closed by the pump: communicate() must not flush it
+        save_err = save.communicate()[1]
+        load_out, load_err = load.communicate()
+    except BaseException:
+        save.kill()
+        load.kill()
+        save.wait()
+        load.wait()
+        raise
+    if save.returncode != 0:
+        raise MachineError(
+            f"docker save {image} failed: {save_err.decode(errors='replace').strip()}"
+        )
+    if load.returncode != 0:
+        raise MachineError(
+            f"docker load on {host.name} failed: {load_err.decode(errors='replace').strip()}"
+        )
+    result = PushResult(host.name, image, sent[0], round(time.monotonic() - started, 1))
+    say(f"{load_out.decode(errors='replace').strip()} ({result.megabytes} MB, {result.seconds} s)")
+    return result
+
+
+def _pump(source: IO[bytes], sink: IO[bytes], sent: list[int]) -> None:
+    # Counted here rather than by `docker image inspect`: the bytes that really crossed SSH.
+    try:
+        while chunk := source.read(CHUNK):
+            sink.write(chunk)
+            sent[0] += len(chunk)
     except BrokenPipeError:
         pass
     finally:
-        save.stdout.close()
-        save.wait()
-        _, err = load.communicate()
-    if save.returncode != 0 or load.returncode != 0:
-        why = err.decode(errors="replace").strip() or f"docker save exited {save.returncode}"
-        raise MachineError(
-            f"loading {image} on {host.name} failed: {why}",
-            hint=f"`labgen doctor --host {host.name}` says what the host lacks",
-        )
-    return PushResult(host.name, image, round(sent / 1e6, 1), round(time.monotonic() - started, 1))
-
-
-def _env(host: Host) -> dict[str, str]:
-    return {**os.environ, **host.env()}
+        with contextlib.suppress(BrokenPipeError):
+            sink.close()

@@ -69,6 +69,16 @@ def test_a_good_state_file_loads_as_before(labgen_home: Path) -> None:
     assert Instance("good").load() == InstanceState(**state_of("good"), steps_run=["start-server"])
 
 
+def test_a_state_without_a_host_is_a_machine_of_this_host(labgen_home: Path) -> None:
+    """State files written before machines on other hosts: on_host "" (this machine),
+    which never asks the host registry; a wrong type is refused like any field."""
+    write_state("old", state_of("old"))
+    assert Instance("old").load().on_host == ""
+    write_state("bad", {**state_of("bad"), "on_host": 3})
+    with pytest.raises(UsageError, match=r"field 'on_host'"):
+        Instance("bad").load()
+
+
 def test_a_workshop_record_of_the_wrong_type_is_a_usage_error(labgen_home: Path) -> None:
     room = rooms.create("pf", LAB, str(REPO / "labs" / LAB), 2)
     record = json.loads(room.path.read_text(encoding="utf-8"))

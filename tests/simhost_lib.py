@@ -14,10 +14,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from labgen.core import resources
 from labgen.hosts import probe, registry, transfer
 from labgen.machine import recipe
 
 LABEL = "labgen.simhost"
+# Which labgen home made it: the leak check looks for the homes its tests used, so another
+# session's sim hosts on the same dockerd are none of its business.
+HOME_LABEL = "labgen.simhost.home"
 # The inner dockerd of a sim host starts in a few seconds; sshd sooner.
 READY_TIMEOUT_S = 90.0
 # As templates/providers/docker.rb.j2 starts a machine where --privileged is refused.
@@ -101,11 +105,13 @@ def make(name: str, key: Path, engine: str | None = None, push: bool = True) -> 
 def _start(sim: SimHost, key: Path) -> None:
     image = probe.base_images()[recipe.engine("28.5")]
     label = f"{LABEL}={sim.name}"
-    _docker("network", "create", "--label", label, sim.network)
-    _docker("volume", "create", "--label", label, sim.volume)
+    home = f"{HOME_LABEL}={resources.home_tag()}"
+    _docker("network", "create", "--label", label, "--label", home, sim.network)
+    _docker("volume", "create", "--label", label, "--label", home, sim.volume)
     public = key.with_suffix(".pub").read_text().strip()
     _docker(
-        "run", "-d", "--name", sim.container, "--label", label, "--network", sim.network,
+        "run", "-d", "--name", sim.container, "--label", label, "--label", home,
+        "--network", sim.network,
         "--hostname", sim.name, *RUN_FLAGS, "-v", f"{sim.volume}:/var/lib/docker",
         "-e", f"LABGEN_AUTHORIZED_KEY={public}", "-p", "127.0.0.1::22", image,
     )  # fmt: skip

@@ -1,5 +1,5 @@
 """After every other test: no container, docker network, instance dir or libvirt domain
-left behind.
+left behind, and no simulated host's container, network or volume.
 
 A look that could not be made fails this check: a Docker daemon (or, where virsh is
 installed, a running libvirtd) that does not answer may be hiding exactly what it looks for.
@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import simhost_lib
 from helpers import HOMES, MACHINE_HOMES
 from labgen.core import resources
 from labgen.machine.providers.libvirt_box import LIBVIRT_URI, libvirt_uri
@@ -58,7 +59,7 @@ def domain_names() -> list[str]:
 
 
 def docker_names(kind: str, label: str) -> list[str]:
-    every = ["-a"] if kind == "container" else []
+    every = ["-a"] if kind == "container" else []  # `docker volume ls` has no -a
     return listing(["docker", kind, "ls", *every, "-q", "--filter", f"label={label}"])
 
 
@@ -75,6 +76,11 @@ def test_no_machine_network_or_instance_dir_left_behind(monkeypatch: pytest.Monk
             left += [f"instance dir {p}" for p in instances.iterdir()]
         for kind in ("container", "network"):
             left += [f"{kind} {n}" for n in docker_names(kind, f"org.labgen.home={tag}")]
+        # Simulated hosts (tests/simhost_lib.py) made from this home: their containers,
+        # networks and the volumes holding their inner Docker's storage.
+        for kind in ("container", "network", "volume"):
+            found = docker_names(kind, f"{simhost_lib.HOME_LABEL}={tag}")
+            left += [f"sim host {kind} {n}" for n in found]
     # libvirt domains are named after the machine, which carries its home's tag. Without
     # virsh no labgen machine can have been a libvirt domain.
     if shutil.which("virsh"):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import simhost_lib
+from helpers import HOMES
 from labgen.hosts import registry
 
 NAMES = ("sim-a", "sim-b")
@@ -29,7 +30,9 @@ def sim_host_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[sim
     made: list[simhost_lib.SimHost] = []
     with pytest.MonkeyPatch.context() as patch:
         # The module's own home: made before any test's home exists.
-        patch.setenv("LABGEN_HOME", str(tmp_path_factory.mktemp("simhost-home")))
+        home = tmp_path_factory.mktemp("simhost-home")
+        HOMES.append(home)  # the leak check looks for sim hosts made from this home
+        patch.setenv("LABGEN_HOME", str(home))
         key = simhost_lib.make_key(keys)
         try:
             for name in NAMES:

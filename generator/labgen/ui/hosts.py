@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from labgen.hosts.probe import HostReport
+from labgen.hosts.results import HostAdded
 from labgen.hosts.transfer import PushResult
 from labgen.ui.console import escape_text, out
 from labgen.ui.printers import print_json
-from labgen.verbs.hosts import HostAdded
 
 
 def print_added(added: HostAdded) -> None:

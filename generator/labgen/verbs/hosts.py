@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass
 
 from labgen.core.context import Say
 from labgen.core.errors import UsageError
 from labgen.hosts import probe, registry, transfer
 from labgen.hosts.probe import HostReport
+from labgen.hosts.results import HostAdded
 from labgen.machine import recipe
-
-
-@dataclass(frozen=True)
-class HostAdded:
-    """A host just registered: what its first contact found and the host key recorded."""
-
-    host: registry.Host
-    report: HostReport
-    host_key: str
 
 
 def add(name: str, url: str) -> HostAdded:

@@ -50,6 +50,7 @@ ELSEWHERE = {
     **dict.fromkeys(["trace", "draw"], "views"),
     "workshop": "workshop",
     "pool": "pool",
+    "hosts": "hosts",
 }
 
 

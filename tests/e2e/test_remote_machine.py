@@ -84,6 +84,7 @@ def test_a_machine_on_another_host_works_with_every_verb(
         assert code == 0
         (row,) = [r for r in rows if r["instance"] == MACHINE]
         assert row["state"] == "running", row
+        assert row["host"] == "sim-b", row
     finally:
         gone = labgen("destroy", "--all")
         assert gone.returncode == 0, show(gone)

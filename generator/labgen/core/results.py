@@ -102,6 +102,7 @@ class StatusRow:
     steps_run: list[str]
     created: str
     path: str
+    host: str = "local"  # the registered host it runs on ("local": this machine)
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,7 @@ def print_status(rows: list[StatusRow], as_json: bool) -> None:
         out.print("no lab machines; `labgen up LAB` brings one up (`labgen list` shows the labs)")
         return
     table = Table(box=None, header_style="bold")
-    for col in ("MACHINE", "LAB", "PROVIDER", "ENGINE", "STATE", "STEPS RUN", "CREATED"):
+    for col in ("MACHINE", "LAB", "PROVIDER", "HOST", "ENGINE", "STATE", "STEPS RUN", "CREATED"):
         table.add_column(col)
     for r in rows:
         color = "green" if r.state == "running" else "yellow"
@@ -123,6 +123,7 @@ def print_status(rows: list[StatusRow], as_json: bool) -> None:
             escape_text(r.instance),
             escape_text(r.lab),
             escape_text(r.provider),
+            escape_text(r.host),
             escape_text(r.engine),
             f"[{color}]{escape_text(r.state)}[/]",
             str(len(r.steps_run)),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from labgen.core.errors import LabgenError
 from labgen.core.results import StatusRow
 from labgen.machine import providers, registry
-from labgen.machine.instance import all_instances
+from labgen.machine.instance import all_instances, host_label
 from labgen.machine.vagrant import Machine
 
 
@@ -31,11 +31,13 @@ def status() -> list[StatusRow]:
                 steps_run=state.steps_run,
                 created=state.created,
                 path=str(inst.path),
+                host=host_label(state.on_host),
             )
         )
     # What the host's labels call each machine: a claimed one keeps its pooled name.
     known_names = {inst.load().made_as_name for inst in all_instances()}
     orphans: dict[str, list[str]] = {}
+    orphan_host: dict[str, str] = {}
     for provider, host in (
         (p, h) for p in providers.all_providers() for h in registry.hosts_in_use()
     ):
@@ -48,9 +50,10 @@ def status() -> list[StatusRow]:
             orphans.setdefault(leftover.instance, []).append(
                 f"{leftover.provider} {leftover.kind} {leftover.name[:12]}"
             )
+            orphan_host[leftover.instance] = host_label(leftover.host)
     for name, parts in sorted(orphans.items()):
         word = f"orphan ({', '.join(parts)}): `labgen destroy {name}` removes it"
-        rows.append(StatusRow(name, "?", "?", "?", word, [], "", ""))
+        rows.append(StatusRow(name, "?", "?", "?", word, [], "", "", orphan_host[name]))
     return rows
 
 

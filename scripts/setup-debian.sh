@@ -45,8 +45,8 @@ done
 # A host with NodeSource's nodejs already has npm (and Debian's npm conflicts with it).
 command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
-    stage "apt-get update" apt-get update -q
-    stage "installing ${need[*]}" apt-get install -y -q --no-install-recommends "${need[@]}"
+    stage "apt-get update" apt-get -o DPkg::Lock::Timeout=600 update -q
+    stage "installing ${need[*]}" apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${need[@]}"
 fi
 [ -n "$pip_pid" ] || start_pip
 

@@ -22,8 +22,8 @@ for pkg in vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients qemu-sy
 done
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup-libvirt: installing ${need[*]}"
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends "${need[@]}"
+    apt-get -o DPkg::Lock::Timeout=600 update -q
+    apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${need[@]}"
 fi
 
 answers() { virsh -c qemu:///system uri >/dev/null 2>&1; }

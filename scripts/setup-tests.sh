@@ -18,8 +18,8 @@ for pkg in tmux graphviz; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
-    stage "apt-get update" apt-get update -q
-    stage "installing ${need[*]}" apt-get install -y -q --no-install-recommends "${need[@]}"
+    stage "apt-get update" apt-get -o DPkg::Lock::Timeout=600 update -q
+    stage "installing ${need[*]}" apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${need[@]}"
 fi
 # xterm.js lands in the package's vendor folder before the reinstall, whose build
 # (hatch_build.py) then takes it from there, as it matches package-lock.json, without npm.

@@ -21,9 +21,9 @@ command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 # A host with NodeSource's nodejs already has npm (and Debian's npm conflicts with it).
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
 if [ -n "$missing" ]; then
-    apt-get update -q
+    apt-get -o DPkg::Lock::Timeout=600 update -q
     # shellcheck disable=SC2086  # a list of package names
-    apt-get install -y -q --no-install-recommends $missing
+    apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $missing
 fi
 
 # npm ci installs into a scratch folder; only the files the pages load (and the licences)

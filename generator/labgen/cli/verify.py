@@ -84,7 +84,21 @@ def box_list() -> None:
     help="Docker engines: 'all' (each lab's verified ones) or a list, e.g. 20.10,28.5. "
     "Default: each lab's default.",
 )
-@click.option("-j", "--jobs", default=1, type=click.IntRange(1, 16), help="Machines at once.")
+@click.option(
+    "-j",
+    "--jobs",
+    default=1,
+    type=click.IntRange(1, 16),
+    help="Machines at once (with --hosts: on each host).",
+)
+@click.option(
+    "--hosts",
+    metavar="H[,H...]",
+    help="Spread the lab × engine runs over these registered hosts in turn "
+    "(`labgen hosts list`; `local` is this machine), -j on each. Each must answer and "
+    "have the base image of every engine it is given (`labgen hosts push`), "
+    "checked before any machine starts. Default: all here.",
+)
 @click.option("--junitxml", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
 @click.option(
     "--record",
@@ -114,6 +128,7 @@ def verify_cmd(
     when: str,
     engines: str | None,
     jobs: int,
+    hosts: str | None,
     junitxml: str | None,
     record: bool,
     strict: bool,
@@ -139,7 +154,7 @@ def verify_cmd(
         raise click.UsageError("--record writes the recordings; --strict compares with them")
     ctx = context(provider, lab_dirs)
     chosen = list(iter_labs(ctx.labs_path)) if every else [load_lab(r, ctx.labs_path) for r in labs]
-    runs = verify.plan(chosen, engines)
+    runs = verify.spread(verify.plan(chosen, engines), hosts)
     with ui.progress("Preparing the provider") as say:
         ctx = verify.prepare(ctx.with_say(say), runs)
     recording = verify.Recording(record=record, strict=strict)

@@ -171,6 +171,7 @@ class LabReport:
     recordings: str = ""  # NO_RECORDINGS, COMPARED or RECORDED ("" not reached)
     strict: bool = False  # drift, or a step without recording, fails the run
     claimed: bool = False  # its machine came from the warm pool (as fresh as a made one)
+    host: str = ""  # verify --hosts: the host it ran on ("local" for this one); "" without
 
     @property
     def drifted(self) -> list[StepReport]:

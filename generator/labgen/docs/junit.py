@@ -1,5 +1,6 @@
 """`labgen verify --junitxml`: a test suite per lab and engine (`lab@20.10`), a test case
-per check of each step.
+per check of each step. With --hosts the suite is `lab@20.10 on HOST` with a property
+`host`, and each case's classname starts with `HOST:`.
 
 A step without checks of its own is one test case (its command); a step not reached
 is skipped; a check that did not run, or passed before its step, is a failure. A step
@@ -32,14 +33,19 @@ def write_junit(path: Path, labs: Sequence[Lab], reports: Sequence[LabReport]) -
     xml = jp.JUnitXml("labgen verify")
     for lab, report in zip(labs, reports, strict=True):
         suite = jp.TestSuite(f"{report.lab}@{report.engine}" if report.engine else report.lab)
+        if report.host:  # verify --hosts: where it ran, in the name CI readers see
+            suite.name = f"{suite.name} on {report.host}"
+            suite.add_property("host", report.host)
         suite.time = report.seconds
         if report.error:
-            case = jp.TestCase("machine", classname=report.lab)
+            case = jp.TestCase(
+                "machine", classname=f"{report.host}:{report.lab}" if report.host else report.lab
+            )
             case.result = [jp.Error(report.error)]
             suite.add_testcase(case)
         names = {s.id: [c.name for c in read_checks(lab) if c.step == s.id] for s in lab.steps}
         for step in report.steps:
-            for case in _cases(report.lab, step, names[step.step]):
+            for case in _cases(report.lab, step, names[step.step], report.host):
                 suite.add_testcase(case)
             if step.recording:
                 suite.add_testcase(_recording_case(report, step))
@@ -48,8 +54,8 @@ def write_junit(path: Path, labs: Sequence[Lab], reports: Sequence[LabReport]) -
     xml.write(str(path), pretty=True)
 
 
-def _cases(lab: str, step: StepReport, checks: list[str]) -> list[jp.TestCase]:
-    classname = f"{lab}.{step.step}"
+def _cases(lab: str, step: StepReport, checks: list[str], host: str = "") -> list[jp.TestCase]:
+    classname = f"{host}:{lab}.{step.step}" if host else f"{lab}.{step.step}"
     results = {r.name: r for r in step.checks}
     cases = []
     for name in checks or ["command"]:
@@ -81,7 +87,8 @@ def _cases(lab: str, step: StepReport, checks: list[str]) -> list[jp.TestCase]:
 
 def _recording_case(report: LabReport, step: StepReport) -> jp.TestCase:
     """The step's output against its recording for the engine."""
-    case = jp.TestCase("recorded-output", classname=f"{report.lab}.{step.step}")
+    prefix = f"{report.host}:" if report.host else ""
+    case = jp.TestCase("recorded-output", classname=f"{prefix}{report.lab}.{step.step}")
     where = f"{report.lab} on Docker {report.engine}, step {step.step}"
     if step.recording == MISSING:
         message, text = f"{where}: no recording of this step", ""

@@ -343,6 +343,7 @@ def print_verify(
 def _print_lab_report(rep: LabReport) -> None:
     verdict = "[green]PASSED[/]" if rep.ok else "[red]FAILED[/]"
     on = f" on Docker {escape_text(rep.engine)}" if rep.engine else ""
+    on += f" on host {escape_text(rep.host)}" if rep.host else ""
     out.print(f"\n[bold]{escape_text(rep.lab)}[/]{on} {verdict} ({rep.seconds:.1f} s)")
     if rep.error:
         out.print(f"  [red]{escape_text(rep.error)}[/]")

@@ -44,7 +44,10 @@ from labgen.core.results import (
     StepReport,
 )
 from labgen.docs import recordings
+from labgen.hosts import probe
+from labgen.hosts import registry as hosts_registry
 from labgen.machine import pool, providers, recipe, registry, ssh
+from labgen.machine.instance import host_name
 from labgen.machine.steps import Session, run_step
 from labgen.network import wiring
 from labgen.verbs.destroy import destroy as destroy_machines
@@ -80,10 +83,12 @@ class Run:
 
     lab: Lab
     engine: str
+    host: str = ""  # with --hosts: the host it goes on ("local" for this one)
 
     @property
     def label(self) -> str:
-        return f"{self.lab.name}@{self.engine}"
+        where = f" on {self.host}" if self.host else ""
+        return f"{self.lab.name}@{self.engine}{where}"
 
 
 def plan(labs: Sequence[Lab], engines: str | None) -> list[Run]:
@@ -108,6 +113,51 @@ def plan(labs: Sequence[Lab], engines: str | None) -> list[Run]:
     return runs
 
 
+def spread(runs: Sequence[Run], hosts: str | None) -> list[Run]:
+    """Deal the runs over `hosts` (comma-separated registered host names, `local` for
+    this machine) in turn; None leaves them here, unnamed. An unknown host is a usage
+    error naming the known ones.
+
+    >>> lab = Lab.__new__(Lab)
+    >>> [r.host for r in spread([Run(lab, "20.10")] * 3, "local")]
+    ['local', 'local', 'local']
+    """
+    if hosts is None:
+        return list(runs)
+    names = list(dict.fromkeys(h.strip() for h in hosts.split(",") if h.strip()))
+    if not names:
+        raise UsageError(
+            f"--hosts {hosts!r} names no host",
+            hint="name hosts from `labgen hosts list`, e.g. --hosts local,rack1",
+        )
+    for name in names:
+        host_name(name)  # an unknown host: UsageError naming the known ones
+    return [replace(run, host=names[i % len(names)]) for i, run in enumerate(runs)]
+
+
+def check_hosts(runs: Sequence[Run]) -> None:
+    """Refuse, before any machine, a host of the runs that does not answer or lacks the
+    base image of an engine it is given (the fix: `labgen hosts push NAME --engine E`)."""
+    wanted: dict[str, set[str]] = {}
+    for run in runs:
+        if host_name(run.host):  # "" : this machine, whose boxes prepare() builds
+            wanted.setdefault(run.host, set()).add(run.engine)
+    images = probe.base_images()
+    for name, engines in wanted.items():
+        found = probe.examine(hosts_registry.get(name))
+        if not found.answers:
+            what, fix = found.problems[0] if found.problems else (f"{name} does not answer", "")
+            raise UsageError(f"--hosts: {what}; no machine was started", hint=fix)
+        missing = sorted(engines - set(found.engines), key=recipe.engine_key)
+        if missing:
+            engine = missing[0]
+            raise UsageError(
+                f"--hosts: {name} lacks the base image {images[engine]} (engine {engine}); "
+                "no machine was started",
+                hint=f"`labgen hosts push {name} --engine {engine}` copies it over SSH",
+            )
+
+
 def prepare(ctx: Context, runs: Sequence[Run]) -> Context:
     """Lint the labs, choose the provider and build its boxes, before any machine starts.
 
@@ -122,8 +172,10 @@ def prepare(ctx: Context, runs: Sequence[Run]) -> Context:
             problems.append(exc.message)
     if problems:
         raise UsageError("lint found problems; no machine was started:\n" + "\n".join(problems))
+    check_hosts(runs)
     provider = providers.choose(ctx.provider, ctx.say)
-    for engine in sorted({run.engine for run in runs}, key=recipe.engine_key):
+    here = {run.engine for run in runs if not host_name(run.host)}
+    for engine in sorted(here, key=recipe.engine_key):
         provider.ensure_box(ctx.say, engine=engine)
     return replace(ctx, provider=provider.name)
 
@@ -137,7 +189,8 @@ def verify_labs(
     recording: Recording = Recording(),
     ahead: bool = True,
 ) -> list[LabReport]:
-    """Verify each run on its own fresh machine, `jobs` at a time; reports in run order.
+    """Verify each run on its own fresh machine, `jobs` at a time on each host (runs
+    spread over hosts run `jobs` per host); reports in run order.
 
     With `ahead` (and a provider that keeps a warm pool), machines for the runs after
     the first `jobs` are made in the pool while those run, and each run claims one
@@ -150,16 +203,22 @@ def verify_labs(
         with lock:
             on_event(label, message)
 
-    later = [run.engine for run in runs[jobs:]] if ahead else []
+    # The pool made ahead is this machine's: runs on other hosts make their own machines.
+    here = [run for run in runs if not host_name(run.host)]
+    later = [run.engine for run in here[jobs:]] if ahead else []
     provider = providers.get(ctx.provider) if ctx.provider else None
     filler = pool.Ahead(provider, later, jobs, lambda m: event("pool", m)) if provider else None
+    slots = {run.host: threading.Semaphore(jobs) for run in runs}
+
+    def one(run: Run) -> LabReport:
+        with slots[run.host]:
+            return verify_lab(ctx, run, destroy, event, recording)
+
     with contextlib.ExitStack() as stack:
         if filler is not None:
             stack.enter_context(filler)
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as workers:
-            futures = [
-                workers.submit(verify_lab, ctx, run, destroy, event, recording) for run in runs
-            ]
+        with ThreadPoolExecutor(max_workers=max(1, jobs) * len(slots)) as workers:
+            futures = [workers.submit(one, run) for run in runs]
             try:
                 return [f.result() for f in futures]
             except KeyboardInterrupt:
@@ -184,11 +243,12 @@ def verify_lab(
     name, lab = machine_name(run), run.lab
     report = LabReport(lab.name, name, [StepReport(s.id, s.title) for s in lab.steps], run.engine)
     report.strict = recording.strict
+    report.host = run.host
     instance = registry.instance_named(name)
     if instance.exists():
         report.error = f"a machine called {name!r} already exists; `labgen destroy {name}` first"
         return report
-    quiet = replace(ctx, say=lambda line: None, engine=run.engine)
+    quiet = replace(ctx, say=lambda line: None, engine=run.engine, host=run.host or None)
     try:
         event(run.label, "bringing up a fresh machine")
         report.claimed = up(quiet, str(lab.path), name).claimed

@@ -41,6 +41,15 @@ def workshop_group() -> None:
     help="Pooled machines to keep ready: a reset hands the seat one in about two seconds "
     "and refills behind it (they stay in `labgen pool` afterwards).",
 )
+@click.option(
+    "--hosts",
+    "host_list",
+    metavar="A,B,...",
+    help="Place the seats over these registered hosts (`labgen hosts list`; `local` is "
+    "this machine): one at a time to the host with the most free memory left, counting "
+    "135 MiB a seat, at most 10 seats per core. A host that does not answer or lacks the "
+    "base image is refused before any seat starts. The placement is printed first.",
+)
 @ENGINE
 @PROVIDER
 @LABS
@@ -50,6 +59,7 @@ def up_cmd(
     name: str | None,
     jobs: int,
     spares: int,
+    host_list: str | None,
     engine: str | None,
     provider: str | None,
     lab_dirs: tuple[str, ...],
@@ -62,9 +72,14 @@ def up_cmd(
     Exit 1 when a seat failed twice (the others stay up).
     """
     began = time.monotonic()
+    ctx = context(provider, lab_dirs, engine)
+    chosen = None
+    if host_list is not None:
+        # The hosts are probed and the placement printed before any seat starts.
+        chosen = workshop.place(ctx, lab, n_seats, [h for h in host_list.split(",") if h.strip()])
+        seating_display.print_placement(chosen.hosts, name or workshop.lab_name(ctx, lab))
     with display.seat_progress(f"Bringing up {n_seats} seats of {lab}") as report:
-        ctx = context(provider, lab_dirs, engine)
-        room, finals = workshop.up(ctx, lab, n_seats, name, jobs, report, spares)
+        room, finals = workshop.up(ctx, lab, n_seats, name, jobs, report, spares, chosen)
     display.print_up(room, finals, time.monotonic() - began)
     sys.exit(EXIT_OK if all(e.state == READY for e in finals) else EXIT_FAILED)
 

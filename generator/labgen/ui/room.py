@@ -74,3 +74,15 @@ def print_seat_change(seats: RoomSeats, state: SeatState, action: str) -> None:
         link = seats.link(state)
         note = "" if seats.base else " (after the server's address: no serve has run yet)"
         out.print(f"link: {escape_text(link)}{note}", soft_wrap=True)
+
+
+def print_placement(hosts: list[str], workshop: str) -> None:
+    """`workshop up --hosts`: each seat's host, then how many seats each host takes."""
+    from labgen.workshop.room import seat_name
+
+    counts: dict[str, int] = {}
+    for number, host in enumerate(hosts, 1):
+        out.print(f"placement: {escape_text(seat_name(workshop, number))} -> {escape_text(host)}")
+        counts[host] = counts.get(host, 0) + 1
+    per = ", ".join(f"{escape_text(h)} {n}" for h, n in counts.items())
+    out.print(f"placement: {per} (most free memory first, 135 MiB a seat, 10 seats per core)")

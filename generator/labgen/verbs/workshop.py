@@ -21,9 +21,11 @@ from labgen.core.context import Context
 from labgen.core.errors import PrerequisiteError, UsageError
 from labgen.core.lab import load_lab, load_lab_dir
 from labgen.core.results import WorkshopReport
+from labgen.machine import recipe
 from labgen.workshop import db, join, lock, seats
 from labgen.workshop import report as reports
 from labgen.workshop import room as rooms
+from labgen.workshop.placement import Placement
 from labgen.workshop.room import Room
 from labgen.workshop.seats import Report, SeatEvent, SeatStatus
 
@@ -36,16 +38,18 @@ def up(
     jobs: int,
     report: Report,
     spares: int = 0,
+    chosen: Placement | None = None,
 ) -> tuple[Room, list[SeatEvent]]:
     """Bring up the workshop's seats (claiming pooled machines where there are some),
-    then keep `spares` pooled machines ready for resets; each seat's final event."""
+    then keep `spares` pooled machines ready for resets; each seat's final event. With
+    `chosen` (from `place`), each seat goes on its host."""
     if jobs < 1:
         raise UsageError(f"-j must be at least 1, not {jobs}")
     if not 0 <= spares <= rooms.MAX_SEATS:
         raise UsageError(f"--spares must be between 0 and {rooms.MAX_SEATS}, not {spares}")
     workshop = rooms.validate_workshop_name(name or load_lab(lab_ref, ctx.labs_path).name)
     _refuse_an_earlier_rooms_database(workshop)
-    room, finals = seats.up_seats(ctx, lab_ref, n_seats, name, jobs, report, spares)
+    room, finals = seats.up_seats(ctx, lab_ref, n_seats, name, jobs, report, spares, chosen)
     # The database from the start: `report` reads a room that was never served too.
     with db.open_room(room.name, room.created) as store:
         lab = load_lab_dir(Path(room.lab_path))
@@ -57,6 +61,22 @@ def up(
             seats=room.seats,
         )
     return room, finals
+
+
+def place(ctx: Context, lab_ref: str, n_seats: int, hosts: list[str]) -> Placement:
+    """Where `n_seats` seats of the lab go over `hosts` (probed now): placement.py's rule;
+    a UsageError naming each host that cannot take seats, before any seat starts."""
+    if not hosts:
+        raise UsageError("--hosts names no host: give e.g. --hosts local,a")
+    if not 1 <= n_seats <= rooms.MAX_SEATS:
+        raise UsageError(f"--seats must be between 1 and {rooms.MAX_SEATS}, not {n_seats}")
+    lab = load_lab(lab_ref, ctx.labs_path)
+    return seats.plan(hosts, n_seats, recipe.engine(ctx.engine or lab.spec.engine))
+
+
+def lab_name(ctx: Context, lab_ref: str) -> str:
+    """The lab's name: the default workshop name."""
+    return load_lab(lab_ref, ctx.labs_path).name
 
 
 def _refuse_an_earlier_rooms_database(name: str) -> None:

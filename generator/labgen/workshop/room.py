@@ -68,6 +68,13 @@ class Room:
     seat_tokens: dict[str, str] = field(default_factory=dict)
     # Pooled machines kept ready for resets (`workshop up --spares K`): a reset claims one.
     spares: int = 0
+    # seat name -> the registered host it runs on (`up --hosts`); absent: this machine,
+    # as in records from before several hosts.
+    seat_hosts: dict[str, str] = field(default_factory=dict)
+
+    def host_of(self, seat: str) -> str:
+        """The host seat `seat` runs on ("local" for this machine)."""
+        return self.seat_hosts.get(seat) or "local"
 
     @property
     def path(self) -> Path:

@@ -19,12 +19,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from labgen.core.context import Context
-from labgen.core.errors import LabgenError
+from labgen.core.errors import LabgenError, UsageError
 from labgen.core.lab import load_lab
+from labgen.hosts import probe
+from labgen.hosts import registry as host_registry
 from labgen.machine import pool, providers, recipe, registry
 from labgen.machine.instance import Instance
 from labgen.verbs.destroy import destroy
 from labgen.verbs.up import up
+from labgen.workshop import placement
 from labgen.workshop import room as rooms
 
 # A seat's life as the progress display and `workshop status` name it.
@@ -54,6 +57,7 @@ class SeatStatus:
     state: str  # ready, unreachable, absent
     ssh: str  # host:port of its SSH, or ""
     steps_run: list[str]
+    host: str = "local"  # the registered host it runs on
 
 
 def up_seats(
@@ -64,25 +68,65 @@ def up_seats(
     jobs: int,
     report: Report,
     spares: int = 0,
+    chosen: placement.Placement | None = None,
 ) -> tuple[rooms.Room, list[SeatEvent]]:
     """Bring up seats 1..`seats` of workshop `name` (default: the lab's name), `jobs` at
     a time, claiming pooled machines where the pool has them; then keep `spares` pooled
-    machines ready for resets. Returns the room and each seat's last event."""
+    machines ready for resets. With `chosen` (from `plan`), seat i goes on its host i
+    ("local" is this machine). Returns the room and each seat's last event."""
     lab = load_lab(lab_ref, ctx.labs_path)
+    engine = recipe.engine(ctx.engine or lab.spec.engine)
     room = rooms.create(name or lab.name, lab.name, str(lab.path), seats, spares)
+    if chosen is not None:
+        for seat, host in zip(room.seats, chosen.hosts, strict=False):
+            if seat not in room.seat_hosts or not Instance(seat).exists():
+                room.seat_hosts[seat] = host
+        room.save()
     jobs = max(1, min(jobs, len(room.seats)))
     # The box once, before the pool: J threads must not each find it missing and build it.
     provider = providers.choose(ctx.provider, ctx.say)
-    provider.ensure_box(ctx.say, engine=recipe.engine(ctx.engine or lab.spec.engine))
+    if any(room.host_of(s) == host_registry.LOCAL_NAME for s in room.seats):
+        provider.ensure_box(ctx.say, engine=engine)
     pinned = replace(ctx, provider=provider.name)
     for seat in room.seats:
         report(SeatEvent(seat, WAITING))
+
+    def one(seat: str) -> SeatEvent:
+        host = room.host_of(seat)
+        on = replace(pinned, host=None if host == host_registry.LOCAL_NAME else host)
+        return _bring_up(on, str(lab.path), seat, report)
+
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="seat") as workers:
-        finals = list(
-            workers.map(lambda s: _bring_up(pinned, str(lab.path), s, report), room.seats)
-        )
+        finals = list(workers.map(one, room.seats))
     keep_spares(pinned, str(lab.path), room.spares)
     return room, finals
+
+
+def plan(hosts: list[str], seats: int, engine: str) -> placement.Placement:
+    """Probe each named host (once, in parallel) and place `seats` seats over them; a
+    UsageError naming every host that cannot take seats, and why, before any starts."""
+    names = list(dict.fromkeys(h.strip() for h in hosts if h.strip()))
+    known = [host_registry.get(n) for n in names]  # an unknown name: its UsageError
+    with ThreadPoolExecutor(max_workers=max(1, len(known))) as workers:
+        reports = list(workers.map(_examine, known))
+    refused = placement.refusals(reports, engine)
+    if refused:
+        raise UsageError("; ".join(refused), hint="fix those hosts or leave them out of --hosts")
+    return placement.place(reports, seats)
+
+
+def _examine(host: host_registry.Host) -> probe.HostReport:
+    if not host.is_local:
+        return probe.examine(host)
+    # This machine: its cores and free memory; its base image `up` builds when missing.
+    report = probe.HostReport(host.name, "", "local", answers=True, cores=os.cpu_count() or 1)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            total, free, _ = probe.parse_facts(meminfo.read())
+    except OSError:
+        total = free = 0
+    report.memory_mib, report.free_memory_mib = total, free
+    return report
 
 
 def keep_spares(ctx: Context, lab_path: str, count: int) -> list[str]:
@@ -136,6 +180,14 @@ def seat_status(room: rooms.Room) -> list[SeatStatus]:
             rows.append(SeatStatus(seat, ABSENT, "", []))
             continue
         state = instance.load()
+        host = room.host_of(seat)
+        if host != host_registry.LOCAL_NAME:
+            # Its SSH is reached through its host (a ProxyCommand): ask over it.
+            up_now = _answers_through_host(instance)
+            rows.append(
+                SeatStatus(seat, READY if up_now else UNREACHABLE, "", state.steps_run, host)
+            )
+            continue
         address = ssh_address(instance)
         up_now = address is not None and ssh_answers(*address)
         where = f"{address[0]}:{address[1]}" if address else ""
@@ -151,6 +203,29 @@ def ssh_address(instance: Instance) -> tuple[str, int] | None:
         return None
     config = paramiko.SSHConfig.from_path(str(instance.ssh_config)).lookup("default")
     return str(config["hostname"]), int(config.get("port", 22))
+
+
+def _answers_through_host(instance: Instance, timeout: float = 10.0) -> bool:
+    """Whether the machine's SSH greets through its saved ProxyCommand (its host)."""
+    import paramiko
+
+    if not instance.ssh_config.is_file():
+        return False
+    config = paramiko.SSHConfig.from_path(str(instance.ssh_config)).lookup("default")
+    command = config.get("proxycommand")
+    if not command:
+        return ssh_answers(str(config["hostname"]), int(config.get("port", 22)))
+    try:
+        sock = paramiko.ProxyCommand(command)
+    except Exception:  # noqa: BLE001 - a proxy that cannot start is a seat not answering
+        return False
+    try:
+        sock.settimeout(timeout)
+        return sock.recv(4).startswith(b"SSH-")
+    except Exception:  # noqa: BLE001 - a dead host ends the proxy: not answering
+        return False
+    finally:
+        sock.close()
 
 
 def ssh_answers(host: str, port: int, timeout: float = 2.0) -> bool:

@@ -73,3 +73,37 @@ def test_old_room_records_are_local(tmp_path: object) -> None:
     room = Room(name="w", lab="l", lab_path="/x", seats=["w-01"], created="now")
     assert room.host_of("w-01") == "local"
     assert placement.SEAT_MIB > 0
+
+
+def _machine(grid: object, seat: str) -> str:
+    return str(grid.snapshot(seat)["rows"][0]["machine"])  # type: ignore[attr-defined]
+
+
+def test_a_host_that_does_not_answer_turns_only_its_seats_lost() -> None:
+    from labgen.workshop.grid import SEAT_READY, Grid
+    from labgen.workshop.watch import MACHINE_DOWN, Watch, lost
+
+    seats = ["w-01", "w-02", "w-03"]
+    grid = Grid(seats, ["a"], {"a"})
+    host_answers: list[str | None] = ["Connection refused", "Connection refused", None]
+    watch = Watch(
+        grid,
+        lambda line, seat: None,
+        hosts={"w-01": "local", "w-02": "sim-b", "w-03": "sim-a"},
+        host_probe=lambda host: host_answers.pop(0) if host == "sim-b" else None,
+    )
+    watch._count_host("sim-b", host_answers.pop(0))
+    assert _machine(grid, "w-02") == SEAT_READY  # one miss is not yet a lost host
+    watch._count_host("sim-b", host_answers.pop(0))
+    assert _machine(grid, "w-02") == lost("sim-b")
+    assert watch.probe_now("w-02") == lost("sim-b")  # a Check is refused, never green
+    # the seat's own probe answering (a stale connection) does not make it ready
+    watch.probe_once("w-02")
+    assert _machine(grid, "w-02") == lost("sim-b")
+    assert _machine(grid, "w-01") == SEAT_READY and _machine(grid, "w-03") == SEAT_READY
+    assert watch.probe_now("w-03") is None
+    # back: down until the seat's own probe finds it, then ready
+    watch._count_host("sim-b", host_answers.pop(0))
+    assert _machine(grid, "w-02") == MACHINE_DOWN
+    watch.probe_once("w-02")
+    assert _machine(grid, "w-02") == SEAT_READY

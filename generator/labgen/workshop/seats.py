@@ -276,6 +276,8 @@ def reset_seat(ctx: Context, lab_path: str, seat: str, report: Report) -> SeatEv
     instance = registry.instance_named(seat)
     old: threading.Thread | None = None
     if instance.exists():
+        # The fresh machine goes where the old one was (its host, `up --hosts`).
+        ctx = replace(ctx, host=instance.load().on_host or None)
         report(SeatEvent(seat, REMOVING))
         # A name no verb lists (instance dirs starting with a dot are renders in
         # progress): the seat's own name is free at once.

@@ -81,7 +81,7 @@ class RoomService:
             )
         checked = {s.id for s in steps if s.checked}
         self.grid = Grid(room.seats, [s.id for s in steps], checked, store)
-        self.watch = watching.Watch(self.grid)
+        self.watch = watching.Watch(self.grid, hosts=room.seat_hosts)
         self.checker = Checker(
             self.grid,
             self.lab,
@@ -176,6 +176,11 @@ class RoomService:
         """A MachineError saying the seat's machine is down, when a probe finds it so
         (one SSH round trip when it answers)."""
         why = self.watch.probe_now(seat)
+        if why is not None and watching.is_lost(why):
+            raise MachineError(
+                f"{seat} is {why}: nothing was checked and nothing counts against you;"
+                " the instructor sees it on the grid."
+            )
         if why is not None:
             raise MachineError(
                 f"{seat}'s machine is down: it does not answer ({why}). Nothing was checked"

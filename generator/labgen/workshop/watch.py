@@ -14,7 +14,15 @@ a restart of dockerd (a few seconds) is not a machine down. The first answer aft
 turns the row back to ready. Seats being reset, or whose reset failed, are the reset's,
 not the watch's.
 
-A seat shown down is never checked (checker.py asks `probe_now` before it records a
+A seat on another host (`workshop up --hosts`) has its host probed too, once per host
+(not per seat) every HOST_EVERY seconds: an `ssh HOST docker version` through labgen's
+ssh settings. A host that fails HOST_MISSES_FOR_LOST of them in a row turns each of its
+seats' rows to "lost (host NAME does not answer)", distinct from a machine down: its
+seats are the host's problem, not theirs (shown within HOST_EVERY x HOST_MISSES_FOR_LOST
++ HOST_TIMEOUT x 2 = 50 s at worst). When the host answers again its seats show down
+until their own probes find them.
+
+A seat shown down or lost is never checked (checker.py asks `probe_now` before it records a
 check that did not pass; service.py before an attendee's Check or "Run it for me"): a
 dead machine is the instructor's to reset, not the attendee's failure. The probes cost
 the host a thread per seat (asleep between probes) and one SSH connection per seat.
@@ -43,6 +51,10 @@ PROBE_EVERY = 4.0  # seconds between two probes of a seat
 PROBE_TIMEOUT = 3.0  # a probe with no answer by then is a miss
 MISSES_FOR_DOWN = 2  # one miss may be a busy moment; two in a row are a machine down
 RETRY_AFTER = 1.0  # seconds to the next probe after a miss
+HOST_EVERY = 10.0  # seconds between two probes of a remote host
+HOST_TIMEOUT = 12.0  # an ssh + docker version over it, with no answer by then, is a miss
+HOST_MISSES_FOR_LOST = 2
+HOST_PROBE = "docker version --format '{{.Server.Version}}'"
 # The inner Docker's ping, as the lab user (in the docker group): "OK" from a live daemon.
 PROBE = "curl -sS --max-time 2 --unix-socket /var/run/docker.sock http://docker/_ping"
 
@@ -132,6 +144,45 @@ def _ping(line: _Line) -> str | None:
     return None
 
 
+def lost(host: str) -> str:
+    """The grid's row of a seat whose host does not answer.
+
+    >>> lost("sim-b")
+    'lost (host sim-b does not answer)'
+    """
+    return f"lost (host {host} does not answer)"
+
+
+def is_lost(machine: str) -> bool:
+    """Whether a row's machine state is lost with its host."""
+    return machine.startswith("lost (host ")
+
+
+def probe_host(name: str) -> str | None:
+    """One probe of registered host `name`: None when its sshd and dockerd answer."""
+    import subprocess
+
+    from labgen.hosts import registry
+
+    try:
+        host = registry.get(name)
+        done = subprocess.run(
+            [*host.ssh_command(), HOST_PROBE],
+            capture_output=True,
+            text=True,
+            timeout=HOST_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return f"no answer within {HOST_TIMEOUT:g} s"
+    except (OSError, LabgenError) as exc:
+        return str(exc)
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        return lines[-1] if lines else f"exit status {done.returncode}"
+    return None
+
+
 def _no_answer(exc: BaseException) -> str:
     # socket.timeout is an OSError: the machine stopped answering mid-probe.
     if isinstance(exc, TimeoutError):
@@ -152,15 +203,27 @@ class Watch:
         grid: Grid,
         probe: Callable[[_Line, str], str | None] = probe_machine,
         every: float = PROBE_EVERY,
+        hosts: dict[str, str] | None = None,
+        host_probe: Callable[[str], str | None] = probe_host,
+        host_every: float = HOST_EVERY,
     ):
         self.grid, self._probe, self.every = grid, probe, every
         self._lines = {seat: _Line() for seat in grid.seats}
+        # seat -> its remote host; seats of this machine are not in it.
+        self._host_of = {s: h for s, h in (hosts or {}).items() if h and h != "local"}
+        self._host_probe, self.host_every = host_probe, host_every
+        self._host_misses: dict[str, int] = {}
+        self._lost_hosts: set[str] = set()
         self._why: dict[str, str] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._loop, args=(seat, i), name=f"watch-{seat}", daemon=True)
             for i, seat in enumerate(grid.seats)
+        ]
+        self._threads += [
+            threading.Thread(target=self._host_loop, args=(h,), name=f"watch-{h}", daemon=True)
+            for h in sorted(set(self._host_of.values()))
         ]
 
     def start(self) -> None:
@@ -196,9 +259,13 @@ class Watch:
         """Probe the seat at once (an attendee's Check is waiting): None when its machine
         answers; else why not, and the row is down, as after MISSES_FOR_DOWN misses
         (the second try on a connection opened afresh)."""
+        gone = self.host_lost(seat)
+        if gone:
+            return gone  # its host does not answer: no probe through it to wait for
         why = None
         # Already down: one try says whether it came back (a dead one costs a timeout).
-        tries = 1 if self._machine(seat) == MACHINE_DOWN else MISSES_FOR_DOWN
+        machine = self._machine(seat)
+        tries = 1 if machine == MACHINE_DOWN or is_lost(machine) else MISSES_FOR_DOWN
         for attempt in range(tries):
             why = self.probe_once(seat, fresh=attempt > 0)  # the second on a new connection
             if why is None:
@@ -226,7 +293,8 @@ class Watch:
         with self._lock:
             line = self._lines[seat]
             generation = line.generation
-        if self._machine(seat) not in (SEAT_READY, MACHINE_DOWN):
+        machine = self._machine(seat)
+        if machine not in (SEAT_READY, MACHINE_DOWN) and not is_lost(machine):
             return None  # being reset, or its reset failed: the reset's business
         with line.busy:
             if fresh:
@@ -241,9 +309,12 @@ class Watch:
     def _count(self, seat: str, line: _Line, why: str | None) -> None:
         """Under the lock: the row after a probe's answer (`why` None) or miss."""
         machine = self._machine(seat)
+        host = self._host_of.get(seat, "")
         if why is None:
             line.misses = 0
-            if machine == MACHINE_DOWN:
+            if host in self._lost_hosts:
+                return  # through a host that does not answer: not to be believed yet
+            if machine == MACHINE_DOWN or is_lost(machine):
                 self._why.pop(seat, None)
                 log.warning("seat %s answers again", seat)
                 self.grid.set_machine(seat, SEAT_READY)
@@ -253,6 +324,47 @@ class Watch:
         if line.misses >= MISSES_FOR_DOWN and machine == SEAT_READY:
             log.warning("seat %s is down: %s", seat, why)
             self.grid.set_machine(seat, MACHINE_DOWN)
+
+    def host_lost(self, seat: str) -> str:
+        """Why the seat's host is lost ("" when it answers, or the seat is local)."""
+        host = self._host_of.get(seat, "")
+        with self._lock:
+            return lost(host) if host in self._lost_hosts else ""
+
+    def _host_loop(self, host: str) -> None:
+        while not self._stop.is_set():
+            try:
+                why = self._host_probe(host)
+            except Exception:  # a bug here must not end the host's watch silently
+                log.exception("watching host %s failed", host)
+                why = None
+            self._count_host(host, why)
+            self._stop.wait(min(self.host_every, RETRY_AFTER * 2) if why else self.host_every)
+
+    def _count_host(self, host: str, why: str | None) -> None:
+        """The host's seats' rows after a probe of the host."""
+        seats = [s for s, h in self._host_of.items() if h == host]
+        with self._lock:
+            if why is None:
+                self._host_misses[host] = 0
+                if host not in self._lost_hosts:
+                    return
+                self._lost_hosts.discard(host)
+                log.warning("host %s answers again", host)
+                # Its seats' own probes say when each is back.
+                for seat in seats:
+                    if is_lost(self._machine(seat)):
+                        self.grid.set_machine(seat, MACHINE_DOWN)
+                return
+            self._host_misses[host] = self._host_misses.get(host, 0) + 1
+            if self._host_misses[host] < HOST_MISSES_FOR_LOST or host in self._lost_hosts:
+                return
+            self._lost_hosts.add(host)
+            log.warning("host %s does not answer: %s", host, why)
+            for seat in seats:
+                self._why[seat] = f"host {host} does not answer: {why}"
+                if self._machine(seat) in (SEAT_READY, MACHINE_DOWN):
+                    self.grid.set_machine(seat, lost(host))
 
     def _machine(self, seat: str) -> str:
         return str(self.grid.snapshot(seat)["rows"][0]["machine"])

@@ -89,7 +89,7 @@ def up_cmd(
 @JSON
 def status_cmd(name: str | None, as_json: bool) -> None:
     """The workshops (or workshop NAME) and whether each seat answers over SSH."""
-    display.print_status(workshop.status(name), as_json)
+    seating_display.print_status(workshop.status(name), as_json)
 
 
 @workshop_group.command("down")

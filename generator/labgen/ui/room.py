@@ -17,6 +17,7 @@ from labgen.ui.live import print_urls
 from labgen.ui.printers import print_json
 from labgen.workshop.join import RoomSeats, SeatState
 from labgen.workshop.room import Room
+from labgen.workshop.seats import SeatStatus
 
 HOW = {"": "free", "assigned": "assigned", "joined": "joined"}
 
@@ -86,3 +87,28 @@ def print_placement(hosts: list[str], workshop: str) -> None:
         counts[host] = counts.get(host, 0) + 1
     per = ", ".join(f"{escape_text(h)} {n}" for h, n in counts.items())
     out.print(f"placement: {per} (most free memory first, 135 MiB a seat, 10 seats per core)")
+
+
+def print_status(rooms: list[tuple[Room, list[SeatStatus]]], as_json: bool) -> None:
+    """`workshop status`: ui/live.py's table, with each seat's host when a workshop has
+    seats on other hosts (`up --hosts`); --json always names it."""
+
+    from labgen.ui import live
+
+    if as_json or not any(r.seat_hosts for r, _ in rooms):
+        live.print_status(rooms, as_json)
+        return
+    for room, seats in rooms:
+        title = escape_text(f"workshop {room.name} (lab {room.lab})")
+        table = Table(title=title, title_justify="left")
+        for column in ("seat", "host", "state", "ssh", "steps run"):
+            table.add_column(column)
+        for s in seats:
+            table.add_row(
+                escape_text(s.seat),
+                escape_text(s.host),
+                escape_text(s.state),
+                escape_text(s.ssh),
+                str(len(s.steps_run)),
+            )
+        out.print(table)

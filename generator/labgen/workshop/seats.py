@@ -248,9 +248,19 @@ def down_seats(name: str, jobs: int, report: Report) -> list[SeatEvent]:
     present = [s for s in room.seats if Instance(s).exists()]
     lock = threading.Lock()
     events: list[SeatEvent] = []
+    silent = _silent_hosts({Instance(s).load().on_host for s in present} - {""})
 
     def remove(seat: str) -> None:
         began = time.monotonic()
+        host = Instance(seat).load().on_host
+        if host in silent:
+            # Its machine cannot be reached: the instance dir stays, so that it is
+            # still known (and removable) once the host answers again.
+            event = SeatEvent(seat, FAILED, _left_on(seat, host, silent[host], name), 0.0, 1)
+            report(event)
+            with lock:
+                events.append(event)
+            return
         report(SeatEvent(seat, REMOVING))
         try:
             destroy(Context(), [seat], False)
@@ -267,6 +277,34 @@ def down_seats(name: str, jobs: int, report: Report) -> list[SeatEvent]:
     if all(e.state == REMOVED for e in events):
         room.remove()
     return sorted(events, key=lambda e: e.seat)
+
+
+def _silent_hosts(hosts: set[str]) -> dict[str, str]:
+    """host -> why it does not answer, for those of `hosts` that do not (one probe each,
+    in parallel)."""
+    from labgen.workshop.watch import probe_host
+
+    if not hosts:
+        return {}
+    names = sorted(hosts)
+    with ThreadPoolExecutor(max_workers=len(names)) as workers:
+        answers = list(workers.map(probe_host, names))
+    return {h: why for h, why in zip(names, answers, strict=True) if why is not None}
+
+
+def _left_on(seat: str, host: str, why: str, workshop: str) -> str:
+    """What `down` says of a seat left on a host that does not answer, and the fix.
+
+    >>> _left_on("w-02", "sim-b", "Connection refused", "w")  # doctest: +NORMALIZE_WHITESPACE
+    'left on host sim-b, which does not answer (Connection refused): its machine w-02 is
+    still there; once the host is back, `labgen workshop down w` (or `labgen destroy w-02`)
+    removes it'
+    """
+    return (
+        f"left on host {host}, which does not answer ({why}): its machine {seat} is still "
+        f"there; once the host is back, `labgen workshop down {workshop}` (or "
+        f"`labgen destroy {seat}`) removes it"
+    )
 
 
 def reset_seat(ctx: Context, lab_path: str, seat: str, report: Report) -> SeatEvent:

@@ -45,3 +45,18 @@ def test_recorded_eth0_request_is_dnated_across_docker0_and_the_veth_into_the_co
     # Other machines' and the host's events of the same run (300 kept of 2.9k), none shown.
     assert walk.hidden >= 300
     assert all(h.netns in names.values() for f in walk.flows for h in f)
+
+
+def test_recorded_raw_drop_on_28_5_is_a_netfilter_drop_in_the_machine() -> None:
+    # 28.5: from a second namespace (veth on the machine's side, not on docker0) to
+    # 172.17.0.2:5000; raw PREROUTING's `-d 172.17.0.2/32 ! -i docker0 -j DROP` drops it.
+    events = kernel.parse_events((DATA / "bpftrace-28.5-raw-drop.txt").read_text())
+    reasons = kernel.drop_reasons((DATA / "kfree_skb-format-6.18.txt").read_text())
+    walk = kernel.walk("k28", "curl 172.17.0.2:5000", events, {MACHINE_NS: "machine"})
+    drops = [d for d in walk.drops if d.src == "10.99.0.2" and d.dst == "172.17.0.2"]
+    assert drops, "the SYN and its retry were dropped"
+    assert {reasons[d.reason] for d in drops} == {"NETFILTER_DROP"}
+    assert {d.location for d in drops} == {"nft_do_chain"}
+    # It arrived on the machine's vout and went no further: never on docker0.
+    hops = [(h.dev, h.direction) for f in walk.flows for h in f]
+    assert ("vout", "in") in hops and not any(dev == "docker0" for dev, _ in hops)

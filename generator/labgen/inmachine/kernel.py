@@ -175,3 +175,16 @@ def enabled(text: str | None) -> bool:
     (True, False)
     """
     return text is None or text.strip() != "off"
+
+
+_REASON = re.compile(r'\{\s*(\d+),\s*"([A-Z0-9_]+)"\s*\}')
+
+
+def drop_reasons(format_text: str) -> dict[int, str]:
+    """The drop reasons' names by number, from tracefs's events/skb/kfree_skb/format
+    (its __print_symbolic list; the numbers change between kernels, so read, not kept).
+
+    >>> drop_reasons('print fmt: ... { 2, "NOT_SPECIFIED" }, { 12, "NETFILTER_DROP" }')[12]
+    'NETFILTER_DROP'
+    """
+    return {int(n): name for n, name in _REASON.findall(format_text)}

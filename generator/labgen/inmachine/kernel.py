@@ -188,3 +188,19 @@ def drop_reasons(format_text: str) -> dict[int, str]:
     'NETFILTER_DROP'
     """
     return {int(n): name for n, name in _REASON.findall(format_text)}
+
+
+def plain(walk: KernelWalk, reasons: dict[int, str] | None = None) -> str:
+    """The walk as plain text: one block per flow (source → destination), one line per
+    interface crossed, in order; then the drops with their reason."""
+    lines = [f"$ {walk.command}  (on {walk.machine})"]
+    for hops in walk.flows:
+        lines.append(f"\n{hops[0].src} → {hops[0].dst}")
+        lines.extend(
+            f"  {'→' if h.direction == 'out' else '←'} {h.dev:<12} {h.netns}" for h in hops
+        )
+    for drop in walk.drops:
+        why = (reasons or {}).get(drop.reason, str(drop.reason))
+        lines.append(f"\ndropped: {drop.src} → {drop.dst} at {drop.location} ({why})")
+    lines.append(f"\n({walk.hidden} events of other namespaces not shown)")
+    return "\n".join(lines)

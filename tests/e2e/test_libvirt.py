@@ -80,12 +80,33 @@ def libvirt_ready() -> None:
         pytest.skip(f"libvirt is not ready: {reason}")
 
 
+def tail(path: Path, lines: int = 40) -> str:
+    """The last `lines` of a log, or why there is none."""
+    if not path.is_file():
+        return f"({path} does not exist)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
 def timed(
-    times: dict[str, float], phase: str, action: Callable[[], subprocess.CompletedProcess[str]]
+    times: dict[str, float],
+    phase: str,
+    action: Callable[[], subprocess.CompletedProcess[str]],
+    instance: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """`action`'s result, its wall time kept in `times`; a phase that times out fails
+    with where the VM stood (Vagrant's log and the VM's console), which a CI log alone
+    cannot tell (stop 25's CI: up timed out after 900 s with no more than that)."""
     began = time.monotonic()
     try:
         return action()
+    except subprocess.TimeoutExpired as exc:
+        where = ""
+        if instance is not None:
+            where = (
+                f"\n--- {instance}/vagrant.log (last lines)\n{tail(instance / 'vagrant.log')}"
+                f"\n--- {instance}/console.log (last lines)\n{tail(instance / 'console.log')}"
+            )
+        pytest.fail(f"libvirt {phase} timed out after {exc.timeout} s{where}")
     finally:
         times[phase] = round(time.monotonic() - began, 1)
         print(f"libvirt {phase}: {times[phase]} s", file=sys.stderr, flush=True)
@@ -110,13 +131,18 @@ def test_box_build_up_run_check_destroy_leaves_nothing(
     again = labgen("box", "build", "--provider", "libvirt")
     assert again.returncode == 0 and "already built" in again.stderr + again.stdout, show(again)
 
+    # KVM or software emulation, as the box build found: the first thing to know when
+    # a VM is slow.
+    boot_dir = providers.get("libvirt").boot_dir(box_name)  # type: ignore[attr-defined]
+    print(f"libvirt driver: {tail(boot_dir / 'driver', 2)}", file=sys.stderr, flush=True)
+
     before = libvirt_state()
+    instance = labgen_home / "instances" / LAB
     try:
-        up = timed(times, "up", lambda: labgen("up", LAB, "--provider", "libvirt"))
+        up = timed(times, "up", lambda: labgen("up", LAB, "--provider", "libvirt"), instance)
         assert up.returncode == 0, show(up)
 
         # The Vagrantfile asks for the box that was built, by the same name.
-        instance = labgen_home / "instances" / LAB
         vagrantfile = (instance / "Vagrantfile").read_text()
         assert f"override.vm.box = {ruby_literal(box_name)}" in vagrantfile
 

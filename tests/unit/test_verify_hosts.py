@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from labgen.core.context import Context
+from labgen.core.errors import LabgenError
 from labgen.core.lab import load_lab
 from labgen.core.results import PASS, LabReport, StepReport
 from labgen.docs import junit
-from labgen.hosts import registry
+from labgen.hosts import probe, registry
 from labgen.verbs import verify
 
 from tests.unit.unit_helpers import invoke_labgen
@@ -59,3 +62,26 @@ def test_an_unknown_host_is_refused_before_any_machine(labgen_home: Path) -> Non
     assert not (labgen_home / "instances").exists() or not any(
         (labgen_home / "instances").iterdir()
     )
+
+
+def test_a_run_whose_host_went_away_fails_naming_the_host(
+    labgen_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry.add("rack1", "ssh://trainer@192.0.2.1")
+    lab = load_lab("netns")
+
+    def host_gone(*args: object, **kwargs: object) -> None:
+        raise LabgenError("vagrant up failed: ssh: connect to host 192.0.2.1: No route")
+
+    def silent(host: registry.Host) -> probe.HostReport:
+        found = probe.HostReport(host.name, host.url, host.kind)
+        found.problems.append((f"Docker on {host.name} does not answer over {host.url}", "x"))
+        return found
+
+    monkeypatch.setattr(verify, "up", host_gone)
+    monkeypatch.setattr(probe, "examine", silent)
+    [run] = verify.spread(verify.plan([lab], None), "rack1")
+    report = verify.verify_lab(Context(), run, verify.Destroy.ALWAYS, lambda *_: None)
+    assert not report.ok and report.host == "rack1"
+    assert report.error.startswith("host rack1 stopped answering during the run")
+    assert "No route" in report.error

@@ -273,10 +273,22 @@ def verify_lab(
             except LabgenError as exc:
                 report.error = report.error or f"destroy failed: {exc.message}"
         report.seconds = round(time.monotonic() - started, 1)
+    if not report.ok and host_name(run.host):
+        _blame_host(report, run.host)
     if not report.destroyed and instance.exists():
         event(run.label, f"kept the machine {name} (--destroy {destroy.value})")
     event(run.label, "PASSED" if report.ok else "FAILED")
     return report
+
+
+def _blame_host(report: LabReport, host: str) -> None:
+    """A failed run on another host: when that host no longer answers, say so first, so
+    the failure reads as the host's, not the lab's."""
+    found = probe.examine(hosts_registry.get(host))
+    if not found.answers:
+        what = found.problems[0][0] if found.problems else f"{host} does not answer"
+        gone = f"host {host} stopped answering during the run ({what})"
+        report.error = f"{gone}; {report.error}" if report.error else gone
 
 
 def kept_machines(reports: Sequence[LabReport]) -> list[str]:

@@ -1,8 +1,11 @@
 """The kernel walk read from a recorded bpftrace run (28.5 machine, kernel 6.18)."""
 
+import json
+import shlex
 from pathlib import Path
 
-from labgen.inmachine import kernel
+import pytest
+from labgen.inmachine import kernel, kernel_run
 
 DATA = Path(__file__).parent / "data" / "kernel"
 MACHINE_NS = 4026532186  # the machine's netns in that run
@@ -60,3 +63,40 @@ def test_recorded_raw_drop_on_28_5_is_a_netfilter_drop_in_the_machine() -> None:
     # It arrived on the machine's vout and went no further: never on docker0.
     hops = [(h.dev, h.direction) for f in walk.flows for h in f]
     assert ("vout", "in") in hops and not any(dev == "docker0" for dev, _ in hops)
+
+
+def test_recorded_script_run_to_eth0_walks_docker0_the_veth_and_the_container() -> None:
+    # kernel_run.script's whole output on a 28.5 machine: curl to its eth0 address.
+    raw = (DATA / "run-28.5-eth0.txt").read_text()
+    walk = kernel_run.read_run(raw, "k2a", "curl -s http://172.30.0.2:5000/")
+    assert walk.status == 0
+    request = [f for f in walk.flows if f[0].dst == "172.17.0.2"]
+    hops = [(h.netns, h.dev, h.direction) for f in request for h in f]
+    assert ("machine", "docker0", "out") in hops
+    assert ("http-server", "eth0", "in") in hops  # named by docker inspect of its pid
+    assert any(dev.startswith("veth") for _, dev, _ in hops)
+    assert "NETFILTER_DROP" in walk.reasons.values()
+    assert json.loads(json.dumps(walk.to_json()))["flows"]
+
+
+def test_recorded_localhost_run_keeps_curl_on_lo_and_docker_proxy_across_docker0() -> None:
+    raw = (DATA / "run-28.5-localhost.txt").read_text()
+    walk = kernel_run.read_run(raw, "k2a", "curl -s localhost:5000")
+    curl = [f for f in walk.flows if f[0].src == "127.0.0.1"]
+    assert curl and all(h.dev == "lo" for f in curl for h in f)
+    proxy = [f for f in walk.flows if f[0].src == "172.17.0.1"]  # docker-proxy's own connection
+    assert proxy and any(h.dev == "docker0" for f in proxy for h in f)
+
+
+def test_a_run_without_its_events_is_an_error_never_an_empty_walk() -> None:
+    with pytest.raises(ValueError, match="events"):
+        kernel_run.read_run(
+            "@@labgen-trace begin status\n0\n\n@@labgen-trace end status\n", "m", "c"
+        )
+
+
+def test_script_quotes_the_command_and_checks_btf_and_bpftrace_first() -> None:
+    text = kernel_run.script("curl 'a b' && echo $HOME")
+    assert shlex.quote("curl 'a b' && echo $HOME") in text
+    assert text.index("/sys/kernel/btf/vmlinux") < text.index("unshare -m")
+    assert text.index("command -v bpftrace") < text.index("unshare -m")

@@ -13,6 +13,7 @@ import click
 
 from labgen.cli.options import JSON
 from labgen.core.errors import UsageError
+from labgen.ui import kernel as ui_kernel
 from labgen.ui import views as ui_views
 from labgen.verbs import draw, trace
 
@@ -21,8 +22,22 @@ from labgen.verbs import draw, trace
 @click.argument("machine")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.option("--packets", is_flag=True, help="Also each packet's walk (xtables-monitor --trace).")
+@click.option(
+    "--kernel",
+    is_flag=True,
+    help="The kernel's view instead: each interface and namespace the command's "
+    "connections crossed, and drops with their reason (bpftrace).",
+)
+@click.option("--raw", is_flag=True, help="With --kernel: bpftrace's events as printed.")
 @JSON
-def trace_cmd(machine: str, command: tuple[str, ...], packets: bool, as_json: bool) -> None:
+def trace_cmd(
+    machine: str,
+    command: tuple[str, ...],
+    packets: bool,
+    kernel: bool,
+    raw: bool,
+    as_json: bool,
+) -> None:
     """Run COMMAND (after --) on MACHINE and show which rules its packets met.
 
     Reads every table's counters (iptables-save -c) before and after the command,
@@ -32,12 +47,24 @@ def trace_cmd(machine: str, command: tuple[str, ...], packets: bool, as_json: bo
     exit status. The words after -- are one command line for the machine's shell,
     as with `labgen ssh`: quote what your own shell should not expand.
 
+    With --kernel, the kernel's view instead: the packets of each TCP connection the
+    command opened, interface by interface through the machine's namespaces
+    (tracepoints read with bpftrace), and the packets freed with the kernel's reason.
+
     Example: labgen trace port-forwarding -- curl -s localhost:5000
     """
     if not command:
         raise UsageError("which command? `labgen trace MACHINE -- CMD`")
+    if raw and not kernel:
+        raise UsageError("--raw goes with --kernel: `labgen trace MACHINE --kernel --raw -- CMD`")
+    if kernel and packets:
+        raise UsageError("--kernel and --packets are two views: choose one")
     # Words joined as ssh and `labgen ssh` join them: the remote shell reads the line.
     line = " ".join(command)
+    if kernel:
+        walk = trace.trace_kernel(machine, line)
+        ui_kernel.print_walk(walk, as_json, raw)
+        sys.exit(walk.status)
     result = trace.trace_command(machine, line, packets=packets)
     ui_views.print_trace(result, as_json)
     sys.exit(result.status)

@@ -10,7 +10,7 @@ warns about available_filter_functions and RLIMIT_MEMLOCK and attaches. The prob
 the whole host kernel, so `walk` keeps only events in the machine's own namespaces.
 
 Standard library only: machine/render.py copies this folder into the machine.
-Not yet wired into `labgen trace` (see the session's report).
+The script that runs it around a command, and its reader: kernel_run.py.
 """
 
 from __future__ import annotations
@@ -76,6 +76,8 @@ class KernelEvent:
     dport: int = 0
     reason: int = 0
     location: str = ""
+    proto: int = 0  # IP protocol: 6 TCP, 17 UDP
+    flags: int = 0  # TCP flags: SYN 2, SYN-ACK 18
 
 
 def parse_events(text: str) -> list[KernelEvent]:
@@ -103,6 +105,8 @@ def parse_events(text: str) -> list[KernelEvent]:
                 _port(fields["dport"]) if "dport" in fields else 0,
                 int(fields.get("reason", 0)),
                 fields.get("loc", ""),
+                int(fields.get("ipp", 0)),
+                int(fields.get("f", 0)) if fields.get("ipp") == "6" else 0,
             )
         )
     return events
@@ -128,10 +132,19 @@ class KernelWalk:
     flows: list[list[Hop]] = field(default_factory=list)
     drops: list[KernelEvent] = field(default_factory=list)
     hidden: int = 0  # events outside the machine's namespaces, never shown
+    status: int = 0  # the command's exit status
+    stdout: str = ""
+    stderr: str = ""
+    reasons: dict[int, str] = field(default_factory=dict)  # drop reasons' names by number
+    raw: str = field(default="", repr=False)  # bpftrace's output as printed, for --raw
 
     def to_json(self) -> dict[str, Any]:
-        """Every field, for --json."""
-        return asdict(self)
+        """Every field but `raw` and `reasons`, each drop with its reason's name, for --json."""
+        data = asdict(self)
+        del data["raw"], data["reasons"]
+        for drop in data["drops"]:
+            drop["reason_name"] = self.reasons.get(drop["reason"], "")
+        return data
 
 
 def walk(
@@ -156,6 +169,34 @@ def walk(
             hops.append(hop)
     result.flows = list(flows.values())
     return result
+
+
+def own_flows(events: list[KernelEvent], names: dict[int, str]) -> list[KernelEvent]:
+    """The events of the connections the command opened: the TCP flows in which a SYN
+    was sent in one of the machine's namespaces (`names`), by either port, and the
+    drops of packets between the same addresses. Connections already open (the SSH
+    session reading the trace, a lab's background traffic) sent no SYN and are left out;
+    so is UDP, which has no SYN to tell the command's own from the rest.
+
+    >>> syn = KernelEvent("out", 1, "lo", 1, "a", "b", 40000, 5000, proto=6, flags=2)
+    >>> old = KernelEvent("out", 1, "eth0", 2, "c", "d", 22, 51000, proto=6, flags=16)
+    >>> own_flows([syn, old], {1: "machine"}) == [syn]
+    True
+    """
+    ports = {
+        port
+        for e in events
+        if e.netns in names and e.proto == 6 and e.flags == 2 and 22 not in (e.sport, e.dport)
+        for port in (e.sport, e.dport)
+    }
+    kept = [e for e in events if e.kind != "drop" and ports & {e.sport, e.dport}]
+    pairs = {frozenset((e.src, e.dst)) for e in kept}
+    return [
+        e
+        for e in events
+        if (e.kind != "drop" and ports & {e.sport, e.dport})
+        or (e.kind == "drop" and frozenset((e.src, e.dst)) in pairs)
+    ]
 
 
 def policy_command(on: bool) -> str:
@@ -200,7 +241,7 @@ def plain(walk: KernelWalk, reasons: dict[int, str] | None = None) -> str:
             f"  {'→' if h.direction == 'out' else '←'} {h.dev:<12} {h.netns}" for h in hops
         )
     for drop in walk.drops:
-        why = (reasons or {}).get(drop.reason, str(drop.reason))
+        why = (reasons or walk.reasons).get(drop.reason, str(drop.reason))
         lines.append(f"\ndropped: {drop.src} → {drop.dst} at {drop.location} ({why})")
     lines.append(f"\n({walk.hidden} events of other namespaces not shown)")
     return "\n".join(lines)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import io
 import shlex
 
-from labgen.core.errors import MachineError, UsageError
+from labgen.core.errors import MachineError, PrerequisiteError, UsageError
+from labgen.inmachine import kernel_run
+from labgen.inmachine.kernel import KernelWalk
 from labgen.inmachine.trace import TraceError, TraceResult
 
 # The script and its reader live in labgen.inmachine.trace_run, which the lab machine gets too
@@ -32,6 +34,7 @@ __all__ = [
     "script",
     "split_run",
     "trace_command",
+    "trace_kernel",
 ]
 
 
@@ -69,3 +72,30 @@ def trace_command(
         return read_run(out.getvalue().decode(errors="replace"), machine, command, idle, packets)
     except TraceError as exc:
         raise MachineError(f"the trace's output on {machine!r} is unreadable: {exc}") from None
+
+
+def trace_kernel(machine: str, command: str) -> KernelWalk:
+    """Run `command` on `machine` as the lab user with bpftrace watching the kernel's
+    packet tracepoints, and return the walk of the connections it opened, with the
+    command's outcome and bpftrace's raw output. PrerequisiteError (exit 2) when the
+    machine lacks BTF, bpftrace, a mountable tracefs, or bpftrace fails to attach."""
+    if not command.strip():
+        raise UsageError("which command? `labgen trace MACHINE --kernel -- CMD`")
+    instance, _, _ = registry.running(machine)
+    with ssh.connect(instance.ssh_config) as client:
+        out, err = io.BytesIO(), io.BytesIO()
+        code = ssh.run(client, kernel_run.script(command), out, err)
+    message = err.getvalue().decode(errors="replace").strip()
+    if code == kernel_run.MISSING:
+        raise PrerequisiteError(
+            f"trace --kernel cannot run on {machine!r}: {message}",
+            hint="without --kernel, `labgen trace` reads iptables' counters instead",
+        )
+    if code != 0:
+        raise MachineError(f"the kernel trace on {machine!r} failed (exit {code}): {message}")
+    try:
+        return kernel_run.read_run(out.getvalue().decode(errors="replace"), machine, command)
+    except ValueError as exc:
+        raise MachineError(
+            f"the kernel trace's output on {machine!r} is unreadable: {exc}"
+        ) from None

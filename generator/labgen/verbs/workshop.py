@@ -29,6 +29,8 @@ from labgen.workshop.placement import Placement
 from labgen.workshop.room import Room
 from labgen.workshop.seats import Report, SeatEvent, SeatStatus
 
+SEAT_HOSTS_SETTING = "seat_hosts"  # seat -> its host, in the room's database
+
 
 def up(
     ctx: Context,
@@ -60,6 +62,8 @@ def up(
             steps=db.lab_steps(lab),
             seats=room.seats,
         )
+        # Who ran where outlives the record (`down` removes it; `report` reads this).
+        store.set_setting(SEAT_HOSTS_SETTING, {s: room.host_of(s) for s in room.seats})
     return room, finals
 
 

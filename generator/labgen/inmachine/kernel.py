@@ -234,7 +234,11 @@ def drop_reasons(format_text: str) -> dict[int, str]:
 def plain(walk: KernelWalk, reasons: dict[int, str] | None = None) -> str:
     """The walk as plain text: one block per flow (source → destination), one line per
     interface crossed, in order; then the drops with their reason."""
-    lines = [f"$ {walk.command}  (on {walk.machine})"]
+    lines = [f"$ {walk.command}  (on {walk.machine}, exit {walk.status})"]
+    if not walk.flows and not walk.drops:
+        lines.append(
+            "\nNo TCP connection opened by the command was seen in the machine's namespaces."
+        )
     for hops in walk.flows:
         lines.append(f"\n{hops[0].src} → {hops[0].dst}")
         lines.extend(
@@ -243,5 +247,5 @@ def plain(walk: KernelWalk, reasons: dict[int, str] | None = None) -> str:
     for drop in walk.drops:
         why = (reasons or walk.reasons).get(drop.reason, str(drop.reason))
         lines.append(f"\ndropped: {drop.src} → {drop.dst} at {drop.location} ({why})")
-    lines.append(f"\n({walk.hidden} events of other namespaces not shown)")
+    lines.append(f"\n({walk.hidden} events of other connections or namespaces not shown)")
     return "\n".join(lines)

@@ -44,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
     """The options before `--`; the command after it is never parsed as options."""
     options = argparse.ArgumentParser(
         prog="labgen-lab trace",
-        usage="%(prog)s [--packets] [--json] -- CMD [ARG...]",
+        usage="%(prog)s [--packets | --kernel [--raw]] [--json] -- CMD [ARG...]",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
@@ -52,6 +52,12 @@ def parser() -> argparse.ArgumentParser:
     options.add_argument(
         "--packets", action="store_true", help="also each packet's walk (xtables-monitor --trace)"
     )
+    options.add_argument(
+        "--kernel",
+        action="store_true",
+        help="the kernel's view instead: interfaces and namespaces crossed, drops (bpftrace)",
+    )
+    options.add_argument("--raw", action="store_true", help="with --kernel: bpftrace's events")
     options.add_argument("--json", dest="as_json", action="store_true", help="the result as JSON")
     return options
 
@@ -143,13 +149,80 @@ def record(result: TraceResult, log: Path) -> None:
         out.write(json.dumps(trace_json(result)) + "\n")
 
 
+def kernel_flags(argv: list[str]) -> tuple[list[str], bool, bool]:
+    """`argv` without --kernel and --raw before its `--`, and whether each was there.
+
+    >>> kernel_flags(["--kernel", "--", "curl", "--raw"])
+    (['--', 'curl', '--raw'], True, False)
+    """
+    split = argv.index("--") if "--" in argv else len(argv)
+    head = argv[:split]
+    rest = [w for w in head if w not in ("--kernel", "--raw")] + argv[split:]
+    return rest, "--kernel" in head, "--raw" in head
+
+
+def kernel_main(command: str, as_json: bool, raw: bool) -> int:
+    """`--kernel`: the walk of the command's connections, unless the instructor turned it
+    off (POLICY_FILE); 2 when off or when the machine lacks what the probes need."""
+    from . import kernel, kernel_run  # only --kernel needs them (render.py ships them all)
+
+    try:
+        policy: str | None = Path(kernel.POLICY_FILE).read_text()
+    except FileNotFoundError:
+        policy = None
+    except OSError as exc:
+        policy = f"unreadable: {exc}"
+    if not kernel.enabled(policy):
+        print(
+            f"labgen-lab trace: --kernel is turned off on this machine by the instructor "
+            f"({kernel.POLICY_FILE}); without --kernel the trace reads iptables' counters",
+            file=sys.stderr,
+        )
+        return 2
+    proc = subprocess.run(
+        ["bash", "-c", kernel_run.script(command)],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        check=False,
+    )
+    if proc.returncode == kernel_run.MISSING:
+        print(f"labgen-lab trace: --kernel cannot run here: {proc.stderr.strip()}", file=sys.stderr)
+        return 2
+    if proc.returncode != 0:
+        print(
+            f"labgen-lab trace: the kernel trace failed (exit {proc.returncode}): "
+            f"{proc.stderr.strip()}",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        walk = kernel_run.read_run(proc.stdout, socket.gethostname(), command)
+    except ValueError as exc:
+        print(f"labgen-lab trace: the kernel trace's output is unreadable: {exc}", file=sys.stderr)
+        return 1
+    if raw:
+        print(walk.raw)
+    else:
+        print(json.dumps(walk.to_json(), indent=2) if as_json else kernel.plain(walk))
+    return walk.status
+
+
 def main(argv: list[str]) -> int:
     """Trace a command here; the exit status is the command's (0 after --help, 2: bad
     usage, 1: the trace itself failed)."""
+    argv, with_kernel, raw = kernel_flags(argv)
     try:
         command, packets, as_json = parse_args(argv)
     except SystemExit as exc:  # argparse has printed the help or the usage error
         return exc.code if isinstance(exc.code, int) else 2
+    if with_kernel or raw:
+        if packets or not with_kernel:
+            print(
+                "labgen-lab trace: --raw goes with --kernel, --packets without it", file=sys.stderr
+            )
+            return 2
+        return kernel_main(command, as_json, raw)
     try:
         proc = subprocess.run(
             ["bash", "-c", script(command, IDLE_SECONDS, packets)],

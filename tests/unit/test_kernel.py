@@ -2,6 +2,8 @@
 
 import json
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,23 @@ def test_script_quotes_the_command_and_checks_btf_and_bpftrace_first() -> None:
     assert shlex.quote("curl 'a b' && echo $HOME") in text
     assert text.index("/sys/kernel/btf/vmlinux") < text.index("unshare -m")
     assert text.index("command -v bpftrace") < text.index("unshare -m")
+
+
+def test_script_run_without_bpftrace_exits_missing_saying_what(tmp_path: Path) -> None:
+    # The script itself, run here with a PATH that holds no bpftrace: it stops before
+    # starting anything, with the status the callers turn into exit 2 and the part named.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("mktemp", "rm"):
+        found = shutil.which(tool)
+        assert found
+        (bin_dir / tool).symlink_to(found)
+    proc = subprocess.run(
+        ["/bin/bash", "-c", kernel_run.script("true")],
+        env={"PATH": str(bin_dir)},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == kernel_run.MISSING
+    assert "bpftrace is not installed" in proc.stderr or "no BTF" in proc.stderr
+    assert "@@labgen-trace" not in proc.stdout

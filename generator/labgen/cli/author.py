@@ -12,6 +12,8 @@ import click
 from labgen.cli.options import JSON, LABS, context
 from labgen.core.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from labgen.core.lab import LabSpec
+from labgen.inmachine import kernel
+from labgen.ui import kernel as ui_kernel
 from labgen.ui import printers as ui
 from labgen.verbs import docs, doctor, images, lint, new, render
 
@@ -126,6 +128,8 @@ def doctor_cmd(host: str | None, as_json: bool) -> None:
         return
     health = doctor.doctor()
     ui.print_doctor(health, as_json)
+    if not as_json:  # --json prints a list of providers: no room for it without breaking it
+        ui_kernel.print_kernel_view(kernel.host_view())
     sys.exit(EXIT_OK if any(h.ready for h in health) else EXIT_FAILED)
 
 

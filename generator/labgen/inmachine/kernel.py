@@ -15,6 +15,7 @@ The script that runs it around a command, and its reader: kernel_run.py.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -197,6 +198,22 @@ def own_flows(events: list[KernelEvent], names: dict[int, str]) -> list[KernelEv
         if (e.kind != "drop" and ports & {e.sport, e.dport})
         or (e.kind == "drop" and frozenset((e.src, e.dst)) in pairs)
     ]
+
+
+def host_view(root: str = "/") -> dict[str, bool]:
+    """What this kernel offers the probes, from sysfs alone (no tracefs or root needed):
+    BTF (the walk reads packets through it), the tracepoint PMU (trace --kernel's
+    probes) and the kprobe PMU (pwru's; absent on kernels built without kprobes).
+
+    >>> sorted(host_view("/nonexistent"))
+    ['btf', 'kprobes', 'tracepoints']
+    """
+    base = root.rstrip("/") + "/sys"
+    return {
+        "btf": os.path.exists(base + "/kernel/btf/vmlinux"),
+        "tracepoints": os.path.isdir(base + "/bus/event_source/devices/tracepoint"),
+        "kprobes": os.path.isdir(base + "/bus/event_source/devices/kprobe"),
+    }
 
 
 def policy_command(on: bool) -> str:

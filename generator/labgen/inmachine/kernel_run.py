@@ -41,7 +41,7 @@ while :; do
   done
   [ -e "$1/done" ] && break
   sleep 0.2
-done | sort -u -k1,1 > "$1/ns.tmp"
+done | sort -u > "$1/ns.tmp"
 mv "$1/ns.tmp" "$1/ns"
 """
 
@@ -116,23 +116,29 @@ def names(ns: str, own: str, containers: str) -> dict[int, str]:
     Namespaces of processes outside the machine are never listed: the machine's /proc
     shows its own only.
 
-    >>> names("7 1\\n8 40\\n9 netns:lab2\\n", "7", "40 /web\\n")
+    >>> names("7 1\\n8 40\\n8 41\\n9 77\\n9 netns:lab2\\n", "7", "40 /web\\n")
     {7: 'machine', 8: 'web', 9: 'netns lab2'}
     """
     by_pid = {}
     for line in containers.splitlines():
         pid, _, name = line.partition(" ")
         by_pid[pid] = name.lstrip("/")
-    result: dict[int, str] = {}
+    # One inode, several processes and maybe a name: a container's name first, then the
+    # netns's (`ip netns exec` runs its command there too), then the lowest pid.
+    ranked: dict[int, tuple[int, str]] = {}
     for line in ns.splitlines():
         inode, _, who = line.partition(" ")
         if not inode.isdigit():
             continue
-        if who.startswith("netns:"):
-            label = "netns " + who[len("netns:") :]
+        if who in by_pid:
+            rank = (0, by_pid[who])
+        elif who.startswith("netns:"):
+            rank = (1, "netns " + who[len("netns:") :])
         else:
-            label = by_pid.get(who, f"pid {who}")
-        result[int(inode)] = label
+            rank = (2, f"pid {who}")
+        if int(inode) not in ranked or rank < ranked[int(inode)]:
+            ranked[int(inode)] = rank
+    result = {inode: label for inode, (_, label) in ranked.items()}
     if own.strip().isdigit():
         result[int(own.strip())] = "machine"
     return result

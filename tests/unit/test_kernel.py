@@ -122,3 +122,15 @@ def test_script_run_without_bpftrace_exits_missing_saying_what(tmp_path: Path) -
     assert proc.returncode == kernel_run.MISSING
     assert "bpftrace is not installed" in proc.stderr or "no BTF" in proc.stderr
     assert "@@labgen-trace" not in proc.stdout
+
+
+def test_a_drop_reads_with_its_reason_name_in_text_and_json() -> None:
+    events = kernel.parse_events((DATA / "bpftrace-28.5-raw-drop.txt").read_text())
+    walk = kernel.walk("k28", "curl 172.17.0.2:5000", events, {MACHINE_NS: "machine"})
+    walk.reasons = kernel.drop_reasons((DATA / "kfree_skb-format-6.18.txt").read_text())
+    assert "dropped: 10.99.0.2 → 172.17.0.2 at nft_do_chain (NETFILTER_DROP)" in kernel.plain(walk)
+    data = json.loads(json.dumps(walk.to_json()))
+    assert {d["reason_name"] for d in data["drops"] if d["src"] == "10.99.0.2"} == {
+        "NETFILTER_DROP"
+    }
+    assert "raw" not in data

@@ -197,6 +197,14 @@ def test_pool_commands_refuse_bad_input(labgen_home: Path) -> None:
     assert not (labgen_home / "instances" / "pool-mine").exists()
 
 
+def kernel_trace_is_off(seat: str) -> None:
+    """An attendee's `labgen-lab trace --kernel` in `seat` is refused (exit 2), saying
+    the instructor turned it off: seats get it only with `workshop up --kernel-trace`."""
+    refused = labgen("ssh", seat, "--", "labgen-lab", "trace", "--kernel", "--", "true")
+    assert refused.returncode == 2, show(refused)
+    assert "turned off on this machine by the instructor" in refused.stderr, show(refused)
+
+
 def test_a_workshop_reset_hands_the_seat_a_spare(everything_destroyed: None) -> None:
     """`workshop up --spares 1` leaves one pooled machine ready; a seat whose machine
     was killed shows as unreachable in `workshop status`; the instructor's reset (the
@@ -209,6 +217,7 @@ def test_a_workshop_reset_hands_the_seat_a_spare(everything_destroyed: None) -> 
 
     up = labgen("workshop", "up", "bridge", "--seats", "1", "--spares", "1")
     assert up.returncode == 0, show(up)
+    kernel_trace_is_off("bridge-01")  # a pooled machine claimed as a seat gets the gate
     code, pooled = labgen_json("pool", "status")
     assert [p["ready"] for p in pooled] == [True], pooled
     spare = pooled[0]["name"]
@@ -234,6 +243,7 @@ def test_a_workshop_reset_hands_the_seat_a_spare(everything_destroyed: None) -> 
     )
     walked = labgen("run", "bridge-01", "--all")
     assert walked.returncode == 0, show(walked)
+    kernel_trace_is_off("bridge-01")  # and so does the spare a reset hands it
 
     assert seats.keep_spares(Context(), lab_path, 1) != []  # refilled behind the reset
     assert len(labgen_json("pool", "status")[1]) == 1

@@ -50,6 +50,13 @@ def workshop_group() -> None:
     "135 MiB a seat, at most 10 seats per core. A host that does not answer or lacks the "
     "base image is refused before any seat starts. The placement is printed first.",
 )
+@click.option(
+    "--kernel-trace",
+    is_flag=True,
+    help="Let attendees run `labgen-lab trace --kernel` in their seats. Off by default: "
+    "under the docker provider its probes load into the host's kernel and see every "
+    "seat's packets (docs/security.md).",
+)
 @ENGINE
 @PROVIDER
 @LABS
@@ -60,6 +67,7 @@ def up_cmd(
     jobs: int,
     spares: int,
     host_list: str | None,
+    kernel_trace: bool,
     engine: str | None,
     provider: str | None,
     lab_dirs: tuple[str, ...],
@@ -79,7 +87,9 @@ def up_cmd(
         chosen = workshop.place(ctx, lab, n_seats, [h for h in host_list.split(",") if h.strip()])
         seating_display.print_placement(chosen.hosts, name or workshop.lab_name(ctx, lab))
     with display.seat_progress(f"Bringing up {n_seats} seats of {lab}") as report:
-        room, finals = workshop.up(ctx, lab, n_seats, name, jobs, report, spares, chosen)
+        room, finals = workshop.up(
+            ctx, lab, n_seats, name, jobs, report, spares, chosen, kernel_trace
+        )
     display.print_up(room, finals, time.monotonic() - began)
     sys.exit(EXIT_OK if all(e.state == READY for e in finals) else EXIT_FAILED)
 

@@ -41,17 +41,21 @@ def up(
     report: Report,
     spares: int = 0,
     chosen: Placement | None = None,
+    kernel_trace: bool = False,
 ) -> tuple[Room, list[SeatEvent]]:
     """Bring up the workshop's seats (claiming pooled machines where there are some),
     then keep `spares` pooled machines ready for resets; each seat's final event. With
-    `chosen` (from `place`), each seat goes on its host."""
+    `chosen` (from `place`), each seat goes on its host. `kernel_trace`: attendees may
+    run `labgen-lab trace --kernel` in their seats (off by default)."""
     if jobs < 1:
         raise UsageError(f"-j must be at least 1, not {jobs}")
     if not 0 <= spares <= rooms.MAX_SEATS:
         raise UsageError(f"--spares must be between 0 and {rooms.MAX_SEATS}, not {spares}")
     workshop = rooms.validate_workshop_name(name or load_lab(lab_ref, ctx.labs_path).name)
     _refuse_an_earlier_rooms_database(workshop)
-    room, finals = seats.up_seats(ctx, lab_ref, n_seats, name, jobs, report, spares, chosen)
+    room, finals = seats.up_seats(
+        ctx, lab_ref, n_seats, name, jobs, report, spares, chosen, kernel_trace
+    )
     # The database from the start: `report` reads a room that was never served too.
     with db.open_room(room.name, room.created) as store:
         lab = load_lab_dir(Path(room.lab_path))

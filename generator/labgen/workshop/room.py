@@ -71,6 +71,10 @@ class Room:
     # seat name -> the registered host it runs on (`up --hosts`); absent: this machine,
     # as in records from before several hosts.
     seat_hosts: dict[str, str] = field(default_factory=dict)
+    # `labgen-lab trace --kernel` in the seats (`up --kernel-trace`): off unless the
+    # instructor allows it, since under the docker provider its probes load into the
+    # host's kernel and see every seat's packets (docs/security.md).
+    kernel_trace: bool = False
 
     def host_of(self, seat: str) -> str:
         """The host seat `seat` runs on ("local" for this machine)."""
@@ -97,7 +101,14 @@ class Room:
             self.seat_tokens.setdefault(name, new_token())
 
 
-def create(name: str, lab: str, lab_path: str, seats: int, spares: int | None = None) -> Room:
+def create(
+    name: str,
+    lab: str,
+    lab_path: str,
+    seats: int,
+    spares: int | None = None,
+    kernel_trace: bool | None = None,
+) -> Room:
     """The record of workshop `name` with `seats` seats: loaded if it exists, else new.
 
     An existing workshop keeps its tokens (URLs already handed out stay valid); it may
@@ -124,6 +135,8 @@ def create(name: str, lab: str, lab_path: str, seats: int, spares: int | None = 
     room.grow(seats)
     if spares is not None:
         room.spares = spares
+    if kernel_trace is not None:
+        room.kernel_trace = kernel_trace
     room.save()
     return room
 

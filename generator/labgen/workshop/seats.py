@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from labgen.core.context import Context
-from labgen.core.errors import LabgenError, UsageError
+from labgen.core.errors import LabgenError, MachineError, UsageError
 from labgen.core.lab import load_lab
 from labgen.hosts import probe
 from labgen.hosts import registry as host_registry
@@ -69,14 +69,17 @@ def up_seats(
     report: Report,
     spares: int = 0,
     chosen: placement.Placement | None = None,
+    kernel_trace: bool = False,
 ) -> tuple[rooms.Room, list[SeatEvent]]:
     """Bring up seats 1..`seats` of workshop `name` (default: the lab's name), `jobs` at
     a time, claiming pooled machines where the pool has them; then keep `spares` pooled
     machines ready for resets. With `chosen` (from `plan`), seat i goes on its host i
-    ("local" is this machine). Returns the room and each seat's last event."""
+    ("local" is this machine). `kernel_trace`: whether attendees may run `labgen-lab
+    trace --kernel` there (written into each seat). Returns the room and each seat's
+    last event."""
     lab = load_lab(lab_ref, ctx.labs_path)
     engine = recipe.engine(ctx.engine or lab.spec.engine)
-    room = rooms.create(name or lab.name, lab.name, str(lab.path), seats, spares)
+    room = rooms.create(name or lab.name, lab.name, str(lab.path), seats, spares, kernel_trace)
     if chosen is not None:
         for seat, host in zip(room.seats, chosen.hosts, strict=False):
             if seat not in room.seat_hosts or not Instance(seat).exists():
@@ -94,7 +97,7 @@ def up_seats(
     def one(seat: str) -> SeatEvent:
         host = room.host_of(seat)
         on = replace(pinned, host=None if host == host_registry.LOCAL_NAME else host)
-        return _bring_up(on, str(lab.path), seat, report)
+        return _bring_up(on, str(lab.path), seat, report, room.kernel_trace)
 
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="seat") as workers:
         finals = list(workers.map(one, room.seats))
@@ -147,8 +150,10 @@ def keep_spares(ctx: Context, lab_path: str, count: int) -> list[str]:
     return [pool.make(provider, engine, ctx.say) for _ in range(count - len(ready))]
 
 
-def _bring_up(ctx: Context, lab_path: str, seat: str, report: Report) -> SeatEvent:
-    """One seat, tried at most twice; its final event."""
+def _bring_up(
+    ctx: Context, lab_path: str, seat: str, report: Report, kernel_trace: bool = False
+) -> SeatEvent:
+    """One seat, tried at most twice, its kernel-trace policy written; its final event."""
     began = time.monotonic()
     error = ""
     for attempt in (1, 2):
@@ -160,6 +165,7 @@ def _bring_up(ctx: Context, lab_path: str, seat: str, report: Report) -> SeatEve
         say("")
         try:
             up(ctx.with_say(say), lab_path, seat)
+            _write_kernel_policy(seat, kernel_trace)
         except LabgenError as exc:
             error = exc.message.splitlines()[0] if exc.message else type(exc).__name__
             continue
@@ -169,6 +175,25 @@ def _bring_up(ctx: Context, lab_path: str, seat: str, report: Report) -> SeatEve
     event = SeatEvent(seat, FAILED, error, round(time.monotonic() - began, 1), 2)
     report(event)
     return event
+
+
+def _write_kernel_policy(seat: str, on: bool) -> None:
+    """Turn `labgen-lab trace --kernel` on or off in the seat's machine. A seat whose
+    policy could not be written is not ready: without the file the machine allows it."""
+    import io
+
+    from labgen.inmachine import kernel
+    from labgen.machine import ssh
+
+    instance, _, _ = registry.running(seat)
+    err = io.BytesIO()
+    with ssh.connect(instance.ssh_config) as client:
+        code = ssh.run(client, kernel.policy_command(on), io.BytesIO(), err)
+    if code != 0:
+        raise MachineError(
+            f"could not write {kernel.POLICY_FILE} on {seat} (exit {code}): "
+            f"{err.getvalue().decode(errors='replace').strip()}"
+        )
 
 
 def seat_status(room: rooms.Room) -> list[SeatStatus]:
@@ -307,7 +332,9 @@ def _left_on(seat: str, host: str, why: str, workshop: str) -> str:
     )
 
 
-def reset_seat(ctx: Context, lab_path: str, seat: str, report: Report) -> SeatEvent:
+def reset_seat(
+    ctx: Context, lab_path: str, seat: str, report: Report, kernel_trace: bool = False
+) -> SeatEvent:
     """Give a seat a fresh machine (the instructor's reset): the old one is moved aside
     and destroyed in the background while the seat claims a spare from the pool (or,
     without one, is brought up as at first)."""
@@ -324,7 +351,7 @@ def reset_seat(ctx: Context, lab_path: str, seat: str, report: Report) -> SeatEv
         old = threading.Thread(target=registry.teardown, args=(aside,), name=f"gone-{seat}")
         old.start()
     try:
-        return _bring_up(ctx, lab_path, seat, report)
+        return _bring_up(ctx, lab_path, seat, report, kernel_trace)
     finally:
         if old is not None:
             old.join()

@@ -161,7 +161,9 @@ class RoomService:
 
         def work() -> None:
             try:
-                final = seat_ops.reset_seat(self.ctx, self.room.lab_path, seat, ready_at_once)
+                final = seat_ops.reset_seat(
+                    self.ctx, self.room.lab_path, seat, ready_at_once, self.room.kernel_trace
+                )
                 self.grid.set_machine(seat, SEAT_READY if final.state == "ready" else SEAT_FAILED)
             finally:
                 lock.release()

@@ -21,11 +21,14 @@ says what): the caller's exit 2, nothing was traced."""
 
 # Root's side, in a private mount namespace so the tracefs mount dies with bpftrace
 # (the machine's /sys/kernel/tracing stays empty, as it was). $$ is bpftrace's pid after
-# exec: the script stops it with SIGINT by that pid.
+# exec: the script stops it with SIGINT by that pid. The watcher stops it too when the
+# script ($2) is gone however it ended (killed, its SSH connection dropped), so that no
+# probe (nor its folder) outlives the trace.
 _BPFTRACE = """\
 mount -t tracefs tracefs /sys/kernel/tracing 2>"$1/mount.err" || exit 97
 cat /sys/kernel/tracing/events/skb/kfree_skb/format > "$1/format" 2>/dev/null
 echo $$ > "$1/pid"
+( while [ -e "/proc/$2" ]; do sleep 1; done; kill -INT $$ 2>/dev/null; rm -rf "$1" ) &
 exec bpftrace "$1/prog.bt"
 """
 
@@ -67,14 +70,14 @@ cleanup() {{
   rm -rf "$d"
 }}
 trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+trap 'exit 130' INT TERM HUP PIPE
 missing() {{ echo "$*" >&2; exit {MISSING}; }}
 [ -r /sys/kernel/btf/vmlinux ] || missing "this kernel has no BTF (/sys/kernel/btf/vmlinux): \
 the probes read a packet's addresses through it"
 command -v bpftrace >/dev/null || missing "bpftrace is not installed in the machine"
 sudo -n true 2>/dev/null || missing "the lab user cannot run sudo -n (bpftrace needs root)"
 printf '%s' {q(PROGRAM)} > "$d/prog.bt"
-sudo -n unshare -m sh -c {q(_BPFTRACE)} sh "$d" > "$d/events" 2> "$d/bpftrace.err" &
+sudo -n unshare -m sh -c {q(_BPFTRACE)} sh "$d" $$ > "$d/events" 2> "$d/bpftrace.err" &
 bt=$!
 n=0
 until grep -q '^@@ready' "$d/events" 2>/dev/null; do

@@ -75,6 +75,9 @@ def test_a_failed_seat_is_retried_once_and_the_others_are_unaffected(
             return "box", False
 
     monkeypatch.setattr(seats, "up", fake_up)
+    # No machine came up, so none has a kernel-trace policy to write (tests/e2e/test_pool.py
+    # checks that a real seat's is written).
+    monkeypatch.setattr(seats, "_write_kernel_policy", lambda seat, on: None)
     monkeypatch.setattr(seats.providers, "choose", lambda provider, say: Box())
     events: list[seats.SeatEvent] = []
     room, finals = seats.up_seats(Context(), "port-forwarding", 4, "pf", 2, events.append)

@@ -6,6 +6,8 @@
 - time to trace a request to the machine's eth0 address on port-forwarding (whole CLI
   call, and the command's own time; the trace includes a 1 s idle interval);
 - the same with --packets;
+- the same with --kernel (bpftrace started, attached and stopped around the command:
+  the walk's cost beside the counters');
 - time and size to draw netns after its last step, as SVG and as PNG.
 
 Runs in a labgen home of its own and destroys every machine it makes.
@@ -43,7 +45,7 @@ def median(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     rounds = parser.parse_args().rounds
     home = Path(tempfile.mkdtemp(prefix="labgen-bench-views-"))
     os.environ["LABGEN_HOME"] = str(home)
@@ -66,6 +68,20 @@ def main() -> None:
                 own.append(json.loads(proc.stdout)["seconds"])
             label = "trace --packets" if packets else "trace"
             print(f"{label} eth0 request: {median(walls)}; the command itself {median(own)}")
+        kernel = []
+        for _ in range(rounds):
+            wall, proc = labgen(
+                "trace",
+                "port-forwarding",
+                "--kernel",
+                "--json",
+                "--",
+                f"curl -s -o /dev/null http://{ETH0}:5000",
+            )
+            if not json.loads(proc.stdout)["flows"]:  # a walk of nothing is no figure
+                raise SystemExit(f"trace --kernel walked no connection:\n{proc.stdout}")
+            kernel.append(wall)
+        print(f"trace --kernel eth0 request: {median(kernel)}")
         labgen("up", "netns")
         labgen("run", "netns", "--all")
         out = home / "pictures"

@@ -16,7 +16,7 @@ from helpers import labgen, show
 pytestmark = pytest.mark.e2e
 
 LAB = "port-forwarding"
-ENGINES = ("28.5", "20.10")
+ENGINES = ("28.5", "26.1", "20.10")
 SECOND_NS = (
     "sudo sh -c 'ip netns add lab2 && ip link add vout type veth peer name vin"
     " && ip link set vin netns lab2 && ip addr add 10.99.0.1/24 dev vout && ip link set vout up"
@@ -74,6 +74,27 @@ def test_the_kernel_walk_of_port_forwarding(bring_up: Callable[..., str], engine
     curl = hops(local, "127.0.0.1")
     assert curl and {dev for _, dev, _ in curl} == {"lo"}
     assert ("machine", "docker0", "out") in hops(local, "172.17.0.1")
+
+    # The hairpin: another container asks eth0's address. Its request goes out of its
+    # eth0 and into the machine on docker0, where the DNAT rule (`! -i docker0`) does not
+    # apply: docker-proxy's socket answers it, and the proxy's own connection from
+    # docker0's address reaches http-server (the userland proxy, every engine's default).
+    # The lab's own offline image, never pulled (the machine has no registry).
+    hairpin = walk(
+        "sudo docker run --rm --pull never python:3.7-slim python3 -c "
+        f"\"import urllib.request; urllib.request.urlopen('http://{eth0}:5000/')\""
+    )
+    assert hairpin["status"] == 0, (hairpin["stderr"], hairpin["stdout"])
+    clients = {
+        flow[0]["src"]
+        for flow in hairpin["flows"]
+        if flow[0]["src"].startswith("172.17.0.") and flow[0]["src"] not in (server, "172.17.0.1")
+    }
+    assert clients, hairpin
+    from_client = [hop for src in clients for hop in hops(hairpin, src)]
+    assert ("machine", "docker0", "in") in from_client, hairpin
+    assert any(dev == "eth0" and way == "out" for _, dev, way in from_client), hairpin
+    assert ("http-server", "eth0", "in") in hops(hairpin, "172.17.0.1"), hairpin
 
     raw = labgen("trace", LAB, "--kernel", "--raw", "--", "curl -s -o /dev/null localhost:5000")
     assert raw.returncode == 0, show(raw)

@@ -32,7 +32,7 @@ tracepoint:net:net_dev_queue, tracepoint:net:netif_receive_skb {
     $ip = (struct iphdr *)($skb->head + $skb->network_header);
     $t = $skb->head + $skb->network_header + ((*(uint8 *)$ip) & 0xf) * 4;
     printf("%s ns=%u dev=%s ifi=%d saddr=%s daddr=%s ipp=%u sport=%u dport=%u f=%u t=%llu\n",
-      probe, $skb->dev->nd_net.net->ns.inum, str(args->name), $skb->dev->ifindex,
+      probe, $skb->dev->nd_net.net->ns.inum, $skb->dev->name, $skb->dev->ifindex,
       ntop($ip->saddr), ntop($ip->daddr), $ip->protocol,
       *(uint16 *)$t, *(uint16 *)($t + 2), *(uint8 *)($t + 13), nsecs);
   }

@@ -100,6 +100,35 @@ def guide_command(labgen_home: Path, cwd: Path | None = None, machine: str = LAB
     return f"cd {where} && {env} {run}; echo GUIDE-EXIT=$?; sleep 600"
 
 
+def resume_check_trace_walk(command: str) -> None:
+    """The guide again: it resumes at curl, `c` says not yet, `t` traces curl's rules and
+    `k` walks its packets through the kernel (curl's connection on lo, the proxy's on
+    docker0)."""
+    term = Terminal(command)
+    try:
+        term.wait_for("Resuming lab port-forwarding at step 3 of 9")
+        term.wait_for("Step 3 of 9: curl")
+        term.type("c")  # "I ran it myself": the checks say not yet, with the hint
+        screen = term.wait_for("not yet")
+        assert "hint:" in screen
+        screen = term.wait_for("[r] retry")
+        assert "[t] trace it" in screen  # the lab marks curl `trace: true`
+        term.type("t")  # its trace: localhost meets no rule (docker-proxy answers)
+        screen = term.wait_for("$ curl -XGET http://localhost:5000  (exit 0")
+        assert "DNAT" not in screen.split("tracing it:")[-1], screen
+        screen = term.wait_for("[r] retry")
+        assert "[k] kernel walk" in screen
+        term.type("k")  # where its packets went: curl's connection on lo, the proxy's on docker0
+        screen = term.wait_for("events of other connections or namespaces not shown")
+        walk = screen.split("tracing it: labgen trace port-forwarding --kernel")[-1]
+        assert "127.0.0.1 → 127.0.0.1" in walk and "docker0" in walk, screen
+        term.wait_for("[r] retry")
+        term.type("q")
+        assert "GUIDE-EXIT=0" in term.wait_for("GUIDE-EXIT=")
+    finally:
+        term.close()
+
+
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (scripts/setup-tests.sh)")
 def test_interactive_guide_advance_check_quit_resume(
     machine: str, labgen_home: Path, tmp_path: Path
@@ -134,23 +163,7 @@ def test_interactive_guide_advance_check_quit_resume(
     code, checked = labgen_json("check", LAB)
     assert checked["target_step"] == "publish-port" and code == 0, checked
 
-    term = Terminal(guide_command(labgen_home, tmp_path))
-    try:
-        term.wait_for("Resuming lab port-forwarding at step 3 of 9")
-        term.wait_for("Step 3 of 9: curl")
-        term.type("c")  # "I ran it myself": the checks say not yet, with the hint
-        screen = term.wait_for("not yet")
-        assert "hint:" in screen
-        screen = term.wait_for("[r] retry")
-        assert "[t] trace it" in screen  # the lab marks curl `trace: true`
-        term.type("t")  # its trace: localhost meets no rule (docker-proxy answers)
-        screen = term.wait_for("$ curl -XGET http://localhost:5000  (exit 0")
-        assert "DNAT" not in screen.split("tracing it:")[-1], screen
-        term.wait_for("[r] retry")
-        term.type("q")
-        assert "GUIDE-EXIT=0" in term.wait_for("GUIDE-EXIT=")
-    finally:
-        term.close()
+    resume_check_trace_walk(guide_command(labgen_home, tmp_path))
 
 
 USER_BRIDGE = Path(__file__).parent / "labs" / "user-bridge"

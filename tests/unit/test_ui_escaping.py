@@ -38,11 +38,13 @@ from labgen.core.results import (
     StepReport,
     UpResult,
 )
+from labgen.inmachine.kernel import Hop, KernelEvent, KernelWalk
 from labgen.inmachine.trace import Hit, PacketWalk, Route, TraceResult, TraceStep
 from labgen.machine.providers.base import BoxInfo, Probe, ProviderHealth
 from labgen.network.diff import Change, Diff
 from labgen.network.wiring import End, Interface, Namespace, Picture, Wiring
 from labgen.ui import console, guide_screen, live, printers, views
+from labgen.ui import kernel as kernel_view
 from labgen.workshop.room import Room
 from labgen.workshop.seats import FAILED, SeatEvent, SeatStatus
 
@@ -64,6 +66,7 @@ NO_OUTSIDE_TEXT = {
     "guide_screen.TerminalScreen.ask_after",
     "guide_screen.TerminalScreen.running",
     "guide_screen.TerminalScreen.command_failed",
+    "kernel.print_kernel_view",
 }
 
 STEP = Step.model_construct(
@@ -224,8 +227,22 @@ CASES: dict[str, Callable[[], object]] = {
     "guide_screen.TerminalScreen.picture": lambda: SCREEN.picture(PICTURE),
     "guide_screen.TerminalScreen.tracing": lambda: SCREEN.tracing(M, M),
     "guide_screen.TerminalScreen.trace": lambda: SCREEN.trace(TRACE),
+    "guide_screen.TerminalScreen.walk": lambda: SCREEN.walk(KERNEL_WALK),
+    "kernel.print_walk": lambda: kernel_view.print_walk(KERNEL_WALK),
+    "kernel.print_kernel_view": lambda: kernel_view.print_kernel_view({"btf": True}),
     "guide_screen.TerminalScreen.error": lambda: SCREEN.error(ERROR),
 }
+
+
+# A walk whose every text (the command, a namespace's and an interface's name, where a
+# packet was dropped and why) carries the markers.
+KERNEL_WALK = KernelWalk(
+    machine=M,
+    command=M,
+    flows=[[Hop(netns=M, dev=M, direction="out", src=M, dst=M)]],
+    drops=[KernelEvent("drop", 1, M, 2, M, M, reason=12, location=M)],
+    reasons={12: M},
+)
 
 
 def public_functions(module: ModuleType) -> set[str]:
@@ -246,7 +263,7 @@ def public_functions(module: ModuleType) -> set[str]:
 
 def test_every_printer_has_a_case() -> None:
     printers_found = set().union(
-        *(public_functions(m) for m in (printers, views, live, guide_screen))
+        *(public_functions(m) for m in (printers, views, live, guide_screen, kernel_view))
     )
     assert printers_found - CASES.keys() == set(), "printers without a case below"
     assert CASES.keys() - printers_found == set(), "cases of printers that are gone"

@@ -9,9 +9,11 @@ from __future__ import annotations
 from labgen.core.errors import LabgenError
 from labgen.core.lab import Step
 from labgen.core.results import CheckRun
+from labgen.inmachine.kernel import KernelWalk
 from labgen.inmachine.trace import TraceResult
 from labgen.network.diff import Diff
 from labgen.network.wiring import Picture
+from labgen.ui import kernel as kernel_view
 from labgen.ui import printers, views
 
 
@@ -60,11 +62,15 @@ class TerminalScreen:
     def picture(self, picture: Picture) -> None:
         views.print_picture(picture, as_json=False)
 
-    def tracing(self, machine: str, command: str) -> None:
-        printers.note(f"tracing it: labgen trace {machine} -- {command}")
+    def tracing(self, machine: str, command: str, kernel: bool = False) -> None:
+        flag = " --kernel" if kernel else ""
+        printers.note(f"tracing it: labgen trace {machine}{flag} -- {command}")
 
     def trace(self, result: TraceResult) -> None:
         views.print_trace(result, as_json=False)
+
+    def walk(self, result: KernelWalk) -> None:
+        kernel_view.print_walk(result)
 
     def error(self, exc: LabgenError) -> None:
         printers.error(exc)

@@ -29,14 +29,15 @@ def print_walk(walk: KernelWalk, as_json: bool = False, raw: bool = False) -> No
             "namespaces (UDP and connections already open are not shown)."
         )
     for hops in walk.flows:
-        out.print(f"\n[bold]{hops[0].src} → {hops[0].dst}[/]")
+        out.print(f"\n[bold]{escape_text(hops[0].src)} → {escape_text(hops[0].dst)}[/]")
         for hop in hops:
             arrow = "[cyan]→[/] out" if hop.direction == "out" else "[magenta]←[/] in "
             out.print(f"  {arrow}  {escape_text(hop.dev):<16} [dim]{escape_text(hop.netns)}[/]")
     for drop in walk.drops:
         why = walk.reasons.get(drop.reason, str(drop.reason))
         out.print(
-            f"\n[red]dropped[/] {drop.src} → {drop.dst} at {escape_text(drop.location)} "
+            f"\n[red]dropped[/] {escape_text(drop.src)} → {escape_text(drop.dst)} "
+            f"at {escape_text(drop.location)} "
             f"([bold]{escape_text(why)}[/])"
         )
     out.print(f"\n[dim]({walk.hidden} events of other connections or namespaces not shown)[/]")

@@ -136,9 +136,10 @@ def guide_keys(picture: bool = False, trace: bool = False) -> str:
     """The guide's extra keys, appended to its prompts (ui/printers.py has the others).
 
     >>> guide_keys(picture=True, trace=True)
-    '   [t] trace it   [p] picture'
+    '   [t] trace it   [k] kernel walk   [p] picture'
     """
-    return ("   [t] trace it" if trace else "") + ("   [p] picture" if picture else "")
+    traced = "   [t] trace it   [k] kernel walk" if trace else ""
+    return traced + ("   [p] picture" if picture else "")
 
 
 def _flow(header: str) -> str:

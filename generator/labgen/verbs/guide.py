@@ -5,7 +5,8 @@ learner runs it in `labgen ssh` and comes back to check); the output; what chang
 in the kernel's network state; and the step's checks as "done / not yet". The guide
 resumes after the furthest step done: the same record `status` and `check` read.
 At either prompt `p` writes a picture of the machine's network as it is (labgen draw);
-after a step the lab marks `trace: true` ran, `t` traces its command (labgen trace).
+after a step the lab marks `trace: true` ran, `t` traces its command (labgen trace) and
+`k` follows its packets through the kernel (labgen trace --kernel).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from labgen.checks.runner import run_checks
 from labgen.core.errors import LabgenError
 from labgen.core.lab import Step
 from labgen.core.results import CheckRun, GuideResult
+from labgen.inmachine.kernel import KernelWalk
 from labgen.inmachine.trace import TraceResult
 from labgen.machine import registry, ssh
 from labgen.machine.steps import Session, furthest_done, record_done, run_step
@@ -46,8 +48,9 @@ class Screen(Protocol):
     def verdict(self, run: CheckRun) -> None: ...
     def finished(self, lab: str, total: int) -> None: ...
     def picture(self, picture: Picture) -> None: ...
-    def tracing(self, machine: str, command: str) -> None: ...
+    def tracing(self, machine: str, command: str, kernel: bool = False) -> None: ...
     def trace(self, result: TraceResult) -> None: ...
+    def walk(self, result: KernelWalk) -> None: ...
     def error(self, exc: LabgenError) -> None: ...
 
 
@@ -128,6 +131,7 @@ class _Walk:
         actions = dict(picture)
         if step.trace:  # offered after the step: the trace runs its command again
             actions["t"] = partial(_trace, self.machine, step, self.screen)
+            actions["k"] = partial(_walk, self.machine, step, self.screen)
         allowed = ("", "b", "q", *(("r",) if retry else ()))
         after = _ask(partial(self.screen.ask_after, retry, "t" in actions), allowed, actions)
         if after == "q":
@@ -166,6 +170,16 @@ def _trace(machine: str, step: Step, screen: Screen) -> None:
     screen.tracing(machine, step.robot_command.strip())
     try:
         screen.trace(trace.trace_command(machine, step.robot_command))
+    except LabgenError as exc:
+        screen.error(exc)
+
+
+def _walk(machine: str, step: Step, screen: Screen) -> None:
+    """Run the step's command again under `labgen trace --kernel` and show where its
+    packets went; a machine where the probes cannot run says what it lacks."""
+    screen.tracing(machine, step.robot_command.strip(), kernel=True)
+    try:
+        screen.walk(trace.trace_kernel(machine, step.robot_command))
     except LabgenError as exc:
         screen.error(exc)
 
